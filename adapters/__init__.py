@@ -1,0 +1,1 @@
+"""Thin protocol adapters that carry setpoints to devices and telemetry back."""

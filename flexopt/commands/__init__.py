@@ -1,0 +1,1 @@
+"""Command groups of the ``flexopt`` CLI, one module per group."""

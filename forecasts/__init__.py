@@ -1,0 +1,1 @@
+"""Baseline forecasts of uncontrolled load and PV, judged against naive baselines."""

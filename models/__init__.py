@@ -1,0 +1,1 @@
+"""One MILP formulation per asset type, behind the interface in :mod:`flexopt.models.base`."""
