@@ -1,0 +1,61 @@
+"""The JSON mapping of a vendor API: fill body/path templates, read fields by dotted path.
+
+Shared by the HTTP adapter and the simulated cloud, so a new vendor layout is configuration only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_WHOLE = re.compile(r"^\{(\w+)\}$")
+
+
+def render(template: Any, values: dict[str, Any]) -> Any:
+    """Fill ``{name}`` placeholders. A string that is exactly one placeholder keeps the value's type
+    (``"{value}"`` -> 21.5, ``"{on}"`` -> true); mixed strings are formatted as text."""
+    if isinstance(template, dict):
+        return {k: render(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, values) for v in template]
+    if isinstance(template, str):
+        m = _WHOLE.match(template)
+        if m and m.group(1) in values:
+            return values[m.group(1)]
+        return template.format(**values)
+    return template
+
+
+def find_placeholder(template: Any, body: Any) -> tuple[str, Any] | None:
+    """Walk a template next to a filled body and return (placeholder name, filled value) of the
+    first whole-string placeholder; used by the simulator to read what the adapter sent."""
+    if isinstance(template, dict) and isinstance(body, dict):
+        for k, v in template.items():
+            if k in body and (hit := find_placeholder(v, body[k])):
+                return hit
+    elif isinstance(template, list) and isinstance(body, list):
+        for t, b in zip(template, body, strict=False):
+            if hit := find_placeholder(t, b):
+                return hit
+    elif isinstance(template, str) and (m := _WHOLE.match(template)):
+        return m.group(1), body
+    return None
+
+
+def get_path(obj: Any, dotted: str) -> Any:
+    """``data.items.0.power`` -> obj["data"]["items"][0]["power"]; KeyError when missing."""
+    for part in dotted.split("."):
+        if isinstance(obj, list) and part.isdigit():
+            obj = obj[int(part)]
+        elif isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        else:
+            raise KeyError(dotted)
+    return obj
+
+
+def set_path(obj: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value

@@ -1,0 +1,57 @@
+"""``flexopt validate`` and ``flexopt schema``: check a portfolio before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flexopt.config_loader import PortfolioError, load_portfolio
+from flexopt.portfolio import Portfolio
+from flexopt.summary import summarise
+
+EXIT_INVALID = 2
+
+
+def load_or_exit(path: Path):
+    """The validated portfolio, or every problem printed and exit code 2 (no traceback)."""
+    try:
+        return load_portfolio(path)
+    except PortfolioError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def print_summary(loaded, console: Console) -> None:
+    s = summarise(loaded)
+    console.print(f"[bold]{s.name}[/bold]: {s.sites} site(s), {sum(s.devices_by_type.values())} devices, "
+                  f"{sum(s.power_kw_by_type.values()):,.1f} kW rated, {s.storage_kwh:,.1f} kWh storage")
+    table = Table("site", "name", "devices", "rated kW", title="sites")
+    for sid, name, n, kw in s.per_site:
+        table.add_row(sid, name, str(n), f"{kw:,.1f}")
+    console.print(table)
+    types = Table("asset type", "devices", "rated kW", title="assets by type")
+    for kind, n in sorted(s.devices_by_type.items()):
+        types.add_row(kind, str(n), f"{s.power_kw_by_type[kind]:,.1f}")
+    console.print(types)
+    console.print("protocols: " + (", ".join(f"{p} ({n})" for p, n in sorted(s.protocols.items())) or "none"))
+    for name, text in s.data_sources.items():
+        console.print(f"data source {name}: {text}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def validate(portfolio: Path = typer.Argument(..., help="portfolio YAML file")) -> None:
+        """Validate a portfolio and print its summary; exit 2 with every problem when it is invalid."""
+        console = Console()
+        loaded = load_or_exit(portfolio)
+        print_summary(loaded, console)
+        console.print("[green]valid[/green]")
+
+    @app.command()
+    def schema() -> None:
+        """Print the JSON Schema of portfolio files."""
+        typer.echo(json.dumps(Portfolio.model_json_schema(), indent=2))

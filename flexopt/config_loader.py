@@ -1,0 +1,371 @@
+"""Load a portfolio YAML file (with includes), validate it and report every problem readably.
+
+A problem names the file, the path inside it (``sites[2].assets[0].energy_kwh``), what is wrong and
+what is allowed. Callers get either a :class:`~flexopt.portfolio.Portfolio` or a
+:class:`PortfolioError` holding all problems at once, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from flexopt.portfolio import ASSET_TYPES, Portfolio, SeriesRef
+
+_MERGED_LISTS = ("sites", "congestion_points")
+_MERGED_DICTS = ("data_sources",)
+_ENDPOINT_TAGS = ("iec104", "modbus", "ocpp", "http")
+
+
+def display_path(path: Path) -> str:
+    """The path as the user knows it: relative to the working directory when below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class PortfolioError(Exception):
+    """Every problem found in a portfolio; its string form is what the user reads."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in the portfolio:"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+@dataclass
+class LoadedPortfolio:
+    """A validated portfolio and where it came from (for run records and hashes)."""
+
+    portfolio: Portfolio
+    path: Path
+    files: list[Path]
+    base_dir: Path
+
+
+# --- reading YAML ----------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path, problems: list[Problem]) -> dict | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(Problem(display_path(path), "", "file not found; check the path"))
+        return None
+    except OSError as exc:
+        problems.append(Problem(str(path), "", f"cannot read the file: {exc.strerror}"))
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problems.append(Problem(str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(Problem(str(path), "", "the top level must be a mapping (key: value)"))
+        return None
+    return data
+
+
+def _resolve_paths(node: Any, base: Path) -> Any:
+    """Make ``path`` and ``*_file`` values absolute relative to the file that states them."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if isinstance(value, str) and (key == "path" or str(key).endswith("_file")):
+                p = Path(value).expanduser()
+                out[key] = str(p if p.is_absolute() else (base / p).resolve())
+            else:
+                out[key] = _resolve_paths(value, base)
+        return out
+    if isinstance(node, list):
+        return [_resolve_paths(v, base) for v in node]
+    return node
+
+
+def _load_tree(
+    path: Path, problems: list[Problem], seen: list[Path], origins: dict[tuple[str, int], tuple[str, int]]
+) -> dict:
+    """Read ``path`` and merge its includes: lists are concatenated, mappings must not collide."""
+    path = path.resolve()
+    if path in seen:
+        problems.append(Problem(str(path), "include", "included twice (or in a cycle)"))
+        return {}
+    seen.append(path)
+    data = _read_yaml(path, problems)
+    if data is None:
+        return {}
+    includes = data.pop("include", []) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        problems.append(Problem(str(path), "include", "must be a list of file paths"))
+        includes = []
+    data = _resolve_paths(data, path.parent)
+    for key in _MERGED_LISTS:
+        for i in range(len(data.get(key) or [])):
+            origins[(key, i)] = (display_path(path), i)
+    for inc in includes:
+        inc_path = Path(inc)
+        inc_path = inc_path if inc_path.is_absolute() else path.parent / inc_path
+        sub = _load_tree(inc_path, problems, seen, origins_sub := {})
+        for key, value in sub.items():
+            if key in _MERGED_LISTS:
+                mine = data.setdefault(key, []) or []
+                offset = len(mine)
+                if not isinstance(value, list):
+                    continue
+                data[key] = mine + value
+                for (k, i), origin in origins_sub.items():
+                    if k == key:
+                        origins[(key, offset + i)] = origin
+            elif key in _MERGED_DICTS:
+                mine = data.setdefault(key, {}) or {}
+                for name in set(mine) & set(value or {}):
+                    problems.append(Problem(str(inc_path), f"{key}.{name}", "defined in more than one file"))
+                data[key] = {**(value or {}), **mine}
+            elif key not in data:
+                data[key] = value
+    return data
+
+
+# --- turning pydantic errors into problems ---------------------------------------------------
+
+
+def _strip_tags(loc: tuple) -> list:
+    """Drop the discriminator tags pydantic inserts (``assets.0.battery.x`` -> ``assets.0.x``)."""
+    out: list = []
+    for i, part in enumerate(loc):
+        prev = loc[i - 2] if i >= 2 else None
+        if isinstance(part, str) and (
+            (part in ASSET_TYPES and prev == "assets") or (part in _ENDPOINT_TAGS and loc[i - 1] == "endpoint")
+        ):
+            continue
+        if isinstance(part, str) and part in ("float", "SeriesRef", "function-after[_order()]"):
+            continue
+        out.append(part)
+    return out
+
+
+def _format_loc(parts: list) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _unwrap(ann: Any) -> Any:
+    """Strip Annotated[...] and Optional[...] so containers and models show through."""
+    while True:
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is typing.Annotated:
+            ann = args[0]
+        elif origin in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
+            ann = next(a for a in args if a is not type(None))
+        else:
+            return ann
+
+
+def _model_for(ann: Any, node: Any) -> type[BaseModel] | None:
+    """The model an annotation means for this raw node (discriminated unions pick by type/protocol)."""
+    ann = _unwrap(ann)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+        for model in members:
+            for tag in ("type", "protocol"):
+                f = model.model_fields.get(tag)
+                if isinstance(node, dict) and f and node.get(tag) in typing.get_args(f.annotation):
+                    return model
+        return members[0] if len(members) == 1 else None
+    return None
+
+
+def _model_at(parts: list, raw: dict) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at ``parts`` (for listing its allowed keys)."""
+    ann: Any = Portfolio
+    node: Any = raw
+    for part in parts:
+        container = _unwrap(ann)
+        if typing.get_origin(container) in (list, dict):
+            ann = typing.get_args(container)[-1]
+        else:
+            model = _model_for(ann, node)
+            if model is None or part not in model.model_fields:
+                return None
+            ann = model.model_fields[part].annotation
+        node = node[part] if _has(node, part) else None
+    return _model_for(ann, node)
+
+
+def _has(node: Any, part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _describe(err: dict, parts: list, raw: dict) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        key = parts[-1]
+        model = _model_at(parts[:-1], raw)
+        if model is not None:
+            allowed = list(model.model_fields)
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return f"unknown key{hint}; allowed keys: {', '.join(allowed)}"
+        return "unknown key; check the spelling against `flexopt schema`"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return f"{ctx.get('discriminator', '').strip(chr(39))}: unknown value {ctx.get('tag')!r}; allowed: " \
+               f"{ctx.get('expected_tags', '')}"
+    if kind == "union_tag_not_found":
+        return f"needs a '{err.get('ctx', {}).get('discriminator', 'type').strip(chr(39))}' field"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if kind in ("literal_error", "enum"):
+        return f"{msg} (got {value!r})"
+    if not isinstance(value, (dict, list)):
+        msg = f"{msg} (got {value!r})"
+    return msg
+
+
+def _problems_from_validation(exc: ValidationError, raw: dict, main_file: str,
+                              origins: dict) -> list[Problem]:
+    problems = []
+    seen_msgs: set[tuple[str, str]] = set()
+    for err in exc.errors():
+        parts = _strip_tags(tuple(err["loc"]))
+        # a number-or-series field reports both union branches; keep the clearer one
+        if err["type"] in ("model_type", "model_attributes_type") and parts and "price" in str(parts[-1]):
+            continue
+        file = main_file
+        if len(parts) >= 2 and isinstance(parts[1], int) and (parts[0], parts[1]) in origins:
+            file, local_index = origins[(parts[0], parts[1])]
+            shown = [parts[0], local_index, *parts[2:]]
+        else:
+            shown = parts
+        path, msg = _format_loc(shown), _describe(err, parts, raw)
+        if (path, msg) in seen_msgs:
+            continue
+        seen_msgs.add((path, msg))
+        problems.append(Problem(file, path, msg))
+    return problems
+
+
+# --- checks across the whole file ------------------------------------------------------------
+
+
+def _series_refs(portfolio: Portfolio) -> list[tuple[str, str]]:
+    """(path, source name) for every series reference in the portfolio."""
+    refs: list[tuple[str, str]] = []
+
+    def visit(obj: Any, path: str) -> None:
+        if isinstance(obj, SeriesRef):
+            refs.append((path, obj.source))
+        elif isinstance(obj, BaseModel):
+            for name in type(obj).model_fields:
+                visit(getattr(obj, name), f"{path}.{name}" if path else name)
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                visit(v, f"{path}[{i}]")
+
+    visit(portfolio, "")
+    return refs
+
+
+def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
+    from flexopt.timeseries import check_source_columns
+
+    problems: list[Problem] = []
+
+    def where(site_index: int) -> tuple[str, int]:
+        return origins.get(("sites", site_index), (main_file, site_index))
+
+    site_ids: dict[str, int] = {}
+    asset_ids: dict[str, str] = {}
+    cps = {cp.id for cp in pf.congestion_points}
+    if len(cps) != len(pf.congestion_points):
+        problems.append(Problem(main_file, "congestion_points", "congestion point ids must be unique"))
+    for si, site in enumerate(pf.sites):
+        file, li = where(si)
+        if site.id in site_ids:
+            problems.append(Problem(file, f"sites[{li}].id", f"duplicate site id {site.id!r}; ids must be unique"))
+        site_ids[site.id] = si
+        if site.congestion_point is not None and site.congestion_point not in cps:
+            known = ", ".join(sorted(cps)) or "none defined"
+            problems.append(Problem(file, f"sites[{li}].congestion_point",
+                                    f"unknown congestion point {site.congestion_point!r}; defined: {known}"))
+        for ai, asset in enumerate(site.assets):
+            if asset.id in asset_ids:
+                problems.append(Problem(file, f"sites[{li}].assets[{ai}].id",
+                                        f"duplicate asset id {asset.id!r} (also in site {asset_ids[asset.id]!r}); "
+                                        "asset ids must be unique in the portfolio"))
+            asset_ids[asset.id] = site.id
+    for path, name in _series_refs(pf):
+        if name not in pf.data_sources:
+            known = ", ".join(sorted(pf.data_sources)) or "none defined"
+            file, shown = main_file, path
+            if path.startswith("sites["):
+                si = int(path[6:path.index("]")])
+                file, li = where(si)
+                shown = f"sites[{li}]" + path[path.index("]") + 1:]
+            problems.append(Problem(file, f"{shown}.source",
+                                    f"unknown data source {name!r}; defined in data_sources: {known}"))
+    for name, src in pf.data_sources.items():
+        msg = check_source_columns(src)
+        if msg:
+            problems.append(Problem(main_file, f"data_sources.{name}.path", msg))
+    if pf.dso_limits_file is not None and not pf.dso_limits_file.is_file():
+        problems.append(Problem(main_file, "dso_limits_file", f"file not found: {pf.dso_limits_file}"))
+    return problems
+
+
+def load_portfolio(path: str | Path) -> LoadedPortfolio:
+    """Read, merge, validate and cross-check a portfolio; raise PortfolioError with every problem."""
+    path = Path(path)
+    problems: list[Problem] = []
+    files: list[Path] = []
+    origins: dict[tuple[str, int], tuple[str, int]] = {}
+    raw = _load_tree(path, problems, files, origins)
+    if problems:
+        raise PortfolioError(problems)
+    shown = display_path(path)
+    try:
+        pf = Portfolio.model_validate(raw)
+    except ValidationError as exc:
+        raise PortfolioError(_problems_from_validation(exc, raw, shown, origins)) from None
+    problems = _cross_check(pf, shown, origins)
+    if problems:
+        raise PortfolioError(problems)
+    return LoadedPortfolio(portfolio=pf, path=path.resolve(), files=files, base_dir=path.resolve().parent)

@@ -1,0 +1,117 @@
+"""Device endpoints: how flexopt reaches an asset, one model per protocol.
+
+Secrets never live in the portfolio: fields ending in ``_env`` name environment variables.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- IEC 60870-5-104 -------------------------------------------------------------------------
+
+
+class Iec104Points(_Strict):
+    """Information object addresses (IOA) of one asset at its RTU."""
+
+    setpoint_ioa: int = Field(ge=1, le=16_777_215, description="C_SE_NC_1 active-power setpoint (kW)")
+    active_power_ioa: int = Field(ge=1, le=16_777_215, description="M_ME_NC_1 active power P (kW)")
+    reactive_power_ioa: int | None = Field(default=None, ge=1, le=16_777_215, description="Q (kvar)")
+    voltage_ioa: int | None = Field(default=None, ge=1, le=16_777_215, description="V (V)")
+    soc_ioa: int | None = Field(default=None, ge=1, le=16_777_215, description="state of charge (%)")
+    availability_ioa: int | None = Field(
+        default=None, ge=1, le=16_777_215, description="M_SP_NA_1, on = available"
+    )
+
+
+class Iec104Endpoint(_Strict):
+    protocol: Literal["iec104"]
+    host: str
+    port: int = Field(default=2404, ge=1, le=65535)
+    common_address: int = Field(default=1, ge=1, le=65534)
+    points: Iec104Points
+    command_timeout_ms: int = Field(default=2000, ge=100, le=60_000)
+
+
+# --- Modbus TCP ------------------------------------------------------------------------------
+
+ModbusDataType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+
+
+class ModbusRegister(_Strict):
+    """One value in a holding/input register map: physical = raw * scale + offset."""
+
+    address: int = Field(ge=0, le=65535)
+    data_type: ModbusDataType = "int16"
+    scale: float = 1.0
+    offset: float = 0.0
+    table: Literal["holding", "input", "coil", "discrete"] = "holding"
+    word_order: Literal["big", "little"] = "big"
+    unit: str = Field(default="", description="physical unit after scaling, e.g. kW, degC, %")
+
+
+class ModbusEndpoint(_Strict):
+    protocol: Literal["modbus"]
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    device_id: int = Field(default=1, ge=0, le=255, description="Modbus unit id")
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    registers: dict[str, ModbusRegister] = Field(
+        description="named points: setpoint, active_power, reactive_power, voltage, soc, temperature, "
+        "availability, ...",
+    )
+
+
+# --- OCPP ------------------------------------------------------------------------------------
+
+
+class OcppEndpoint(_Strict):
+    """A charge point connecting to flexopt's central system (flexopt is the CSMS)."""
+
+    protocol: Literal["ocpp"]
+    charge_point_id: str = Field(min_length=1)
+    version: Literal["1.6", "2.0.1"] = "1.6"
+    connector_id: int = Field(default=1, ge=0, description="1.6 connector / 2.0.1 EVSE id")
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the HTTP Basic password (security profile 1)"
+    )
+    charging_rate_unit: Literal["W", "A"] = "W"
+
+
+# --- HTTP device clouds ----------------------------------------------------------------------
+
+
+class HttpRequestSpec(_Strict):
+    """One call of a vendor API; ``{name}`` placeholders are filled from the setpoint and device."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH"] = "GET"
+    path: str
+    body: dict | None = Field(default=None, description="JSON body template, placeholders like {value}")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="telemetry name -> dotted path in the JSON response (e.g. power_kw: data.power)",
+    )
+
+
+class HttpEndpoint(_Strict):
+    protocol: Literal["http"]
+    base_url: str
+    device_id: str = Field(min_length=1, description="the vendor's id of the device")
+    token_env: str | None = Field(default=None, description="environment variable holding the bearer token")
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    retries: int = Field(default=2, ge=0, le=10)
+    setpoint: HttpRequestSpec
+    telemetry: HttpRequestSpec
+    setpoint_unit: Literal["kW", "W", "degC", "on_off", "A"] = "kW"
+
+
+Endpoint = Annotated[
+    Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint, Field(discriminator="protocol")
+]
+PROTOCOLS = ("iec104", "modbus", "ocpp", "http")

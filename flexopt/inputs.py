@@ -1,0 +1,106 @@
+"""Every time series a run needs, resolved once onto the run's horizon.
+
+Asset formulations ask for ``inputs.values(ref)`` and get a numpy array on the horizon in canonical
+units (kW, EUR/kWh, degC); where a value came from (file, resampling, gaps filled, forecast model)
+is recorded for the run's report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from flexopt.config_loader import LoadedPortfolio
+from flexopt.portfolio import SeriesRef
+from flexopt.timeseries import SeriesReport, day_index, horizon_index, load_on_index
+
+# A forecaster turns the history of a data source into values on the horizon. It returns the values
+# and a note (the model used); :mod:`flexopt.forecasts` provides the real one.
+Forecaster = Callable[[str, pd.Series, pd.DatetimeIndex], tuple[pd.Series, str]]
+
+
+@dataclass
+class Horizon:
+    """The intervals of a run: UTC starts, their length, and the local zone for calendars."""
+
+    index: pd.DatetimeIndex
+    tz: str
+
+    @classmethod
+    def for_day(cls, day: dt.date, tz: str, resolution_min: int = 15) -> Horizon:
+        return cls(day_index(day, tz, resolution_min), tz)
+
+    @classmethod
+    def between(cls, start: dt.datetime, end: dt.datetime, tz: str, resolution_min: int = 15) -> Horizon:
+        return cls(horizon_index(start, end, tz, resolution_min), tz)
+
+    @property
+    def n(self) -> int:
+        return len(self.index)
+
+    @property
+    def dt_h(self) -> float:
+        return (self.index[1] - self.index[0]).total_seconds() / 3600.0
+
+    @property
+    def ends(self) -> pd.DatetimeIndex:
+        return self.index + (self.index[1] - self.index[0])
+
+    @property
+    def local(self) -> pd.DatetimeIndex:
+        return self.index.tz_convert(self.tz)
+
+    def local_minutes(self) -> np.ndarray:
+        """Minutes since local midnight of each interval start (for daily windows)."""
+        loc = self.local
+        return (loc.hour * 60 + loc.minute).to_numpy()
+
+
+@dataclass
+class Inputs:
+    """Series of one run, keyed by data-source name, cached so each file is read once."""
+
+    loaded: LoadedPortfolio
+    horizon: Horizon
+    forecaster: Forecaster | None = None
+    reports: dict[str, SeriesReport] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    _cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def values(self, ref: float | SeriesRef | None, default: float = 0.0) -> np.ndarray:
+        """The value of a number-or-series field on every interval of the horizon."""
+        n = self.horizon.n
+        if ref is None:
+            return np.full(n, default, dtype=float)
+        if isinstance(ref, int | float):
+            return np.full(n, float(ref), dtype=float)
+        return self.source(ref.source) * ref.scale
+
+    def source(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = self._load(name)
+        return self._cache[name]
+
+    def _load(self, name: str) -> np.ndarray:
+        src = self.loaded.portfolio.data_sources[name]
+        if src.kind == "history":
+            if self.forecaster is None:
+                from flexopt.forecasting_bridge import default_forecaster
+
+                self.forecaster = default_forecaster
+            from flexopt.timeseries import read_source
+
+            history, report = read_source(src, name)
+            history = history[history.index < self.horizon.index[0]]
+            values, model = self.forecaster(name, history, self.horizon.index)
+            self.reports[name] = report
+            self.models[name] = model
+            return values.to_numpy(dtype=float)
+        values, report = load_on_index(src, self.horizon.index, name)
+        self.reports[name] = report
+        self.models[name] = "as given (forecast series)"
+        return values.to_numpy(dtype=float)

@@ -1,0 +1,392 @@
+"""The portfolio: sites, their grid connection, congestion points and every asset with its physics.
+
+These pydantic models are the single source of truth for the configuration format; ``flexopt schema``
+prints their JSON Schema. Unknown keys are errors (they are usually typos). Loading from YAML, includes
+and readable error reports live in :mod:`flexopt.config_loader`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from flexopt.endpoints import Endpoint
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Efficiency = Annotated[float, Field(gt=0, le=1)]
+Archetype = Literal["Adopter", "Gadger", "Eco", "Comfy"]
+UNITS = ("W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "1")
+Unit = Literal["W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "1"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown timezone {name!r}; use an IANA name such as 'Europe/Madrid' or 'UTC'"
+        ) from exc
+    return name
+
+
+TimezoneName = Annotated[str, AfterValidator(check_timezone)]
+
+
+# --- time series -----------------------------------------------------------------------------
+
+
+class DataSource(Strict):
+    """A time series in a CSV or Parquet file. Relative paths are relative to the YAML file."""
+
+    path: Path
+    column: str = Field(description="column holding the values")
+    time_column: str = Field(default="timestamp", description="column holding the interval starts")
+    unit: Unit = Field(description="unit of the values in the file; converted on load")
+    timezone: TimezoneName = Field(
+        default="UTC",
+        description="timezone of timestamps without an offset (local wall-clock time is allowed, DST included)",
+    )
+    kind: Literal["forecast", "history"] = Field(
+        default="forecast",
+        description="forecast: values for the scheduled day are in the file; history: flexopt forecasts them",
+    )
+    synthetic: bool = Field(default=False, description="true for generated (not measured) series")
+    description: str = ""
+
+
+class SeriesRef(Strict):
+    """A reference to a data source, optionally scaled (e.g. a 3 kWp profile used for a 40 kWp array)."""
+
+    source: str = Field(description="name of an entry in data_sources")
+    scale: float = Field(default=1.0, description="multiplier applied after unit conversion")
+
+
+NumberOrSeries = float | SeriesRef
+
+
+# --- tariffs, congestion points --------------------------------------------------------------
+
+
+class Tariff(Strict):
+    """Energy prices and grid fees in EUR; a number is a constant, ``{source: ...}`` a series."""
+
+    import_price_eur_per_kwh: NumberOrSeries
+    export_price_eur_per_kwh: NumberOrSeries = 0.0
+    grid_fee_import_eur_per_kwh: float = Field(default=0.0, ge=0)
+    grid_fee_export_eur_per_kwh: float = Field(default=0.0, ge=0)
+    peak_charge_eur_per_kw: float = Field(
+        default=0.0, ge=0, description="charge on the highest import of the day at the site"
+    )
+
+
+class CongestionPoint(Strict):
+    """A DSO congestion point: the sum of its sites' net power is kept within these limits."""
+
+    id: Identifier
+    name: str = ""
+    import_limit_kw: float | None = Field(default=None, gt=0)
+    export_limit_kw: float | None = Field(default=None, ge=0)
+
+
+class Penalties(Strict):
+    """Prices of soft-constraint violations. Large, so they only bind when nothing else is possible."""
+
+    limit_eur_per_kwh: float = Field(default=10.0, gt=0, description="connection or congestion limit breach")
+    comfort_eur_per_degc_h: float = Field(default=5.0, gt=0, description="indoor/tank temperature outside band")
+    ev_energy_eur_per_kwh: float = Field(default=5.0, gt=0, description="EV energy missing at departure")
+    terminal_soc_eur_per_kwh: float = Field(default=1.0, gt=0, description="battery below terminal SoC")
+
+
+# --- assets ----------------------------------------------------------------------------------
+
+
+class AssetBase(Strict):
+    id: Identifier
+    name: str = ""
+    count: int = Field(default=1, ge=1, le=100_000, description="number of identical devices")
+    endpoint: Endpoint | None = None
+    notes: str = Field(default="", description="assumptions behind the parameters")
+
+
+class Battery(AssetBase):
+    type: Literal["battery"]
+    power_kw: float | None = Field(default=None, gt=0, description="charge and discharge limit")
+    charge_power_kw: float | None = Field(default=None, gt=0)
+    discharge_power_kw: float | None = Field(default=None, gt=0)
+    energy_kwh: float = Field(gt=0, description="usable capacity per unit")
+    soc_min_pct: Percent = 5.0
+    soc_max_pct: Percent = 95.0
+    initial_soc_pct: Percent = 50.0
+    terminal_soc_pct: Percent | None = Field(default=None, description="default: the initial SoC")
+    charge_efficiency: Efficiency = 0.95
+    discharge_efficiency: Efficiency = 0.95
+    degradation_cost_eur_per_kwh: float = Field(default=0.0, ge=0, description="per kWh discharged")
+
+    @field_validator("soc_max_pct")
+    @classmethod
+    def _max_above_min(cls, v: float, info: ValidationInfo) -> float:
+        lo = info.data.get("soc_min_pct")
+        if lo is not None and v <= lo:
+            raise ValueError(f"must be above soc_min_pct ({lo:g}); lower soc_min_pct or raise soc_max_pct")
+        return v
+
+    @model_validator(mode="after")
+    def _power_and_soc(self) -> Battery:
+        if self.power_kw is None and (self.charge_power_kw is None or self.discharge_power_kw is None):
+            raise ValueError("give power_kw, or both charge_power_kw and discharge_power_kw")
+        for name in ("initial_soc_pct", "terminal_soc_pct"):
+            v = getattr(self, name)
+            if v is not None and not self.soc_min_pct <= v <= self.soc_max_pct:
+                raise ValueError(
+                    f"{name} ({v:g}) must lie between soc_min_pct ({self.soc_min_pct:g}) "
+                    f"and soc_max_pct ({self.soc_max_pct:g})"
+                )
+        return self
+
+    @property
+    def max_charge_kw(self) -> float:
+        return self.charge_power_kw or self.power_kw  # type: ignore[return-value]
+
+    @property
+    def max_discharge_kw(self) -> float:
+        return self.discharge_power_kw or self.power_kw  # type: ignore[return-value]
+
+
+class PV(AssetBase):
+    type: Literal["pv"]
+    peak_kw: float = Field(gt=0)
+    curtailable: bool = False
+    generation_kw: SeriesRef | None = Field(
+        default=None, description="expected output (positive); default: none, the array produces nothing"
+    )
+    series_peak_kw: float | None = Field(
+        default=None, gt=0, description="peak of the array the series was measured on; output is scaled"
+    )
+
+
+class EvSession(Strict):
+    """A daily charging session: the vehicle plugs in at arrival and must have its energy by departure."""
+
+    arrival_local: dt.time
+    departure_local: dt.time
+    energy_kwh: float = Field(gt=0, description="energy the vehicle needs by departure")
+    units: int | None = Field(default=None, ge=1, description="how many of the chargers see it (default: all)")
+    vehicle_battery_kwh: float | None = Field(default=None, gt=0, description="needed for V2G")
+    arrival_soc_pct: Percent | None = None
+    min_soc_pct: Percent = Field(default=20.0, description="V2G never discharges below this")
+
+    @model_validator(mode="after")
+    def _order(self) -> EvSession:
+        if self.departure_local <= self.arrival_local:
+            raise ValueError(
+                f"departure_local ({self.departure_local}) must be after arrival_local ({self.arrival_local}) "
+                "on the same day"
+            )
+        return self
+
+
+class EvCharger(AssetBase):
+    type: Literal["ev_charger"]
+    max_charge_kw: float = Field(gt=0)
+    max_discharge_kw: float = Field(default=0.0, ge=0, description="> 0 for bidirectional (V2G) chargers")
+    current_type: Literal["ac", "dc"] = "ac"
+    phases: Literal[1, 3] = 3
+    voltage_v: float = Field(default=230.0, gt=0, description="phase voltage")
+    min_current_a: float = Field(
+        default=6.0, ge=0, description="AC chargers cannot charge below this; 0 = no minimum"
+    )
+    sessions: list[EvSession] = Field(default_factory=list)
+
+    @property
+    def min_charge_kw(self) -> float:
+        if self.current_type == "dc":
+            return 0.0
+        return min(self.max_charge_kw, self.min_current_a * self.voltage_v * self.phases / 1000.0)
+
+    @model_validator(mode="after")
+    def _units(self) -> EvCharger:
+        used = sum(s.units or self.count for s in self.sessions)
+        if used > self.count:
+            raise ValueError(f"sessions use {used} chargers but count is {self.count}")
+        for s in self.sessions:
+            if self.max_discharge_kw > 0 and s.vehicle_battery_kwh is None:
+                raise ValueError("a bidirectional charger's sessions need vehicle_battery_kwh")
+        return self
+
+
+class ComfortWindow(Strict):
+    """Allowed temperature band from start to end (local time) every day."""
+
+    start_local: dt.time
+    end_local: dt.time
+    min_temp_c: float
+    max_temp_c: float
+
+    @model_validator(mode="after")
+    def _band(self) -> ComfortWindow:
+        if self.max_temp_c <= self.min_temp_c:
+            raise ValueError(f"max_temp_c ({self.max_temp_c}) must be above min_temp_c ({self.min_temp_c})")
+        return self
+
+
+class Thermal(AssetBase):
+    """A building zone or heat pump: 1R1C, C dT/dt = (T_out - T_in)/R + COP * P_el (minus when cooling)."""
+
+    max_electric_kw: float = Field(gt=0)
+    min_electric_kw: float = Field(default=0.0, ge=0, description="> 0: compressor runs at least this when on")
+    mode: Literal["heating", "cooling", "both"] = "heating"
+    cop_heating: float = Field(default=3.0, gt=0)
+    cop_cooling: float = Field(default=3.0, gt=0)
+    thermal_resistance_k_per_kw: float = Field(gt=0, description="R between indoor and outdoor")
+    thermal_capacitance_kwh_per_k: float = Field(gt=0, description="C of the zone")
+    initial_temp_c: float
+    outdoor_temp_c: NumberOrSeries
+    default_min_temp_c: float = Field(description="band outside the comfort windows")
+    default_max_temp_c: float
+    comfort: list[ComfortWindow] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _band(self) -> Thermal:
+        if self.default_max_temp_c <= self.default_min_temp_c:
+            raise ValueError("default_max_temp_c must be above default_min_temp_c")
+        if self.min_electric_kw > self.max_electric_kw:
+            raise ValueError("min_electric_kw must not exceed max_electric_kw")
+        return self
+
+
+class Climate(Thermal):
+    type: Literal["climate"]
+
+
+class HeatPump(Thermal):
+    type: Literal["heat_pump"]
+
+
+class HotWaterDraw(Strict):
+    at_local: dt.time
+    litres: float = Field(gt=0, description="litres of mixed water at draw_temp_c")
+
+
+class WaterHeater(AssetBase):
+    """A one-node tank with a resistive element that is either on or off."""
+
+    type: Literal["water_heater"]
+    volume_l: float = Field(gt=0)
+    element_kw: float = Field(gt=0)
+    min_temp_c: float = Field(default=45.0, description="comfort and hygiene minimum")
+    max_temp_c: float = Field(default=75.0)
+    initial_temp_c: float = 60.0
+    thermostat_c: float = Field(default=60.0, description="set temperature of the unmanaged thermostat")
+    cold_water_temp_c: float = 15.0
+    ambient_temp_c: float = 20.0
+    draw_temp_c: float = Field(default=40.0, description="temperature of the mixed water at the tap")
+    standby_loss_w_per_k: float = Field(default=1.5, ge=0, description="tank UA value")
+    draws: list[HotWaterDraw] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _temps(self) -> WaterHeater:
+        if self.max_temp_c <= self.min_temp_c:
+            raise ValueError(f"max_temp_c ({self.max_temp_c}) must be above min_temp_c ({self.min_temp_c})")
+        if not self.min_temp_c <= self.thermostat_c <= self.max_temp_c:
+            raise ValueError("thermostat_c must lie between min_temp_c and max_temp_c")
+        return self
+
+
+class Load(AssetBase):
+    """Consumption flexopt does not control (positive kW)."""
+
+    type: Literal["load"]
+    power_kw: NumberOrSeries
+
+
+Asset = Annotated[
+    Battery | PV | EvCharger | Climate | HeatPump | WaterHeater | Load, Field(discriminator="type")
+]
+ASSET_TYPES = ("battery", "pv", "ev_charger", "climate", "heat_pump", "water_heater", "load")
+
+
+# --- sites and portfolio ---------------------------------------------------------------------
+
+
+class Location(Strict):
+    city: str = ""
+    region: str = ""
+    country: str = Field(default="", description="ISO 3166 alpha-2, e.g. ES, FR")
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+
+class Connection(Strict):
+    """Grid connection limits at the meter (load convention: import positive)."""
+
+    import_limit_kw: float | None = Field(default=None, gt=0)
+    export_limit_kw: float | None = Field(default=None, ge=0)
+
+
+class Site(Strict):
+    id: Identifier
+    name: str = ""
+    location: Location = Location()
+    timezone: TimezoneName | None = Field(default=None, description="default: the portfolio's")
+    archetype: Archetype | None = Field(default=None, description="customer archetype of the seed (WP2 D2.1)")
+    user_type: str = ""
+    connection: Connection = Connection()
+    congestion_point: str | None = None
+    tariff: Tariff | None = Field(default=None, description="default: the portfolio's tariff")
+    assets: list[Asset] = Field(default_factory=list)
+
+
+class PortfolioInfo(Strict):
+    name: str = Field(min_length=1)
+    timezone: TimezoneName = "Europe/Madrid"
+    resolution_min: int = Field(default=15, description="interval length; must divide 60")
+    currency: Literal["EUR"] = "EUR"
+    description: str = ""
+
+    @field_validator("resolution_min")
+    @classmethod
+    def _divides_hour(cls, v: int) -> int:
+        if v <= 0 or 60 % v:
+            raise ValueError("must divide 60 (5, 10, 15, 20, 30 or 60)")
+        return v
+
+
+class Portfolio(Strict):
+    portfolio: PortfolioInfo
+    data_sources: dict[str, DataSource] = Field(default_factory=dict)
+    tariff: Tariff
+    penalties: Penalties = Penalties()
+    congestion_points: list[CongestionPoint] = Field(default_factory=list)
+    dso_limits_file: Path | None = Field(
+        default=None,
+        description="CSV of DSO limit windows: congestion_point,start,end,max_import_kw,max_export_kw",
+    )
+    sites: list[Site] = Field(min_length=1)
+
+    # convenience ---------------------------------------------------------------------------
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.portfolio.timezone)
+
+    def site_tariff(self, site: Site) -> Tariff:
+        return site.tariff or self.tariff
+
+    def assets(self) -> list[tuple[Site, AssetBase]]:
+        return [(site, asset) for site in self.sites for asset in site.assets]

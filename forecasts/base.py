@@ -1,0 +1,60 @@
+"""What every forecasting model sees and returns, and the shared gap-filling rule for lagged features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flexopt.forecasts.features import SeriesData
+
+
+@dataclass(frozen=True)
+class Window:
+    """One forecast origin: train on grid rows [train_start, cutoff), predict the ``target`` rows."""
+
+    train_start: int
+    cutoff: int
+    target: np.ndarray
+
+
+@dataclass
+class Prediction:
+    point: np.ndarray  # kW at the target rows
+    train_residuals: np.ndarray  # actual minus fitted on training rows, a fallback for intervals
+
+
+class Model:
+    """A forecaster. ``family`` is "naive", "statistical" or "external"; ``min_days`` of history it needs."""
+
+    name: str = "model"
+    family: str = "statistical"
+    min_days: float = 1.0
+    kinds: tuple[str, ...] = ("load", "pv")
+
+    def predict(self, data: SeriesData, window: Window) -> Prediction:
+        raise NotImplementedError
+
+
+def train_rows(data: SeriesData, window: Window) -> np.ndarray:
+    """Training rows with a known value."""
+    rows = np.arange(window.train_start, window.cutoff)
+    return rows[np.isfinite(data.y[rows])]
+
+
+def profile(data: SeriesData, column: str, rows: np.ndarray, fallback: float) -> np.ndarray:
+    """A lagged feature at ``rows`` with gaps filled from the 4-week mean, the 7-day mean, then ``fallback``."""
+    values = data.features[column].to_numpy()[rows].copy()
+    for backup in ("mean_4w", "mean_7d"):
+        missing = ~np.isfinite(values)
+        if not missing.any():
+            break
+        values[missing] = data.features[backup].to_numpy()[rows][missing]
+    values[~np.isfinite(values)] = fallback
+    return values
+
+
+def level(data: SeriesData, window: Window) -> float:
+    """Median of the known training values (0 when there are none): the last-resort forecast."""
+    known = data.y[train_rows(data, window)]
+    return float(np.median(known)) if len(known) else 0.0
