@@ -59,3 +59,23 @@ def set_path(obj: dict, dotted: str, value: Any) -> None:
     for part in parts[:-1]:
         obj = obj.setdefault(part, {})
     obj[parts[-1]] = value
+
+
+# Response field names: a Telemetry field, or an alias in another unit (name -> field, factor).
+ALIASES: dict[str, tuple[str, float]] = {
+    "online": ("available", 1.0),
+    "power_kw": ("active_power_kw", 1.0),
+    "power_w": ("active_power_kw", 0.001),
+    "active_power_w": ("active_power_kw", 0.001),
+    "reactive_power_var": ("reactive_power_kvar", 0.001),
+    "temperature_c": ("temp_c", 1.0),
+    "ev_energy_wh": ("ev_energy_kwh", 0.001),
+    "setpoint_w": ("setpoint", 0.001),
+}
+
+
+def field_for(name: str, telemetry_fields: tuple[str, ...]) -> tuple[str | None, float]:
+    """Which Telemetry field a response name fills, and the factor to its unit (None = extra)."""
+    if name in telemetry_fields:
+        return name, 1.0
+    return ALIASES.get(name, (None, 1.0))

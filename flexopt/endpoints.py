@@ -106,6 +106,10 @@ class HttpEndpoint(_Strict):
     token_env: str | None = Field(default=None, description="environment variable holding the bearer token")
     timeout_s: float = Field(default=5.0, gt=0, le=120)
     retries: int = Field(default=2, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0, le=60, description="first retry delay; doubles each retry")
+    max_retry_after_s: float = Field(
+        default=30.0, ge=0, le=600, description="longest 429 Retry-After wait honoured; longer waits fail"
+    )
     setpoint: HttpRequestSpec
     telemetry: HttpRequestSpec
     setpoint_unit: Literal["kW", "W", "degC", "on_off", "A"] = "kW"
@@ -115,3 +119,13 @@ Endpoint = Annotated[
     Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint, Field(discriminator="protocol")
 ]
 PROTOCOLS = ("iec104", "modbus", "ocpp", "http")
+
+
+class OcppCentralSystem(_Strict):
+    """Where flexopt's OCPP central system listens; charge points connect here as ws://host:port/<id>."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9000, ge=1, le=65535)
+    tls_cert_file: str | None = Field(default=None, description="PEM certificate; with tls_key_file enables wss://")
+    tls_key_file: str | None = None
+    response_timeout_s: float = Field(default=10.0, gt=0, le=300)

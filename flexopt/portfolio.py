@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from flexopt.endpoints import Endpoint
+from flexopt.endpoints import Endpoint, OcppCentralSystem
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -377,6 +377,9 @@ class Portfolio(Strict):
     dso_limits_file: Path | None = Field(
         default=None,
         description="CSV of DSO limit windows: congestion_point,start,end,max_import_kw,max_export_kw",
+    )
+    ocpp_central_system: OcppCentralSystem | None = Field(
+        default=None, description="needed when any asset has an ocpp endpoint"
     )
     sites: list[Site] = Field(min_length=1)
 
