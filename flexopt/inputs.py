@@ -20,7 +20,8 @@ from flexopt.timeseries import SeriesReport, day_index, horizon_index, load_on_i
 
 # A forecaster turns the history of a data source into values on the horizon. It returns the values
 # and a note (the model used); :mod:`flexopt.forecasts` provides the real one.
-Forecaster = Callable[[str, pd.Series, pd.DatetimeIndex], tuple[pd.Series, str]]
+# Called as forecaster(name, history, index, local_tz=..., kind="load" | "pv").
+Forecaster = Callable[..., tuple[pd.Series, str]]
 
 
 @dataclass
@@ -96,7 +97,8 @@ class Inputs:
 
             history, report = read_source(src, name)
             history = history[history.index < self.horizon.index[0]]
-            values, model = self.forecaster(name, history, self.horizon.index)
+            kind = "pv" if self._feeds_pv(name) else "load"
+            values, model = self.forecaster(name, history, self.horizon.index, local_tz=self.horizon.tz, kind=kind)
             self.reports[name] = report
             self.models[name] = model
             return values.to_numpy(dtype=float)
@@ -104,3 +106,10 @@ class Inputs:
         self.reports[name] = report
         self.models[name] = "as given (forecast series)"
         return values.to_numpy(dtype=float)
+
+    def _feeds_pv(self, name: str) -> bool:
+        """PV forecasts are clipped at zero and follow the sun, so the forecaster must know."""
+        from flexopt.portfolio import PV
+
+        return any(isinstance(a, PV) and a.generation_kw is not None and a.generation_kw.source == name
+                   for _, a in self.loaded.portfolio.assets())

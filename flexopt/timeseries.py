@@ -241,8 +241,8 @@ def _longest_run(mask: pd.Series) -> int:
 
 
 def _fmt(td: pd.Timedelta) -> str:
-    minutes = int(td.total_seconds() // 60)
-    return f"{minutes // 60} h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} min"
+    minutes = td.total_seconds() / 60
+    return f"{minutes / 60:g} h" if minutes >= 60 else f"{minutes:g} min"
 
 
 def load_on_index(src: DataSource, index: pd.DatetimeIndex, name: str = "", *, scale: float = 1.0,
