@@ -99,7 +99,7 @@ def test_long_gap_is_an_error_naming_the_source(tmp_path):
     values = np.arange(96, dtype=float)
     values[10:60] = np.nan
     src = _quarter_hour_file(tmp_path, values)
-    with pytest.raises(SeriesError, match="gap of 12.5 h"):
+    with pytest.raises(SeriesError, match=r"gap of 12\.5 h"):
         load_on_index(src, day_index(dt.date(2024, 6, 12), "Europe/Madrid"), "site-load")
 
 
