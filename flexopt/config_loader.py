@@ -286,7 +286,7 @@ def _problems_from_validation(exc: ValidationError, raw: dict, main_file: str,
 # --- checks across the whole file ------------------------------------------------------------
 
 
-def _series_refs(portfolio: Portfolio) -> list[tuple[str, str]]:
+def series_refs(portfolio: Portfolio) -> list[tuple[str, str]]:
     """(path, source name) for every series reference in the portfolio."""
     refs: list[tuple[str, str]] = []
 
@@ -332,7 +332,7 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
                                         f"duplicate asset id {asset.id!r} (also in site {asset_ids[asset.id]!r}); "
                                         "asset ids must be unique in the portfolio"))
             asset_ids[asset.id] = site.id
-    for path, name in _series_refs(pf):
+    for path, name in series_refs(pf):
         if name not in pf.data_sources:
             known = ", ".join(sorted(pf.data_sources)) or "none defined"
             file, shown = main_file, path

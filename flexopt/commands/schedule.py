@@ -1,0 +1,144 @@
+"""``flexopt schedule day-ahead`` and ``flexopt schedule intraday``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
+from flexopt.config_loader import PortfolioError
+from flexopt.runner import RunRequest, run_schedule
+from flexopt.storage import StorageError
+
+EXIT_SOLVER = 3
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intraday schedules.")
+
+
+def parse_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        typer.echo(f"--date: {text!r} is not a date; use YYYY-MM-DD, e.g. 2024-06-12", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def execute(request: RunRequest, console: Console) -> dict:
+    """Run, print progress and KPIs; turn every expected failure into a message and an exit code."""
+    from flexopt.problem import SolveError
+    from flexopt.timeseries import SeriesError
+
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{time.perf_counter() - started:6.2f} s[/dim]  {message}", highlight=False)
+
+    try:
+        outcome = run_schedule(request, progress)
+    except PortfolioError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except (SeriesError, StorageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except SolveError as exc:
+        typer.echo(f"solver failed: {exc}", err=True)
+        raise typer.Exit(EXIT_SOLVER) from None
+    print_kpis(outcome.kpis, console)
+    console.print(f"schedule written to [bold]{outcome.directory}[/bold]")
+    return outcome.kpis
+
+
+def print_kpis(kpis: dict, console: Console) -> None:
+    table = Table("KPI", "value", title="schedule KPIs")
+    table.add_row("cost (EUR)", f"{kpis.get('cost_eur', float('nan')):,.2f}")
+    table.add_row("baseline cost (EUR)", f"{kpis.get('baseline_cost_eur', float('nan')):,.2f}")
+    table.add_row("saving (EUR)", f"{kpis.get('saving_eur', float('nan')):,.2f} ({kpis.get('saving_pct', 0):.1f} %)")
+    table.add_row("energy shifted (kWh)", f"{kpis.get('energy_shifted_kwh', float('nan')):,.1f}")
+    solver = kpis.get("solver", {})
+    table.add_row("solver", f"{solver.get('status', '?')}, gap {solver.get('mip_gap', float('nan')):.3%}")
+    violations = kpis.get("violations", {})
+    count = violations.get("count", 0) if isinstance(violations, dict) else len(violations)
+    table.add_row("violations", str(count))
+    timings = kpis.get("timings_s", {})
+    table.add_row("timings (s)", ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if isinstance(v, float)))
+    console.print(table)
+    peaks = kpis.get("peak_import_kw", {})
+    if peaks:
+        peak_table = Table("site / congestion point", "peak import kW", "baseline kW", title="peaks")
+        for name, value in peaks.items():
+            peak_table.add_row(name, f"{value.get('optimised', 0):,.1f}", f"{value.get('baseline', 0):,.1f}")
+        console.print(peak_table)
+    if count:
+        items = violations.get("items", []) if isinstance(violations, dict) else violations
+        for v in items[:20]:
+            console.print(f"[yellow]violation[/yellow] {v.get('kind')} at {v.get('asset_id') or v.get('site_id')}"
+                          f" {v.get('start')} .. {v.get('end')}: {v.get('amount', 0):.2f} {v.get('unit', '')}"
+                          f" {v.get('detail', '')}", highlight=False)
+
+
+@schedule_app.command("day-ahead")
+def day_ahead(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file"),
+    date: str = typer.Option(..., "--date", help="local day to schedule, YYYY-MM-DD"),
+    out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
+    store: Path = typer.Option(Path("runs"), "--store", help="without --out: versioned runs are kept here"),
+    mip_gap: float = typer.Option(0.005, "--mip-gap", min=0.0, max=1.0, help="relative MIP gap"),
+    time_limit: float | None = typer.Option(None, "--time-limit", min=0.1, help="solver time limit, seconds"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="solver threads"),
+) -> None:
+    """Schedule every device of the portfolio for one local day."""
+    request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=parse_day(date), out=out, store=store,
+                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads)
+    execute(request, Console())
+
+
+@schedule_app.command("intraday")
+def intraday(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file"),
+    start: str | None = typer.Option(
+        None, "--from", help="first interval, local time 'YYYY-MM-DDTHH:MM' (default: the next interval from now)"),
+    state: Path | None = typer.Option(
+        None, "--state", help="JSON of measured states {asset_id: {soc_pct|temp_c|energy_delivered_kwh: x}}; "
+        "default: what the latest stored schedule of the day expected"),
+    out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
+    store: Path = typer.Option(Path("runs"), "--store", help="versioned runs are read from and kept here"),
+    mip_gap: float = typer.Option(0.005, "--mip-gap", min=0.0, max=1.0),
+    time_limit: float | None = typer.Option(None, "--time-limit", min=0.1),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Re-optimise from an interval to the end of its local day (for cron), from measured or expected states."""
+    from flexopt.intraday import first_interval, initial_state_from_store
+
+    loaded = load_or_exit(portfolio)
+    info = loaded.portfolio.portfolio
+    try:
+        start_local = first_interval(start, info.timezone, info.resolution_min)
+    except ValueError as exc:
+        typer.echo(f"--from: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    day = start_local.date()
+    if state is not None:
+        try:
+            initial = json.loads(state.read_text())
+            source = str(state)
+        except (OSError, json.JSONDecodeError) as exc:
+            typer.echo(f"--state {state}: cannot read JSON ({exc})", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+    else:
+        initial, source = initial_state_from_store(loaded, store, day, start_local)
+    request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out, store=store,
+                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, initial_state=initial,
+                         state_source=source)
+    Console().print(f"intraday from {start_local.isoformat()} ({len(initial)} asset states from {source or 'config'})")
+    execute(request, Console())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(schedule_app, name="schedule")

@@ -1,0 +1,63 @@
+"""Intraday re-optimisation: where the new horizon starts and from which device states.
+
+Without measurements, the run continues from what the latest stored schedule of the day expected at
+the first interval, so a cron job never restarts batteries or tanks from their configured defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from flexopt.config_loader import LoadedPortfolio
+from flexopt.portfolio import Battery
+from flexopt.storage import latest_version_dir
+
+
+def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datetime | None = None) -> dt.datetime:
+    """The local start of the first interval: given, or the next interval boundary after now."""
+    zone = ZoneInfo(tz)
+    if text:
+        try:
+            t = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a time; use YYYY-MM-DDTHH:MM in local time") from None
+        t = t.astimezone(zone) if t.tzinfo else t.replace(tzinfo=zone)
+        if (t.minute % resolution_min) or t.second or t.microsecond:
+            raise ValueError(f"{text!r} is not on a {resolution_min}-minute interval boundary")
+        return t
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(zone)
+    minutes = math.ceil((now.hour * 60 + now.minute + now.second / 60) / resolution_min) * resolution_min
+    return (now.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(minutes=minutes)).astimezone(zone)
+
+
+def state_at(schedule: pd.DataFrame, loaded: LoadedPortfolio, start: dt.datetime) -> dict[str, dict]:
+    """Asset states at ``start`` from a schedule whose ``state`` column holds values at interval ends."""
+    start_utc = pd.Timestamp(start).tz_convert("UTC")
+    rows = schedule[schedule["interval_end"] == start_utc]
+    assets = {a.id: a for _, a in loaded.portfolio.assets()}
+    states: dict[str, dict] = {}
+    for row in rows.itertuples(index=False):
+        asset = assets.get(row.asset_id)
+        if asset is None or pd.isna(row.state):
+            continue
+        if isinstance(asset, Battery) and row.state_unit == "kWh":
+            states[row.asset_id] = {"soc_pct": 100.0 * row.state / (asset.energy_kwh * asset.count)}
+        elif row.state_unit == "degC":
+            states[row.asset_id] = {"temp_c": float(row.state)}
+        elif row.asset_type == "ev_charger" and row.state_unit == "kWh":
+            states[row.asset_id] = {"energy_delivered_kwh": float(row.state)}
+    return states
+
+
+def initial_state_from_store(loaded: LoadedPortfolio, store: Path, day: dt.date,
+                             start: dt.datetime) -> tuple[dict[str, dict], str]:
+    run = latest_version_dir(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead"))
+    if run is None:
+        return {}, ""
+    schedule = pd.read_parquet(run / "schedule.parquet")
+    return state_at(schedule, loaded, start), str(run)

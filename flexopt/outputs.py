@@ -1,0 +1,51 @@
+"""Schedule files analysts open directly: Parquet (UTC, tz-aware) and CSV (ISO 8601 with offset).
+
+Both are readable by pandas and DuckDB without conversion; KPIs and the run record are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TIME_COLUMNS = ("interval_start", "interval_end")
+
+
+def write_frame(frame: pd.DataFrame, directory: Path, stem: str) -> list[Path]:
+    """``stem.parquet`` with tz-aware UTC timestamps and ``stem.csv`` with ISO 8601 offsets."""
+    parquet = directory / f"{stem}.parquet"
+    csv = directory / f"{stem}.csv"
+    frame.to_parquet(parquet, index=False)
+    text = frame.copy()
+    for col in TIME_COLUMNS:
+        if col in text:
+            text[col] = text[col].dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d\d)(\d\d)$", r"\1:\2",
+                                                                                   regex=True)
+    text.to_csv(csv, index=False, float_format="%.6g")
+    return [parquet, csv]
+
+
+def write_json(data: dict[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN, timestamps or numpy scalars: make them plain."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
