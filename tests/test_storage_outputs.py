@@ -1,0 +1,74 @@
+"""Runs are versioned and atomic; output files keep UTC timestamps readable as they are."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flexopt.intraday import first_interval
+from flexopt.outputs import write_frame, write_json
+from flexopt.storage import StorageError, atomic_dir, check_new_dir, latest_version_dir, next_version_dir
+
+
+def test_versions_count_up_and_never_collide(tmp_path):
+    day = dt.date(2024, 6, 12)
+    first = next_version_dir(tmp_path, "My Portfolio", day, "day-ahead")
+    assert first == tmp_path / "My-Portfolio" / "2024-06-12" / "day-ahead" / "v001"
+    with atomic_dir(first) as tmp:
+        (tmp / "run.json").write_text("{}")
+    second = next_version_dir(tmp_path, "My Portfolio", day, "day-ahead")
+    assert second.name == "v002"
+    assert latest_version_dir(tmp_path, "My Portfolio", day, ("day-ahead",)) == first
+
+
+def test_existing_non_empty_directory_is_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "schedule.csv").write_text("precious")
+    with pytest.raises(StorageError, match="never overwrites"):
+        check_new_dir(tmp_path / "out")
+    with pytest.raises(StorageError), atomic_dir(tmp_path / "out"):
+        pass
+    assert (tmp_path / "out" / "schedule.csv").read_text() == "precious"
+
+
+def test_failed_run_leaves_nothing_behind(tmp_path):
+    dest = tmp_path / "run"
+    with pytest.raises(RuntimeError), atomic_dir(dest) as tmp:
+        (tmp / "schedule.csv").write_text("half")
+        raise RuntimeError("solver crashed")
+    assert not dest.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_round_trip_with_utc_timestamps(tmp_path):
+    start = pd.date_range("2024-10-27T00:00+02:00", periods=100, freq="15min").tz_convert("UTC")
+    frame = pd.DataFrame({"interval_start": start, "interval_end": start + pd.Timedelta(minutes=15),
+                          "asset_id": "a", "power_kw": np.linspace(-1, 1, 100)})
+    parquet, csv = write_frame(frame, tmp_path, "schedule")
+    back = pd.read_parquet(parquet)
+    assert str(back["interval_start"].dt.tz) == "UTC"
+    assert back["interval_start"].equals(frame["interval_start"])
+    text = pd.read_csv(csv)
+    assert text["interval_start"].iloc[0] == "2024-10-26T22:00:00+00:00"
+    parsed = pd.to_datetime(text["interval_start"], utc=True)
+    assert (parsed == frame["interval_start"]).all()
+    np.testing.assert_allclose(text["power_kw"], frame["power_kw"], rtol=1e-5)
+
+
+def test_json_has_no_nan_or_numpy(tmp_path):
+    path = write_json({"a": np.float64(1.5), "b": float("nan"), "t": pd.Timestamp("2024-01-01", tz="UTC"),
+                       "n": [np.int64(3)]}, tmp_path / "k.json")
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": None, "t": "2024-01-01T00:00:00+00:00", "n": [3]}
+
+
+def test_intraday_start_is_the_next_interval_boundary():
+    now = dt.datetime(2024, 6, 12, 12, 7, tzinfo=dt.UTC)  # 14:07 in Madrid
+    start = first_interval(None, "Europe/Madrid", 15, now=now)
+    assert (start.hour, start.minute) == (14, 15)
+    assert first_interval("2024-06-12T14:30", "Europe/Madrid", 15).utcoffset() == dt.timedelta(hours=2)
+    with pytest.raises(ValueError, match="boundary"):
+        first_interval("2024-06-12T14:31", "Europe/Madrid", 15)
