@@ -72,3 +72,18 @@ def test_intraday_start_is_the_next_interval_boundary():
     assert first_interval("2024-06-12T14:30", "Europe/Madrid", 15).utcoffset() == dt.timedelta(hours=2)
     with pytest.raises(ValueError, match="boundary"):
         first_interval("2024-06-12T14:31", "Europe/Madrid", 15)
+
+
+def test_duckdb_reads_both_files_without_conversion(tmp_path):
+    import duckdb  # a dev dependency: `make test` installs it
+    start = pd.date_range("2024-03-31T00:00+01:00", periods=92, freq="15min").tz_convert("UTC")
+    frame = pd.DataFrame({"interval_start": start, "interval_end": start + pd.Timedelta(minutes=15),
+                          "power_kw": np.arange(92, dtype=float)})
+    parquet, csv = write_frame(frame, tmp_path, "schedule")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for path in (parquet, csv):
+        n, first, total = con.execute(
+            f"SELECT count(*), min(interval_start), sum(power_kw) FROM '{path}'").fetchone()
+        assert n == 92 and total == pytest.approx(frame["power_kw"].sum())
+        assert pd.Timestamp(first).tz_convert("UTC") == start[0]
