@@ -109,17 +109,24 @@ def _resolve_paths(node: Any, base: Path) -> Any:
 
 
 def _load_tree(
-    path: Path, problems: list[Problem], seen: list[Path], origins: dict[tuple[str, int], tuple[str, int]]
+    path: Path, problems: list[Problem], seen: list[Path], origins: dict[tuple[str, int], tuple[str, int]],
+    stack: tuple[Path, ...] = (),
 ) -> dict:
-    """Read ``path`` and merge its includes: lists are concatenated, mappings must not collide."""
+    """Read ``path`` and merge its includes: lists are concatenated, mappings must not collide.
+    A file is included once (a second include of it adds nothing); an include cycle is an error."""
     path = path.resolve()
+    if path in stack:
+        chain = " -> ".join(display_path(p) for p in (*stack, path))
+        problems.append(Problem(display_path(stack[-1]), "include", f"include cycle: {chain}"))
+        return {}
     if path in seen:
-        problems.append(Problem(str(path), "include", "included twice (or in a cycle)"))
         return {}
     seen.append(path)
     data = _read_yaml(path, problems)
     if data is None:
         return {}
+    for key in [k for k in data if isinstance(k, str) and k.startswith("x-")]:
+        data.pop(key)  # extension fields: YAML anchors/templates, ignored like in compose files
     includes = data.pop("include", []) or []
     if isinstance(includes, str):
         includes = [includes]
@@ -133,7 +140,7 @@ def _load_tree(
     for inc in includes:
         inc_path = Path(inc)
         inc_path = inc_path if inc_path.is_absolute() else path.parent / inc_path
-        sub = _load_tree(inc_path, problems, seen, origins_sub := {})
+        sub = _load_tree(inc_path, problems, seen, origins_sub := {}, (*stack, path))
         for key, value in sub.items():
             if key in _MERGED_LISTS:
                 mine = data.setdefault(key, []) or []
@@ -147,7 +154,9 @@ def _load_tree(
             elif key in _MERGED_DICTS:
                 mine = data.setdefault(key, {}) or {}
                 for name in set(mine) & set(value or {}):
-                    problems.append(Problem(str(inc_path), f"{key}.{name}", "defined in more than one file"))
+                    if mine[name] != value[name]:  # the same definition in two files is fine
+                        problems.append(Problem(display_path(inc_path), f"{key}.{name}",
+                                                "defined differently in more than one file"))
                 data[key] = {**(value or {}), **mine}
             elif key not in data:
                 data[key] = value

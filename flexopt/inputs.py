@@ -70,7 +70,7 @@ class Inputs:
     forecaster: Forecaster | None = None
     reports: dict[str, SeriesReport] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
-    _cache: dict[str, np.ndarray] = field(default_factory=dict)
+    _cache: dict[object, np.ndarray] = field(default_factory=dict)
 
     def values(self, ref: float | SeriesRef | None, default: float = 0.0) -> np.ndarray:
         """The value of a number-or-series field on every interval of the horizon."""
@@ -82,9 +82,15 @@ class Inputs:
         return self.source(ref.source) * ref.scale
 
     def source(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            self._cache[name] = self._load(name)
-        return self._cache[name]
+        """Values of a data source; sources with identical definitions are read (or forecast) once."""
+        src = self.loaded.portfolio.data_sources[name]
+        if src not in self._cache:
+            self._cache[src] = self._load(name)
+        else:
+            first = next(n for n, s in self.loaded.portfolio.data_sources.items() if s == src and n in self.models)
+            self.reports.setdefault(name, self.reports[first])
+            self.models.setdefault(name, self.models[first])
+        return self._cache[src]
 
     def _load(self, name: str) -> np.ndarray:
         src = self.loaded.portfolio.data_sources[name]

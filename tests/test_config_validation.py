@@ -211,3 +211,27 @@ def test_textual_yaml_with_comments_validates(tmp_path):
               - {id: pv, type: pv, peak_kw: 4}
     """))
     assert load_portfolio(path).portfolio.sites[0].assets[0].peak_kw == 4
+
+
+def test_shared_file_is_included_once_and_identical_sources_may_repeat(tmp_path):
+    (tmp_path / "prices.csv").write_text("t,price\n2024-06-12T00:00:00+00:00,50\n")
+    common = {"data_sources": {"prices": BASE["data_sources"]["prices"]}}
+    (tmp_path / "common.yaml").write_text(yaml.safe_dump(common))
+    for name in ("a", "b"):
+        site = copy.deepcopy(BASE["sites"][0])
+        site["id"] = f"site-{name}"
+        for asset in site["assets"]:
+            asset["id"] += f"-{name}"
+        doc = {"include": ["common.yaml"], "data_sources": copy.deepcopy(common["data_sources"]), "sites": [site]}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+    main = {k: v for k, v in copy.deepcopy(BASE).items() if k != "sites"}
+    main["include"] = ["a.yaml", "b.yaml"]
+    main["x-templates"] = {"battery": {"power_kw": 5}}  # extension keys are ignored
+    loaded = load_portfolio(write(tmp_path, {**main, "sites": []}))
+    assert [s.id for s in loaded.portfolio.sites] == ["site-a", "site-b"]
+    assert loaded.files.count((tmp_path / "common.yaml").resolve()) == 1
+
+    different = {"data_sources": {"prices": {**common["data_sources"]["prices"], "unit": "EUR/kWh"}}}
+    (tmp_path / "common.yaml").write_text(yaml.safe_dump(different))
+    with pytest.raises(PortfolioError, match="defined differently"):
+        load_portfolio(tmp_path / "p.yaml")
