@@ -129,3 +129,26 @@ class OcppCentralSystem(_Strict):
     tls_cert_file: str | None = Field(default=None, description="PEM certificate; with tls_key_file enables wss://")
     tls_key_file: str | None = None
     response_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+def device_endpoints(endpoint: Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint,
+                     count: int) -> list[Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint]:
+    """The endpoint of each of an asset's ``count`` identical devices.
+
+    One device: the endpoint as written. N devices: device k (1..N) is charge point ``<id>-<k>`` (OCPP),
+    cloud device ``<device_id>-<k>`` (HTTP), Modbus unit ``device_id + k - 1`` behind the same gateway, or IEC 104
+    station ``common_address + k - 1`` at the same RTU. Simulators and dispatch both use this rule.
+    """
+    if count == 1:
+        return [endpoint]
+    match endpoint:
+        case OcppEndpoint():
+            return [endpoint.model_copy(update={"charge_point_id": f"{endpoint.charge_point_id}-{k}"})
+                    for k in range(1, count + 1)]
+        case HttpEndpoint():
+            return [endpoint.model_copy(update={"device_id": f"{endpoint.device_id}-{k}"}) for k in range(1, count + 1)]
+        case ModbusEndpoint():
+            return [endpoint.model_copy(update={"device_id": endpoint.device_id + k}) for k in range(count)]
+        case Iec104Endpoint():
+            return [endpoint.model_copy(update={"common_address": endpoint.common_address + k}) for k in range(count)]
+    raise TypeError(f"unknown endpoint {type(endpoint).__name__}")

@@ -235,3 +235,16 @@ def test_shared_file_is_included_once_and_identical_sources_may_repeat(tmp_path)
     (tmp_path / "common.yaml").write_text(yaml.safe_dump(different))
     with pytest.raises(PortfolioError, match="defined differently"):
         load_portfolio(tmp_path / "p.yaml")
+
+
+def test_counted_devices_get_their_own_addresses():
+    from flexopt.endpoints import HttpEndpoint, ModbusEndpoint, OcppEndpoint, device_endpoints
+
+    ocpp = OcppEndpoint(protocol="ocpp", charge_point_id="MOUGINS-3K7")
+    assert [e.charge_point_id for e in device_endpoints(ocpp, 3)] == ["MOUGINS-3K7-1", "MOUGINS-3K7-2", "MOUGINS-3K7-3"]
+    assert device_endpoints(ocpp, 1) == [ocpp]
+    modbus = ModbusEndpoint(protocol="modbus", host="h", device_id=4, registers={})
+    assert [e.device_id for e in device_endpoints(modbus, 2)] == [4, 5]
+    http = HttpEndpoint(protocol="http", base_url="http://x", device_id="wh", setpoint={"path": "/s"},
+                        telemetry={"path": "/t"})
+    assert device_endpoints(http, 2)[1].device_id == "wh-2"
