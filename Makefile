@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The combined pilot portfolio on its demo day (examples/README.md); each run is a new version under runs/.
+DEMO_PORTFOLIO := examples/all_pilots.yaml
+DEMO_DATE := 2024-06-25
+
 demo: $(STAMP)
-	$(BIN)/flexopt demo
+	$(BIN)/flexopt validate $(DEMO_PORTFOLIO)
+	$(BIN)/flexopt schedule day-ahead $(DEMO_PORTFOLIO) --date $(DEMO_DATE) --store runs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
