@@ -184,7 +184,9 @@ def align(series: pd.Series, index: pd.DatetimeIndex, report: SeriesReport, *, m
     interpolated; gaps up to ``max_fill_hours`` interpolated and counted, longer gaps an error."""
     res = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
     src_step = _typical_step(series)
-    window = series.loc[index[0] - max(src_step, res) * 2: index[-1] + max(src_step, res) * 2]
+    window = series.loc[index[0] - max(src_step, res) * 2: index[-1] + max(src_step, res) * 2].dropna()
+    if window.empty:
+        raise SeriesError(_outside(report.source, series, index))
     if src_step < res:
         report.resampled = f"averaged from {_fmt(src_step)} to {_fmt(res)}"
         out = window.resample(res, origin=index[0]).mean().reindex(index)
@@ -201,11 +203,7 @@ def align(series: pd.Series, index: pd.DatetimeIndex, report: SeriesReport, *, m
     missing = out.isna()
     report.missing = int(missing.sum())
     if report.missing == len(index):
-        first, last = series.index.min(), series.index.max()
-        raise SeriesError(
-            f"data source {report.source!r} has no values between {index[0]} and {index[-1]} (UTC); "
-            f"it covers {first} to {last}. Choose a date inside that range or extend the file."
-        )
+        raise SeriesError(_outside(report.source, series, index))
     if report.missing:
         longest = _longest_run(missing) * res
         if longest > pd.Timedelta(hours=max_fill_hours):
@@ -216,6 +214,13 @@ def align(series: pd.Series, index: pd.DatetimeIndex, report: SeriesReport, *, m
         out = out.interpolate("linear", limit_direction="both")
         report.filled = report.missing
     return out.astype(float)
+
+
+def _outside(source: str, series: pd.Series, index: pd.DatetimeIndex) -> str:
+    valid = series.dropna().index
+    span = f"it covers {valid.min()} to {valid.max()}" if len(valid) else "it holds no values"
+    return (f"data source {source!r} has no values between {index[0]} and {index[-1]} (UTC); {span}. "
+            "Choose a date inside that range or extend the file.")
 
 
 def _covered(src_index: pd.DatetimeIndex, index: pd.DatetimeIndex, src_step: pd.Timedelta) -> pd.Series:

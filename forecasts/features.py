@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from flexopt.forecasts.timefeatures import fourier_terms, local_weekday, shift_local
 
 ENVELOPE_DAYS = 14

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from flexopt.forecasts.timefeatures import dst_transitions, require_utc_index
 
 MAX_INTERPOLATED_GAP = pd.Timedelta(hours=2)
@@ -32,7 +33,7 @@ class HygieneReport:
     n_non_numeric: int = 0
     n_duplicates: int = 0
     n_missing: int = 0
-    longest_gap: pd.Timedelta = pd.Timedelta(0)
+    longest_gap: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(0))
     n_interpolated: int = 0
     n_outliers: int = 0
     n_flat: int = 0

@@ -17,15 +17,15 @@ def require_utc_index(index: pd.Index, what: str) -> None:
 def shift_local(index: pd.DatetimeIndex, days: int, tz: str) -> pd.DatetimeIndex:
     """The UTC instants with the same local wall-clock time ``days`` earlier.
 
-    On DST days a wall time may not exist (moved forward to the next valid instant) or occur twice (the
-    summer-time occurrence is used), so a 23- or 25-hour day still maps onto its neighbour.
+    On DST days a wall time may not exist (NaT: the caller's lookup finds no value and falls back) or occur
+    twice (the summer-time occurrence is used), so a 23- or 25-hour day still maps onto its neighbour.
     """
     if days == 0:
         return index
     if str(tz) == "UTC":
         return index - pd.Timedelta(days=days)
     local = index.tz_convert(tz).tz_localize(None) - pd.Timedelta(days=days)
-    out = local.tz_localize(tz, ambiguous=np.ones(len(local), dtype=bool), nonexistent="shift_forward")
+    out = local.tz_localize(tz, ambiguous=np.ones(len(local), dtype=bool), nonexistent="NaT")
     return out.tz_convert("UTC")
 
 
@@ -37,7 +37,7 @@ def local_day_fraction(index: pd.DatetimeIndex, tz: str) -> np.ndarray:
 
 def local_weekday(index: pd.DatetimeIndex, tz: str) -> np.ndarray:
     """Local day of week, Monday 0."""
-    return index.tz_convert(tz).dayofweek.to_numpy()
+    return index.tz_convert(tz).day_of_week.to_numpy()
 
 
 def fourier_terms(index: pd.DatetimeIndex, tz: str, daily: int = 3, weekly: int = 2) -> pd.DataFrame:

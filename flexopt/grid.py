@@ -1,0 +1,258 @@
+"""Sites and congestion points in the model: power balance, import/export split, soft limits, peak charge.
+
+Each site's net power (sum of its assets, load convention) is split into import and export so each is
+priced at its own tariff. Limits are soft: power above a limit goes to an overflow variable priced at
+``penalties.limit_eur_per_kwh`` and is reported as a violation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flexopt.dso_limits import limits_on_horizon, read_dso_limits
+from flexopt.inputs import Horizon, Inputs
+from flexopt.models.base import CostTerms, PowerTerms, add_rows, add_var
+from flexopt.models.calendar import local_days
+from flexopt.portfolio import Portfolio
+from flexopt.violations import Violation, runs
+
+
+@dataclass
+class SiteData:
+    id: str
+    congestion_point: str | None
+    import_price: np.ndarray  # EUR/kWh paid per kWh imported: energy price + grid fee
+    export_price: np.ndarray  # EUR/kWh earned per kWh exported: energy price - grid fee
+    import_limit_kw: float
+    export_limit_kw: float
+    peak_charge_eur_per_kw: float
+    notes: list[str]
+
+
+@dataclass
+class PointData:
+    id: str
+    sites: list[int]
+    import_limit_kw: np.ndarray  # inf where none
+    export_limit_kw: np.ndarray
+
+
+def site_data(pf: Portfolio, inputs: Inputs) -> list[SiteData]:
+    out = []
+    for site in pf.sites:
+        tariff = pf.site_tariff(site)
+        imp = inputs.values(tariff.import_price_eur_per_kwh) + tariff.grid_fee_import_eur_per_kwh
+        exp = inputs.values(tariff.export_price_eur_per_kwh) - tariff.grid_fee_export_eur_per_kwh
+        notes = []
+        above = exp > imp
+        if above.any():
+            # importing and exporting at once would be a free arbitrage the meter cannot do
+            notes.append(f"site {site.id}: export price above import price in {int(above.sum())} intervals; "
+                         "the optimiser values that export at the import price")
+            exp = np.minimum(exp, imp)
+        conn = site.connection
+        out.append(SiteData(
+            id=site.id, congestion_point=site.congestion_point, import_price=imp, export_price=exp,
+            import_limit_kw=np.inf if conn.import_limit_kw is None else conn.import_limit_kw,
+            export_limit_kw=np.inf if conn.export_limit_kw is None else conn.export_limit_kw,
+            peak_charge_eur_per_kw=tariff.peak_charge_eur_per_kw, notes=notes))
+    return out
+
+
+def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData]) -> list[PointData]:
+    windows = []
+    if pf.dso_limits_file is not None:
+        path = pf.dso_limits_file if pf.dso_limits_file.is_absolute() else base_dir / pf.dso_limits_file
+        windows = read_dso_limits(path, {cp.id for cp in pf.congestion_points})
+    out = []
+    for cp in pf.congestion_points:
+        members = [k for k, s in enumerate(sites) if s.congestion_point == cp.id]
+        imp, exp = limits_on_horizon(windows, cp.id, horizon.index, horizon.ends, cp.import_limit_kw,
+                                     cp.export_limit_kw)
+        out.append(PointData(cp.id, members, imp, exp))
+    return out
+
+
+class GridModel:
+    """Balance and limit rows for all sites and congestion points, plus their cost terms."""
+
+    def __init__(self, horizon: Horizon, sites: list[SiteData], points: list[PointData], limit_penalty: float):
+        self.h, self.sites, self.points, self.penalty = horizon, sites, points, limit_penalty
+
+    def build(self, block, site_terms: list[tuple[np.ndarray, list[tuple[int, float, object]]]]) -> None:
+        """``site_terms[s]``: (constant kW per interval, [(t, coef, var), ...]) of site ``s``'s assets."""
+        self.block = block
+        T, S = self.h.n, len(self.sites)
+        imp_ub = np.repeat([s.import_limit_kw for s in self.sites], T)
+        exp_ub = np.repeat([s.export_limit_kw for s in self.sites], T)
+        self.imp = add_var(block, "import_kw", np.zeros(S * T), imp_ub)
+        self.exp = add_var(block, "export_kw", np.zeros(S * T), exp_ub)
+        # overflow above the connection limits, only for sites that have one
+        self.oi_sites = [k for k, s in enumerate(self.sites) if np.isfinite(s.import_limit_kw)]
+        self.oe_sites = [k for k, s in enumerate(self.sites) if np.isfinite(s.export_limit_kw)]
+        self.oi = add_var(block, "import_over_kw", np.zeros(len(self.oi_sites) * T), np.full(len(self.oi_sites) * T,
+                                                                                                np.inf))
+        self.oe = add_var(block, "export_over_kw", np.zeros(len(self.oe_sites) * T), np.full(len(self.oe_sites) * T,
+                                                                                                np.inf))
+        oi_pos = {k: i for i, k in enumerate(self.oi_sites)}
+        oe_pos = {k: i for i, k in enumerate(self.oe_sites)}
+        # net[s*T+t] = list of (coef, var) giving the site's net import
+        self.net_terms: list[tuple[list[float], list]] = []
+        for s in range(S):
+            for t in range(T):
+                c, v = [1.0, -1.0], [self.imp[s * T + t], self.exp[s * T + t]]
+                if s in oi_pos:
+                    c.append(1.0)
+                    v.append(self.oi[oi_pos[s] * T + t])
+                if s in oe_pos:
+                    c.append(-1.0)
+                    v.append(self.oe[oe_pos[s] * T + t])
+                self.net_terms.append((c, v))
+        rows, rhs = [], []
+        for s in range(S):
+            const, terms = site_terms[s]
+            per_t: list[tuple[list[float], list]] = [([], []) for _ in range(T)]
+            for t, coef, var in terms:
+                per_t[t][0].append(coef)
+                per_t[t][1].append(var)
+            for t in range(T):
+                c, v = self.net_terms[s * T + t]
+                rows.append((per_t[t][0] + [-x for x in c], per_t[t][1] + v))
+                rhs.append(-float(const[t]))
+        add_rows(block, "balance", rows, rhs, rhs)
+        self._peaks(block)
+        self._points(block)
+
+    def _peaks(self, block) -> None:
+        T = self.h.n
+        days = local_days(self.h)
+        self.peak_keys: list[tuple[int, int]] = []
+        for s, site in enumerate(self.sites):
+            if site.peak_charge_eur_per_kw > 0:
+                self.peak_keys += [(s, int(d)) for d in np.unique(days)]
+        self.peak = add_var(block, "peak_import_kw", np.zeros(len(self.peak_keys)), np.full(len(self.peak_keys),
+                                                                                              np.inf))
+        rows = []
+        for k, (s, d) in enumerate(self.peak_keys):
+            for t in np.flatnonzero(days == d):
+                c, v = self.net_terms[s * T + t]
+                rows.append(([1.0] + [-x for x in c], [self.peak[k], *v]))
+        add_rows(block, "peak", rows, np.zeros(len(rows)), None)
+
+    def _points(self, block) -> None:
+        T = self.h.n
+        self.cp_oi_keys, self.cp_oe_keys = [], []
+        for p, cp in enumerate(self.points):
+            if cp.sites:
+                self.cp_oi_keys += [(p, t) for t in range(T) if np.isfinite(cp.import_limit_kw[t])]
+                self.cp_oe_keys += [(p, t) for t in range(T) if np.isfinite(cp.export_limit_kw[t])]
+        self.cp_oi = add_var(block, "cp_import_over_kw", np.zeros(len(self.cp_oi_keys)),
+                             np.full(len(self.cp_oi_keys), np.inf))
+        self.cp_oe = add_var(block, "cp_export_over_kw", np.zeros(len(self.cp_oe_keys)),
+                             np.full(len(self.cp_oe_keys), np.inf))
+        rows, up = [], []
+        for k, (p, t) in enumerate(self.cp_oi_keys):
+            c, v = self._cp_net(p, t)
+            rows.append(([*c, -1.0], [*v, self.cp_oi[k]]))
+            up.append(self.points[p].import_limit_kw[t])
+        add_rows(block, "cp_import_limit", rows, None, up)
+        rows, lo = [], []
+        for k, (p, t) in enumerate(self.cp_oe_keys):
+            c, v = self._cp_net(p, t)
+            rows.append(([*c, 1.0], [*v, self.cp_oe[k]]))
+            lo.append(-self.points[p].export_limit_kw[t])
+        add_rows(block, "cp_export_limit", rows, lo, None)
+
+    def _cp_net(self, p: int, t: int) -> tuple[list[float], list]:
+        c, v = [], []
+        for s in self.points[p].sites:
+            cs, vs = self.net_terms[s * self.h.n + t]
+            c += cs
+            v += vs
+        return c, v
+
+    def cost(self) -> CostTerms:
+        T, dt = self.h.n, self.h.dt_h
+        c = CostTerms()
+        oi_pos = {k: i for i, k in enumerate(self.oi_sites)}
+        oe_pos = {k: i for i, k in enumerate(self.oe_sites)}
+        for s, site in enumerate(self.sites):
+            for t in range(T):
+                c.add(dt * site.import_price[t], self.imp[s * T + t])
+                c.add(-dt * site.export_price[t], self.exp[s * T + t])
+                if s in oi_pos:
+                    c.add(dt * (site.import_price[t] + self.penalty), self.oi[oi_pos[s] * T + t])
+                if s in oe_pos:
+                    c.add(dt * (self.penalty - site.export_price[t]), self.oe[oe_pos[s] * T + t])
+        for k, (s, _d) in enumerate(self.peak_keys):
+            c.add(self.sites[s].peak_charge_eur_per_kw, self.peak[k])
+        for k in range(len(self.cp_oi_keys)):
+            c.add(dt * self.penalty, self.cp_oi[k])
+        for k in range(len(self.cp_oe_keys)):
+            c.add(dt * self.penalty, self.cp_oe[k])
+        return c
+
+    # --- reading back ------------------------------------------------------------------------
+
+    def net_kw(self, values) -> np.ndarray:
+        """(sites, T) net import of each site in the solution."""
+        T, S = self.h.n, len(self.sites)
+        net = (values(self.block.import_kw) - values(self.block.export_kw)).reshape(S, T)
+        if self.oi_sites:
+            net[self.oi_sites] += values(self.block.import_over_kw).reshape(len(self.oi_sites), T)
+        if self.oe_sites:
+            net[self.oe_sites] -= values(self.block.export_over_kw).reshape(len(self.oe_sites), T)
+        return net
+
+    def violations(self, values) -> list[Violation]:
+        T = self.h.n
+        out: list[Violation] = []
+        for name, keys, comp, kind in (("import", self.oi_sites, "import_over_kw", "site_import_limit"),
+                                       ("export", self.oe_sites, "export_over_kw", "site_export_limit")):
+            if not keys:
+                continue
+            over = values(getattr(self.block, comp)).reshape(len(keys), T)
+            for i, s in enumerate(keys):
+                site = self.sites[s]
+                limit = site.import_limit_kw if name == "import" else site.export_limit_kw
+                out += self._runs(over[i], kind, site.id, None, f"{name} limit {limit:g} kW of the connection")
+        for name, keys, comp, kind in (("import", self.cp_oi_keys, "cp_import_over_kw", "congestion_import_limit"),
+                                       ("export", self.cp_oe_keys, "cp_export_over_kw", "congestion_export_limit")):
+            if not keys:
+                continue
+            vals = values(getattr(self.block, comp))
+            for p, cp in enumerate(self.points):
+                amount = np.zeros(T)
+                for k, (pk, t) in enumerate(keys):
+                    if pk == p:
+                        amount[t] = vals[k]
+                site_ids = ",".join(self.sites[s].id for s in cp.sites)
+                out += self._runs(amount, kind, site_ids, cp.id, f"{name} limit of congestion point {cp.id}")
+        return out
+
+    def _runs(self, amount: np.ndarray, kind: str, site_id: str, cp: str | None, what: str) -> list[Violation]:
+        out = []
+        for a, b in runs(amount > 1e-3):
+            seg = amount[a:b]
+            out.append(Violation(kind=kind, site_id=site_id, asset_id=None, congestion_point=cp,
+                                 start=self.h.index[a], end=self.h.ends[b - 1], amount=float(seg.max()), unit="kW",
+                                 detail=f"{what} exceeded by up to {seg.max():.3f} kW "
+                                        f"({seg.sum() * self.h.dt_h:.3f} kWh over {b - a} intervals)"))
+        return out
+
+
+def group_site_terms(n_sites: int, T: int, site_of_entry: list[int], terms: PowerTerms,
+                     acc: list[tuple[np.ndarray, list]]) -> None:
+    """Add one formulation's power terms to the per-site accumulators ``acc`` (site index per entry)."""
+    for j, s in enumerate(site_of_entry):
+        acc[s][0][:] += terms.const_kw[j]
+    site_arr = site_of_entry
+    for j, t, coef, var in zip(terms.entry, terms.t, terms.coef, terms.var, strict=True):
+        acc[site_arr[j]][1].append((t, coef, var))
+
+
+def empty_site_terms(n_sites: int, T: int) -> list[tuple[np.ndarray, list]]:
+    return [(np.zeros(T), []) for _ in range(n_sites)]
+

@@ -1,0 +1,206 @@
+"""One optimisation run: assemble every asset formulation, sites and congestion points into one Pyomo
+model, solve it with HiGHS and return the schedule, site flows, violations and KPIs.
+
+Asset formulations live in :mod:`flexopt.models` (one per asset type, looked up in its registry);
+site balance, limits and tariffs in :mod:`flexopt.grid`; solving in :mod:`flexopt.solve`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from flexopt.config_loader import LoadedPortfolio
+from flexopt.grid import GridModel, empty_site_terms, group_site_terms, point_data, site_data
+from flexopt.inputs import Inputs
+from flexopt.kpis import compute_kpis
+from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext, linear
+from flexopt.models.registry import formulation_for
+from flexopt.solve import SolveError, solve_model
+from flexopt.violations import Violation
+
+__all__ = ["ScheduleResult", "SolveError", "SolveOptions", "Violation", "schedule"]
+
+SCHEDULE_COLUMNS = ["interval_start", "interval_end", "site_id", "asset_id", "asset_type", "power_kw", "baseline_kw",
+                    "setpoint", "setpoint_unit", "state", "state_unit"]
+SITE_COLUMNS = ["interval_start", "interval_end", "level", "id", "net_kw", "baseline_kw", "import_limit_kw",
+                "export_limit_kw", "import_price_eur_per_kwh", "export_price_eur_per_kwh"]
+
+
+@dataclass
+class SolveOptions:
+    mip_gap: float = 0.005
+    time_limit_s: float | None = None
+    threads: int | None = None
+    backend: Literal["matrix", "persistent"] = "matrix"
+    # battery charge/discharge exclusivity binary: only where dumping could pay ("auto"), always, never
+    battery_binary: Literal["auto", "always", "never"] = "auto"
+
+
+@dataclass
+class ScheduleResult:
+    schedule: pd.DataFrame
+    sites: pd.DataFrame
+    violations: list[Violation]
+    kpis: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | None = None, *,
+             initial_state: dict[str, dict] | None = None,
+             progress: Callable[[str], None] | None = None) -> ScheduleResult:
+    """Optimise the portfolio over ``inputs.horizon``; raise SolveError when HiGHS gives no schedule."""
+    options = options or SolveOptions()
+    say = progress or (lambda _msg: None)
+    pf, horizon = loaded.portfolio, inputs.horizon
+    T = horizon.n
+
+    t0 = time.perf_counter()
+    say("building the model")
+    sites = site_data(pf, inputs)
+    points = point_data(pf, loaded.base_dir, horizon, sites)
+    site_index = {s.id: k for k, s in enumerate(sites)}
+    ctx = ModelContext(horizon=horizon, inputs=inputs, penalties=pf.penalties,
+                       dumping_possible=_dumping_possible(pf, sites, points),
+                       battery_binary=options.battery_binary)
+    groups = _group_assets(pf, initial_state or {})
+    m = pyo.ConcreteModel(name="flexopt")
+    forms: list[Formulation] = []
+    acc = empty_site_terms(len(sites), T)
+    cost = CostTerms()
+    for asset_type, items in groups.items():
+        form = formulation_for(asset_type)(items, ctx)
+        form.block = pyo.Block()
+        m.add_component(f"asset_{asset_type}", form.block)
+        form.build(form.block)
+        group_site_terms(len(sites), T, [site_index[it.site.id] for it in items], form.power(), acc)
+        c = form.cost()
+        cost.coef += c.coef
+        cost.var += c.var
+        cost.constant += c.constant
+        forms.append(form)
+    grid = GridModel(horizon, sites, points, pf.penalties.limit_eur_per_kwh)
+    m.grid = pyo.Block()
+    grid.build(m.grid, acc)
+    g = grid.cost()
+    m.objective = pyo.Objective(expr=linear(cost.coef + g.coef, cost.var + g.var) + cost.constant + g.constant,
+                                sense=pyo.minimize)
+    build_s = time.perf_counter() - t0
+
+    say("solving")
+    out = solve_model(m, options)
+
+    say("reading the schedule")
+    t1 = time.perf_counter()
+    values = out.values
+    frames, base_by_site, shifted = [], np.zeros((len(sites), T)), 0.0
+    violations: list[Violation] = []
+    for form in forms:
+        scheds = form.extract(values)
+        base = form.baseline_kw()
+        for j, (it, sch) in enumerate(zip(form.items, scheds, strict=True)):
+            base_by_site[site_index[it.site.id]] += base[j]
+            if form.asset_type != "load":
+                shifted += float(np.clip(sch.power_kw - base[j], 0.0, None).sum() * horizon.dt_h)
+        frames.append(_asset_frame(horizon, form, scheds, base))
+        violations += form.violations(values)
+    net = grid.net_kw(values)
+    violations += grid.violations(values)
+    violations.sort(key=lambda v: (v.start, v.kind, v.site_id, v.asset_id or ""))
+    schedule_df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCHEDULE_COLUMNS)
+    sites_df = _sites_frame(horizon, sites, points, net, base_by_site)
+    kpis = compute_kpis(horizon, sites, points, net, base_by_site, shifted)
+    extract_s = time.perf_counter() - t1
+    sim = sum(getattr(f, "simultaneous_kwh", 0.0) for f in forms)
+    kpis["violations"] = {"count": len(violations), "list": [v.to_dict() for v in violations]}
+    kpis["solver"] = {
+        "name": "highs", "backend": out.backend, "status": out.status, "termination": out.termination,
+        "mip_gap": out.mip_gap, "bound": out.bound, "objective": out.objective, "binaries": out.binaries,
+        "integers": out.integers, "variables": out.variables, "constraints": out.constraints,
+        "battery_simultaneous_kwh": round(sim, 6),
+    }
+    kpis["timings_s"] = {"build": round(build_s, 4), "translate": round(out.translate_s, 4),
+                         "solve": round(out.solve_s, 4), "extract": round(extract_s, 4)}
+    notes = [n for s in sites for n in s.notes]
+    return ScheduleResult(schedule=schedule_df, sites=sites_df, violations=violations, kpis=kpis, notes=notes)
+
+
+def _group_assets(pf, initial_state: dict[str, dict]) -> dict[str, list[AssetItem]]:
+    known = {a.id: a for _s, a in pf.assets()}
+    for asset_id, state in initial_state.items():
+        if asset_id not in known:
+            raise ValueError(f"initial_state names unknown asset {asset_id!r}; assets: {', '.join(sorted(known))}")
+        allowed = formulation_for(known[asset_id].type).state_keys
+        bad = sorted(set(state) - set(allowed))
+        if bad:
+            raise ValueError(f"initial_state for {asset_id!r} ({known[asset_id].type}): unknown key(s) "
+                             f"{', '.join(bad)}; allowed: {', '.join(allowed) or 'none'}")
+    groups: dict[str, list[AssetItem]] = {}
+    for site, asset in pf.assets():
+        groups.setdefault(asset.type, []).append(AssetItem(site, asset, dict(initial_state.get(asset.id, {}))))
+    return groups
+
+
+def _dumping_possible(pf, sites, points) -> dict[str, bool]:
+    """Sites where storage could profit from wasting energy: negative prices, or an export limit with
+    generation that cannot be curtailed."""
+    out = {}
+    cp_limited = {p.id for p in points if np.isfinite(p.export_limit_kw).any()}
+    uncurtailable_cp = {s.congestion_point for s in pf.sites
+                        if any(a.type == "pv" and not a.curtailable for a in s.assets)}
+    for site, data in zip(pf.sites, sites, strict=True):
+        negative = bool((data.import_price < 0).any() or (data.export_price < 0).any())
+        uncurtailable = any(a.type == "pv" and not a.curtailable for a in site.assets)
+        limited = np.isfinite(data.export_limit_kw) and uncurtailable
+        cp_risk = site.congestion_point in cp_limited and site.congestion_point in uncurtailable_cp
+        out[site.id] = negative or bool(limited) or cp_risk
+    return out
+
+
+def _asset_frame(horizon, form: Formulation, scheds, base: np.ndarray) -> pd.DataFrame:
+    T, J = horizon.n, len(form.items)
+    return pd.DataFrame({
+        "interval_start": np.tile(horizon.index, J),
+        "interval_end": np.tile(horizon.ends, J),
+        "site_id": np.repeat([it.site.id for it in form.items], T),
+        "asset_id": np.repeat([it.asset.id for it in form.items], T),
+        "asset_type": form.asset_type,
+        "power_kw": np.concatenate([s.power_kw for s in scheds]),
+        "baseline_kw": base.ravel(),
+        "setpoint": np.concatenate([s.setpoint for s in scheds]),
+        "setpoint_unit": np.repeat([s.setpoint_unit for s in scheds], T),
+        "state": np.concatenate([s.state for s in scheds]),
+        "state_unit": np.repeat([s.state_unit for s in scheds], T),
+    })[SCHEDULE_COLUMNS]
+
+
+def _sites_frame(horizon, sites, points, net: np.ndarray, base: np.ndarray) -> pd.DataFrame:
+    T = horizon.n
+    parts = []
+    for s, site in enumerate(sites):
+        parts.append(pd.DataFrame({
+            "interval_start": horizon.index, "interval_end": horizon.ends, "level": "site", "id": site.id,
+            "net_kw": net[s], "baseline_kw": base[s],
+            "import_limit_kw": _nan_inf(np.full(T, site.import_limit_kw)),
+            "export_limit_kw": _nan_inf(np.full(T, site.export_limit_kw)),
+            "import_price_eur_per_kwh": site.import_price, "export_price_eur_per_kwh": site.export_price,
+        }))
+    for cp in points:
+        parts.append(pd.DataFrame({
+            "interval_start": horizon.index, "interval_end": horizon.ends, "level": "congestion_point", "id": cp.id,
+            "net_kw": net[cp.sites].sum(axis=0) if cp.sites else np.zeros(T),
+            "baseline_kw": base[cp.sites].sum(axis=0) if cp.sites else np.zeros(T),
+            "import_limit_kw": _nan_inf(cp.import_limit_kw), "export_limit_kw": _nan_inf(cp.export_limit_kw),
+            "import_price_eur_per_kwh": np.nan, "export_price_eur_per_kwh": np.nan,
+        }))
+    return pd.concat(parts, ignore_index=True)[SITE_COLUMNS]
+
+
+def _nan_inf(a: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(a), a, np.nan)

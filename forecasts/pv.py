@@ -1,0 +1,85 @@
+"""PV forecasts from the series' own history: a clear-sky shape scaled by recent days, or a daytime
+regression, or an external forecast; all never negative and zero at night."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flexopt.forecasts.base import Model, Prediction, Window, train_rows
+from flexopt.forecasts.features import SeriesData
+from flexopt.forecasts.regression import design, fit_linear, informative
+
+NIGHT_SHARE = 0.01
+"""A time of day is night when the 14-day envelope is below this share of its peak."""
+
+
+def night_mask(data: SeriesData, rows: np.ndarray) -> np.ndarray:
+    """Rows at which the recent history never produced: forced to 0 (unknown history is not night)."""
+    env = data.features["envelope"].to_numpy()[rows]
+    peak = np.nanmax(env) if np.isfinite(env).any() else 0.0
+    return np.isfinite(env) & (env <= NIGHT_SHARE * peak)
+
+
+def local_day_key(data: SeriesData, rows: np.ndarray) -> np.ndarray:
+    return data.grid[rows].tz_convert(data.tz).normalize().tz_localize(None).asi8
+
+
+class PvClearSky(Model):
+    """Envelope (max of the same time over 14 days, a clear-sky proxy) scaled so that each day's energy
+    equals the mean of the last 3 days."""
+
+    name = "pv_clearsky_scaled"
+    min_days = 3.0
+    kinds = ("pv",)
+
+    def _shape(self, data: SeriesData, rows: np.ndarray) -> np.ndarray:
+        env = np.nan_to_num(data.features["envelope"].to_numpy()[rows], nan=0.0)
+        recent = np.nan_to_num(data.features["mean_3d"].to_numpy()[rows], nan=0.0)
+        frame = pd.DataFrame({"day": local_day_key(data, rows), "env": env, "recent": recent})
+        sums = frame.groupby("day")[["env", "recent"]].transform("sum")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(sums["env"] > 0, sums["recent"] / sums["env"], 0.0)
+        return env * np.clip(ratio, 0.0, 1.0)
+
+    def predict(self, data: SeriesData, window: Window) -> Prediction:
+        rows = train_rows(data, window)
+        return Prediction(self._shape(data, window.target), data.y[rows] - self._shape(data, rows))
+
+
+class PvRegression(Model):
+    """Median regression of daytime PV on the envelope, the 3-day mean and yesterday."""
+
+    name = "pv_daytime_regression"
+    min_days = 14.0
+    kinds = ("pv",)
+    lagged = ("envelope", "mean_3d", "lag_day")
+
+    def predict(self, data: SeriesData, window: Window) -> Prediction:
+        rows = train_rows(data, window)
+        rows = rows[~night_mask(data, rows)]
+        point = np.zeros(len(window.target))
+        if len(rows) < 10:
+            return Prediction(point, np.array([]))
+        x = design(data, rows, self.lagged, (), 0.0)
+        keep = informative(x)
+        params = fit_linear(x[:, keep], data.y[rows], "median")
+        day = ~night_mask(data, window.target)
+        point[day] = design(data, window.target[day], self.lagged, (), 0.0)[:, keep] @ params
+        return Prediction(point, data.y[rows] - x[:, keep] @ params)
+
+
+class ExternalForecast(Model):
+    """An external PV forecast passed in as ``pv_forecast_kw``, used as it is (clipped at 0)."""
+
+    name = "pv_external"
+    family = "external"
+    min_days = 0.0
+    kinds = ("pv",)
+
+    def predict(self, data: SeriesData, window: Window) -> Prediction:
+        external = data.features["external"].to_numpy()
+        rows = train_rows(data, window)
+        fitted = np.clip(np.nan_to_num(external[rows], nan=0.0), 0.0, None)
+        point = np.clip(np.nan_to_num(external[window.target], nan=0.0), 0.0, None)
+        return Prediction(point, data.y[rows] - fitted)

@@ -1,0 +1,128 @@
+"""Rolling-origin evaluation of candidate models and the rule that picks one per series.
+
+The rule: a statistical (or external) model is used only where its backtest MAE is strictly lower than that
+of the best naive baseline; otherwise the best naive baseline is used, and the run says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from flexopt.forecasts.base import Model, Window
+from flexopt.forecasts.features import SeriesData
+from flexopt.forecasts.metrics import error_metrics
+from flexopt.forecasts.naive import naive_models
+from flexopt.forecasts.pv import ExternalForecast, PvClearSky, PvRegression
+from flexopt.forecasts.regression import FourierAR, ProfileRegression
+from flexopt.forecasts.smoothing import HoltWinters
+
+METRIC_COLUMNS = ["model", "family", "n", "n_origins", "mae", "rmse", "wape", "bias"]
+
+
+def all_models() -> list[Model]:
+    """Every model flexopt knows, naive baselines first."""
+    return [
+        *naive_models(),
+        ProfileRegression("profile_median_reg", "median"),
+        ProfileRegression("profile_ols_reg", "ols"),
+        FourierAR("fourier_ar2", ar=2),
+        HoltWinters(),
+        PvClearSky(),
+        PvRegression(),
+        ExternalForecast(),
+    ]
+
+
+def candidate_models(kind: str, names: list[str] | None = None, external: bool = False) -> list[Model]:
+    """Models for ``kind`` (optionally only ``names``); the external PV model only when one is given."""
+    models = [m for m in all_models() if kind in m.kinds and (external or m.family != "external")]
+    if names is None:
+        return models
+    known = {m.name for m in all_models()}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown forecast model(s) {unknown}; known: {sorted(known)}")
+    return [m for m in models if m.name in names]
+
+
+@dataclass
+class ModelRun:
+    """Out-of-sample forecasts of one model over the backtest windows."""
+
+    model: Model
+    rows: list[np.ndarray] = field(default_factory=list)
+    forecasts: list[np.ndarray] = field(default_factory=list)
+    error: str | None = None
+
+    def arrays(self, data: SeriesData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, actual, forecast) over all windows."""
+        if not self.rows:
+            return np.array([], dtype=int), np.array([]), np.array([])
+        rows = np.concatenate(self.rows)
+        return rows, data.y[rows], np.concatenate(self.forecasts)
+
+
+def run_windows(data: SeriesData, models: list[Model], windows: list[Window]) -> dict[str, ModelRun]:
+    """Forecast every window with every model; a model that fails is recorded, never raised."""
+    runs = {}
+    for model in models:
+        run = ModelRun(model)
+        for window in windows:
+            try:
+                point = postprocess(data, window.target, model.predict(data, window).point)
+            except Exception as exc:  # a failing candidate must not stop the run; it is reported
+                run.error = f"{type(exc).__name__}: {exc}"
+                run.rows, run.forecasts = [], []
+                break
+            run.rows.append(window.target)
+            run.forecasts.append(point)
+        runs[model.name] = run
+    return runs
+
+
+def postprocess(data: SeriesData, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Physical limits: PV never negative and 0 at night; non-finite values become the nearest sane value."""
+    values = np.asarray(values, dtype=float).copy()
+    values[~np.isfinite(values)] = 0.0
+    if data.kind == "pv":
+        from flexopt.forecasts.pv import night_mask
+
+        values = np.clip(values, 0.0, None)
+        values[night_mask(data, rows)] = 0.0
+    return values
+
+
+def metrics_table(data: SeriesData, runs: dict[str, ModelRun], n_windows: int) -> pd.DataFrame:
+    """One row per model that produced forecasts: MAE, RMSE, WAPE, bias (kW) over all windows."""
+    records = []
+    for name, run in runs.items():
+        if run.error is not None or not run.rows:
+            continue
+        _, actual, forecast = run.arrays(data)
+        records.append({"model": name, "family": run.model.family, "n_origins": n_windows,
+                        **error_metrics(actual, forecast)})
+    table = pd.DataFrame.from_records(records, columns=METRIC_COLUMNS)
+    return table.sort_values("mae", na_position="last", kind="stable").reset_index(drop=True)
+
+
+def choose_model(table: pd.DataFrame) -> tuple[str | None, str | None]:
+    """(chosen model, note); a non-naive model only where it beats the best naive baseline's MAE."""
+    scored = table[table["mae"].notna()]
+    if scored.empty:
+        return None, None
+    naive = scored[scored["family"] == "naive"]
+    other = scored[scored["family"] != "naive"]
+    if naive.empty:
+        return str(other.iloc[0]["model"]), None
+    best_naive = naive.iloc[0]
+    if not other.empty and other.iloc[0]["mae"] < best_naive["mae"]:
+        return str(other.iloc[0]["model"]), None
+    note = (
+        f"naive model {best_naive['model']} used because no statistical model beat it in the backtest "
+        f"(MAE {best_naive['mae']:.3f} kW"
+        + (f" vs {other.iloc[0]['model']} {other.iloc[0]['mae']:.3f} kW)" if not other.empty else ")")
+    )
+    return str(best_naive["model"]), note
