@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from flexopt.adapters.base import CommandResult, Telemetry, convert, utcnow
 
 Severity = Literal["critical", "warning"]
+SetpointKind = Literal["exact", "import_ceiling", "export_ceiling"]
 
 _RESULT_SEVERITY: dict[str, Severity] = {
     "unreachable": "critical",
@@ -46,10 +47,14 @@ def alarms_from_telemetry(
     confirmed: Iterable[CommandResult] = (),
     tolerance_kw: float = 1.0,
     tolerance_pct: float = 10.0,
+    kinds: Mapping[str, SetpointKind] | None = None,
 ) -> list[Alarm]:
     """Unreachable or unavailable devices, bad data, and measured power away from the last confirmed
-    power setpoint by more than max(tolerance_kw, tolerance_pct of the setpoint). For EV chargers the
-    setpoint is a ceiling, so only power above it is a deviation (a full car draws less)."""
+    power setpoint by more than max(tolerance_kw, tolerance_pct of the setpoint).
+    ``kinds`` (see factory.setpoint_kind) says which setpoints are ceilings: an EV charger's limit
+    (import_ceiling: only drawing more is a deviation, a full car draws less) or a PV export limit
+    (export_ceiling, positive kW: only feeding in more is a deviation). Without it, assets that
+    report ev_plugged are taken as import ceilings and the rest as exact."""
     targets: dict[str, float] = {}
     for r in confirmed:
         if r.ok and r.sent is not None and r.unit in ("kW", "W"):
@@ -67,9 +72,14 @@ def alarms_from_telemetry(
         if target is None or t.active_power_kw is None:
             continue
         allowed = max(tolerance_kw, abs(target) * tolerance_pct / 100.0)
-        gap = t.active_power_kw - target
-        is_ceiling = t.ev_plugged is not None
-        if (gap > allowed) if is_ceiling else (abs(gap) > allowed):
+        kind = (kinds or {}).get(t.asset_id) or ("import_ceiling" if t.ev_plugged is not None else "exact")
+        if kind == "export_ceiling":
+            excess = -t.active_power_kw - target
+        elif kind == "import_ceiling":
+            excess = t.active_power_kw - target
+        else:
+            excess = abs(t.active_power_kw - target)
+        if excess > allowed:
             alarms.append(
                 Alarm(
                     "warning",

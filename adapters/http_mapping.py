@@ -70,7 +70,6 @@ ALIASES: dict[str, tuple[str, float]] = {
     "reactive_power_var": ("reactive_power_kvar", 0.001),
     "temperature_c": ("temp_c", 1.0),
     "ev_energy_wh": ("ev_energy_kwh", 0.001),
-    "setpoint_w": ("setpoint", 0.001),
 }
 
 

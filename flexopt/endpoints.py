@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -97,6 +97,24 @@ class HttpRequestSpec(_Strict):
         default_factory=dict,
         description="telemetry name -> dotted path in the JSON response (e.g. power_kw: data.power)",
     )
+
+    @field_validator("body")
+    @classmethod
+    def _string_keys(cls, body: dict | None) -> dict | None:
+        def check(node: object) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if not isinstance(key, str):
+                        raise ValueError(
+                            f"key {key!r} is not text: YAML reads unquoted on/off/yes/no as true/false; "
+                            "quote the key, e.g. \"on\": ...")
+                    check(value)
+            elif isinstance(node, list):
+                for value in node:
+                    check(value)
+
+        check(body)
+        return body
 
 
 class HttpEndpoint(_Strict):

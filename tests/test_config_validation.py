@@ -95,6 +95,11 @@ CASES = {
         "sites[0].assets[0].endpoint.registers.p.data_type", "'int16', 'uint16'"),
     "missing required": (lambda d: battery(d).pop("energy_kwh"),
                          "sites[0].assets[0].energy_kwh", "required field is missing"),
+    "unquoted yaml on key": (
+        lambda d: battery(d).update(endpoint={"protocol": "http", "base_url": "http://x", "device_id": "b",
+                                              "setpoint": {"path": "/s", "body": {True: "{on}"}},
+                                              "telemetry": {"path": "/t"}}),
+        "sites[0].assets[0].endpoint.setpoint.body", "quote the key"),
     "sessions exceed chargers": (
         lambda d: d["sites"][0]["assets"][1]["sessions"][0].update(units=3),
         "sites[0].assets[1]", "sessions use 3 chargers but count is 2"),

@@ -46,6 +46,7 @@ class HttpServer:
         self.port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
@@ -56,6 +57,9 @@ class HttpServer:
             self._server.close()
             for w in list(self._writers):
                 w.close()
+            for t in list(self._tasks):
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
 
@@ -65,6 +69,7 @@ class HttpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self._tasks.add(asyncio.current_task())  # type: ignore[arg-type]
         try:
             while True:
                 request = await self._read_request(reader)
@@ -79,10 +84,11 @@ class HttpServer:
                 head += [f"{k}: {v}" for k, v in response.headers.items()]
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + response.body)
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
+            pass  # client went away or the server stops; Python 3.11 logs cancelled handlers otherwise
         finally:
             self._writers.discard(writer)
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

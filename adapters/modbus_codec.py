@@ -1,0 +1,57 @@
+"""Physical value <-> Modbus registers for one map entry: physical = raw * scale + offset.
+
+Written with struct rather than the client's helpers so the simulator can use it without a client.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from flexopt.endpoints import ModbusRegister
+
+_FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
+_RANGES = {
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
+
+
+def is_bit(reg: ModbusRegister) -> bool:
+    return reg.table in ("coil", "discrete")
+
+
+def register_count(reg: ModbusRegister) -> int:
+    """How many 16-bit registers (or bits) the value occupies."""
+    if is_bit(reg):
+        return 1
+    return 2 if reg.data_type.endswith("32") else 1
+
+
+def encode(reg: ModbusRegister, physical: float) -> list[int]:
+    """Registers for a physical value; ValueError when it does not fit the data type."""
+    raw = (physical - reg.offset) / reg.scale
+    if reg.data_type != "float32":
+        raw = round(raw)
+        lo, hi = _RANGES[reg.data_type]
+        if not lo <= raw <= hi:
+            raise ValueError(f"{physical:g} is raw {raw}, outside {reg.data_type} [{lo}, {hi}]")
+    data = struct.pack(_FORMATS[reg.data_type], raw)
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return words[::-1] if reg.word_order == "little" else words
+
+
+def decode(reg: ModbusRegister, words: list[int]) -> float:
+    """Physical value from the registers read at ``reg.address``."""
+    words = list(words[: register_count(reg)])
+    if reg.word_order == "little":
+        words.reverse()
+    data = b"".join(w.to_bytes(2, "big") for w in words)
+    (raw,) = struct.unpack(_FORMATS[reg.data_type], data)
+    return raw * reg.scale + reg.offset
+
+
+def step(reg: ModbusRegister) -> float:
+    """The smallest change the register can carry, for read-back comparisons."""
+    return 0.0 if reg.data_type == "float32" else abs(reg.scale)

@@ -1,0 +1,190 @@
+"""One EV charger connector behind flexopt's central system (see ocpp_central).
+
+A setpoint is a charging ceiling; it goes out as a SetChargingProfile: TxProfile while a
+transaction runs (it governs the session), TxDefaultProfile otherwise, or as ``Setpoint.profile``
+says. Profiles carry the setpoint's periods. Charging only: negative limits are clamped to 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+
+from ocpp.exceptions import OCPPError
+
+from flexopt.adapters.base import (
+    AdapterError,
+    CommandResult,
+    CommandStatus,
+    DeviceAdapter,
+    Setpoint,
+    SetpointLimits,
+    Telemetry,
+    convert,
+    utcnow,
+)
+from flexopt.adapters.ocpp_central import CentralSystem
+from flexopt.adapters.ocpp_profiles import ChargingProfileSpec, Purpose, clear_profile_call, set_profile_call
+from flexopt.endpoints import OcppEndpoint
+
+
+class OcppAdapter(DeviceAdapter):
+    protocol = "ocpp"
+
+    def __init__(
+        self,
+        asset_id: str,
+        endpoint: OcppEndpoint,
+        limits: SetpointLimits | None,
+        central: CentralSystem,
+        voltage_v: float = 230.0,
+        phases: int = 3,
+    ) -> None:
+        super().__init__(asset_id, limits, call_timeout_s=central.response_timeout_s + 2.0)
+        self.endpoint = endpoint
+        self.central = central
+        self.voltage_v = voltage_v
+        self.phases = phases
+        self.register()
+
+    def register(self) -> None:
+        """Tell the central system to expect this charger (and its password, if any)."""
+        password = None
+        if self.endpoint.password_env:
+            password = os.environ.get(self.endpoint.password_env)
+            if not password:
+                self.last_error = f"environment variable {self.endpoint.password_env} (OCPP password) is not set"
+                password = "\0unset"  # nobody can log in until it is set
+        self.central.register(self.endpoint.charge_point_id, password)
+
+    @property
+    def cp_id(self) -> str:
+        return self.endpoint.charge_point_id
+
+    def _version(self) -> str:
+        state = self.central.chargers.get(self.cp_id)
+        return state.version if state is not None else self.endpoint.version
+
+    def _require_connected(self) -> None:
+        if not self.central.is_connected(self.cp_id):
+            raise AdapterError("unreachable", f"charge point {self.cp_id} is not connected to the central system")
+
+    def _limit(self, value: float, unit: str) -> float:
+        """A value in the limits' unit as a limit in the charger's rate unit (W or A)."""
+        value = max(value, 0.0)
+        rate = self.endpoint.charging_rate_unit
+        if unit == "A":
+            return value if rate == "A" else value * self.voltage_v * self.phases
+        try:
+            watts = convert(value, unit, "W")
+        except ValueError as exc:
+            raise AdapterError("invalid", f"a charging limit cannot be in {unit}") from exc
+        return watts if rate == "W" else watts / (self.voltage_v * self.phases)
+
+    def _spec(self, command: Setpoint) -> ChargingProfileSpec:
+        connector = self.central.chargers[self.cp_id].connector(self.endpoint.connector_id)
+        tx = connector.transaction_id
+        purpose: Purpose
+        if command.profile == "tx" or (command.profile == "auto" and tx is not None):
+            if tx is None:
+                raise AdapterError("invalid", "a TxProfile needs a running transaction")
+            purpose = "TxProfile"
+        else:
+            purpose = "TxDefaultProfile"
+        if command.periods:
+            start = command.periods[0].start
+            periods = tuple(
+                (int((p.start - start).total_seconds()), self._limit(p.value, command.unit)) for p in command.periods
+            )
+        else:
+            start = command.valid_from or utcnow()
+            periods = ((0, self._limit(command.value, command.unit)),)
+        if any(b[0] <= a[0] for a, b in itertools.pairwise(periods)):
+            raise AdapterError("invalid", "profile periods must start in increasing order")
+        duration = int((command.valid_until - start).total_seconds()) if command.valid_until else None
+        return ChargingProfileSpec(
+            connector_id=self.endpoint.connector_id,
+            purpose=purpose,
+            start=start,
+            periods=periods,
+            rate_unit=self.endpoint.charging_rate_unit,
+            duration_s=duration,
+            transaction_id=tx if purpose == "TxProfile" else None,
+        )
+
+    async def _call(self, payload) -> str:
+        try:
+            response = await self.central.call(self.cp_id, payload)
+        except OCPPError as exc:
+            raise AdapterError("error", f"CallError {exc.code}: {exc.description}") from exc
+        except TimeoutError as exc:
+            waited = self.central.response_timeout_s
+            raise AdapterError("timeout", f"no answer from {self.cp_id} in {waited:g} s") from exc
+        return str(response.status)
+
+    # --- DeviceAdapter --------------------------------------------------------------------------
+    async def _connect(self) -> None:
+        self.register()
+        self._require_connected()
+
+    async def _close(self) -> None:
+        """Chargers connect to us; there is nothing to close per adapter."""
+
+    async def _send(self, command: Setpoint) -> tuple[CommandStatus, str]:
+        self._require_connected()
+        spec = self._spec(command)
+        status = await self._call(set_profile_call(self._version(), spec))
+        detail = f"{spec.purpose} {spec.periods[0][1]:g} {spec.rate_unit}"
+        if status == "Accepted":
+            return "confirmed", detail
+        return "rejected", f"{detail}: charger answered {status}"
+
+    async def clear_profiles(self, purpose: Purpose | None = None) -> CommandResult:
+        """ClearChargingProfile for this connector; the charger falls back to its own limits."""
+        t0 = utcnow()
+        try:
+            self._require_connected()
+            status = await self._call(clear_profile_call(self._version(), self.endpoint.connector_id, purpose))
+            result: tuple[CommandStatus, str] = (
+                ("confirmed", "") if status == "Accepted" else ("rejected", f"charger answered {status}")
+            )
+        except AdapterError as exc:
+            result = (exc.status, exc.reason)
+        except Exception as exc:
+            result = ("error", f"{type(exc).__name__}: {exc}")
+        return CommandResult(
+            asset_id=self.asset_id,
+            ok=result[0] == "confirmed",
+            status=result[0],
+            requested=float("nan"),
+            sent=None,
+            unit="",
+            reason=result[1],
+            latency_ms=(utcnow() - t0) / dt.timedelta(milliseconds=1),
+        )
+
+    async def _read(self) -> Telemetry:
+        self._require_connected()
+        state = self.central.chargers[self.cp_id]
+        c = state.connector(self.endpoint.connector_id)
+        r = c.readings
+        power = r.get("power_w")
+        if power is None and "current_a" in r and "voltage_v" in r:
+            power = r["current_a"] * r["voltage_v"] * self.phases
+        return Telemetry(
+            asset_id=self.asset_id,
+            at=utcnow(),
+            connected=True,
+            available=(c.status not in ("Unavailable", "Faulted")) if c.status else None,
+            voltage_v=r.get("voltage_v"),
+            active_power_kw=power / 1000.0 if power is not None else None,
+            reactive_power_kvar=r["reactive_var"] / 1000.0 if "reactive_var" in r else None,
+            soc_pct=r.get("soc_pct"),
+            ev_plugged=c.plugged,
+            ev_charging=c.charging,
+            ev_energy_kwh=c.session_energy_wh / 1000.0 if c.session_energy_wh is not None else None,
+            quality="good" if state.booted else "questionable",
+            notes="" if state.booted else "connected but no BootNotification yet",
+            extra={"energy_register_kwh": r["energy_wh"] / 1000.0} if "energy_wh" in r else {},
+        )

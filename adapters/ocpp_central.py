@@ -1,0 +1,389 @@
+"""flexopt's OCPP central system (CSMS): one websockets server for OCPP 1.6 and 2.0.1 chargers.
+
+It accepts charge points (HTTP Basic auth, OCPP security profile 1; optional TLS), answers their
+BootNotification, Heartbeat, StatusNotification, MeterValues, Start/StopTransaction and
+TransactionEvent, keeps each connector's state, and sends charging profiles on request.
+OCPP adapters (one per charger connector) share one CentralSystem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import hmac
+import logging
+import ssl
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call_result as r16
+from ocpp.v16.enums import Action as A16
+from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call_result as r201
+from ocpp.v201.enums import Action as A201
+from ocpp.v201.enums import AuthorizationStatusEnumType, RegistrationStatusEnumType
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from flexopt.adapters.ocpp_meter import parse_meter_values
+
+log = logging.getLogger("flexopt.adapters.ocpp")
+
+SUBPROTOCOLS = {"ocpp1.6": "1.6", "ocpp2.0.1": "2.0.1"}
+PLUGGED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"}
+UNAVAILABLE = {"Unavailable", "Faulted"}
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ConnectorState:
+    """What a connector (1.6) or EVSE (2.0.1) last told us; powers in W, energy in Wh."""
+
+    status: str | None = None
+    error_code: str | None = None
+    transaction_id: int | str | None = None
+    charging_state: str | None = None  # 2.0.1 TransactionEvent chargingState
+    meter_start_wh: float | None = None
+    session_energy_wh: float | None = None
+    readings: dict[str, float] = field(default_factory=dict)
+    updated_at: dt.datetime | None = None
+
+    @property
+    def plugged(self) -> bool | None:
+        if self.status is None and self.transaction_id is None:
+            return None
+        return self.status in PLUGGED or self.transaction_id is not None
+
+    @property
+    def charging(self) -> bool:
+        if self.charging_state is not None:
+            return self.charging_state == "Charging"
+        return self.status == "Charging"
+
+
+@dataclass
+class ChargerState:
+    charge_point_id: str
+    version: str
+    connected: bool = False
+    booted: bool = False
+    vendor: str = ""
+    model: str = ""
+    connected_at: dt.datetime | None = None
+    last_seen: dt.datetime | None = None
+    messages: int = 0  # calls received from the charger since flexopt started
+    connectors: dict[int, ConnectorState] = field(default_factory=dict)
+
+    def connector(self, connector_id: int) -> ConnectorState:
+        return self.connectors.setdefault(connector_id, ConnectorState())
+
+    def touch(self) -> None:
+        self.last_seen = dt.datetime.now(dt.UTC)
+        self.messages += 1
+
+
+class _Csms16(Cp16):
+    """Central-system side of one OCPP 1.6 connection."""
+
+    def __init__(self, cp_id: str, ws: ServerConnection, state: ChargerState, central: CentralSystem) -> None:
+        super().__init__(cp_id, ws, response_timeout=central.response_timeout_s)
+        self.state, self.central = state, central
+
+    @on(A16.boot_notification)
+    def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
+        self.state.touch()
+        self.state.booted, self.state.vendor, self.state.model = True, charge_point_vendor, charge_point_model
+        self.central._changed()
+        return r16.BootNotification(
+            current_time=_now_iso(), interval=self.central.heartbeat_interval_s, status=RegistrationStatus.accepted
+        )
+
+    @on(A16.heartbeat)
+    def on_heartbeat(self, **_: Any):
+        self.state.touch()
+        return r16.Heartbeat(current_time=_now_iso())
+
+    @on(A16.status_notification)
+    def on_status(self, connector_id: int, error_code: str, status: str, **_: Any):
+        self.state.touch()
+        c = self.state.connector(connector_id)
+        c.status, c.error_code, c.updated_at = status, error_code, dt.datetime.now(dt.UTC)
+        self.central._changed()
+        return r16.StatusNotification()
+
+    @on(A16.authorize)
+    def on_authorize(self, id_tag: str, **_: Any):
+        return r16.Authorize(id_tag_info={"status": AuthorizationStatus.accepted})
+
+    @on(A16.start_transaction)
+    def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any):
+        self.state.touch()
+        c = self.state.connector(connector_id)
+        c.transaction_id = self.central._next_transaction_id()
+        c.meter_start_wh, c.session_energy_wh = float(meter_start), 0.0
+        c.readings["energy_wh"] = float(meter_start)
+        self.central._changed()
+        return r16.StartTransaction(
+            transaction_id=c.transaction_id, id_tag_info={"status": AuthorizationStatus.accepted}
+        )
+
+    @on(A16.stop_transaction)
+    def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int, **_: Any):
+        self.state.touch()
+        for c in self.state.connectors.values():
+            if c.transaction_id == transaction_id:
+                if c.meter_start_wh is not None:
+                    c.session_energy_wh = meter_stop - c.meter_start_wh
+                c.transaction_id = None
+                c.readings["energy_wh"] = float(meter_stop)
+                c.readings["power_w"] = 0.0
+        self.central._changed()
+        return r16.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
+
+    @on(A16.meter_values)
+    def on_meter_values(self, connector_id: int, meter_value: list, transaction_id: int | None = None, **_: Any):
+        self.state.touch()
+        c = self.state.connector(connector_id)
+        c.readings.update(parse_meter_values(meter_value))
+        c.updated_at = dt.datetime.now(dt.UTC)
+        if c.transaction_id is not None and c.meter_start_wh is not None and "energy_wh" in c.readings:
+            c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
+        self.central._changed()
+        return r16.MeterValues()
+
+
+class _Csms201(Cp201):
+    """Central-system side of one OCPP 2.0.1 connection."""
+
+    def __init__(self, cp_id: str, ws: ServerConnection, state: ChargerState, central: CentralSystem) -> None:
+        super().__init__(cp_id, ws, response_timeout=central.response_timeout_s)
+        self.state, self.central = state, central
+
+    @on(A201.boot_notification)
+    def on_boot(self, charging_station: dict, reason: str, **_: Any):
+        self.state.touch()
+        self.state.booted = True
+        self.state.vendor = charging_station.get("vendor_name", "")
+        self.state.model = charging_station.get("model", "")
+        self.central._changed()
+        return r201.BootNotification(
+            current_time=_now_iso(),
+            interval=self.central.heartbeat_interval_s,
+            status=RegistrationStatusEnumType.accepted,
+        )
+
+    @on(A201.heartbeat)
+    def on_heartbeat(self, **_: Any):
+        self.state.touch()
+        return r201.Heartbeat(current_time=_now_iso())
+
+    @on(A201.status_notification)
+    def on_status(self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any):
+        self.state.touch()
+        c = self.state.connector(evse_id)
+        c.status, c.updated_at = connector_status, dt.datetime.now(dt.UTC)
+        self.central._changed()
+        return r201.StatusNotification()
+
+    @on(A201.authorize)
+    def on_authorize(self, id_token: dict, **_: Any):
+        return r201.Authorize(id_token_info={"status": AuthorizationStatusEnumType.accepted})
+
+    @on(A201.meter_values)
+    def on_meter_values(self, evse_id: int, meter_value: list, **_: Any):
+        self.state.touch()
+        c = self.state.connector(evse_id)
+        c.readings.update(parse_meter_values(meter_value))
+        c.updated_at = dt.datetime.now(dt.UTC)
+        self.central._changed()
+        return r201.MeterValues()
+
+    @on(A201.transaction_event)
+    def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str, seq_no: int,
+                             transaction_info: dict, evse: dict | None = None, meter_value: list | None = None,
+                             **_: Any):
+        self.state.touch()
+        evse_id = (evse or {}).get("id")
+        if evse_id is None:  # later events may omit evse: find the transaction
+            evse_id = next(
+                (k for k, c in self.state.connectors.items() if c.transaction_id == transaction_info["transaction_id"]),
+                1,
+            )
+        c = self.state.connector(evse_id)
+        readings = parse_meter_values(meter_value or [])
+        c.readings.update(readings)
+        c.charging_state = transaction_info.get("charging_state", c.charging_state)
+        if event_type == "Started":
+            c.transaction_id = transaction_info["transaction_id"]
+            c.meter_start_wh = readings.get("energy_wh", c.readings.get("energy_wh"))
+            c.session_energy_wh = 0.0
+        if c.meter_start_wh is not None and "energy_wh" in c.readings:
+            c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
+        if event_type == "Ended":
+            c.transaction_id, c.charging_state = None, None
+            c.readings["power_w"] = 0.0
+        c.updated_at = dt.datetime.now(dt.UTC)
+        self.central._changed()
+        if event_type == "Started":
+            return r201.TransactionEvent(id_token_info={"status": AuthorizationStatusEnumType.accepted})
+        return r201.TransactionEvent()
+
+
+class CentralSystem:
+    """The shared CSMS. ``register()`` the chargers you expect (with their passwords); unknown
+    charge points are refused unless ``allow_unknown``. ``port=0`` picks a free port."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        response_timeout_s: float = 10.0,
+        heartbeat_interval_s: int = 300,
+        allow_unknown: bool = False,
+    ) -> None:
+        self.host, self.port = host, port
+        self.ssl_context = ssl_context
+        self.response_timeout_s = response_timeout_s
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.allow_unknown = allow_unknown
+        self.chargers: dict[str, ChargerState] = {}
+        self._expected: dict[str, str | None] = {}  # charge point id -> password (None = no auth)
+        self._sessions: dict[str, Cp16 | Cp201] = {}
+        self._server: Server | None = None
+        self._tx = 0
+        self._change = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
+            process_request=self._authorise,
+            ssl=self.ssl_context,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> CentralSystem:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"
+
+    def register(self, charge_point_id: str, password: str | None) -> None:
+        self._expected[charge_point_id] = password
+
+    # --- state --------------------------------------------------------------------------------
+    def is_connected(self, charge_point_id: str) -> bool:
+        state = self.chargers.get(charge_point_id)
+        return state is not None and state.connected and charge_point_id in self._sessions
+
+    async def wait_for(self, predicate, timeout_s: float) -> bool:
+        """Wait until predicate() holds; woken by every message a charger sends."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not predicate():
+                    self._change.clear()
+                    await self._change.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _changed(self) -> None:
+        self._change.set()
+
+    def _next_transaction_id(self) -> int:
+        self._tx += 1
+        return self._tx
+
+    def session(self, charge_point_id: str) -> Cp16 | Cp201 | None:
+        return self._sessions.get(charge_point_id)
+
+    async def call(self, charge_point_id: str, payload: Any) -> Any:
+        """Send one CSMS-initiated call; raises ConnectionError when the charger is not connected,
+        OCPPError on a CallError, TimeoutError when it does not answer."""
+        session = self._sessions.get(charge_point_id)
+        if session is None:
+            raise ConnectionError(f"charge point {charge_point_id} is not connected")
+        try:
+            return await session.call(payload, suppress=False)
+        except ConnectionClosed as exc:
+            raise ConnectionError(f"charge point {charge_point_id} dropped the connection") from exc
+
+    # --- websocket handling -------------------------------------------------------------------
+    def _authorise(self, connection: ServerConnection, request: Request) -> Response | None:
+        cp_id = request.path.strip("/").split("/")[-1]
+        if cp_id not in self._expected:
+            if self.allow_unknown:
+                return None
+            log.warning("refused unknown charge point %r", cp_id)
+            return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
+        password = self._expected[cp_id]
+        if password is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        try:
+            scheme, _, blob = header.partition(" ")
+            user, _, given = base64.b64decode(blob, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            scheme, user, given = "", "", ""
+        if scheme.lower() != "basic" or user != cp_id or not hmac.compare_digest(given, password):
+            log.warning("refused charge point %r: bad credentials", cp_id)
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        cp_id = ws.request.path.strip("/").split("/")[-1]
+        version = SUBPROTOCOLS.get(ws.subprotocol or "")
+        if version is None:
+            log.warning("%s offered no supported OCPP subprotocol", cp_id)
+            await ws.close(1002, "no supported OCPP subprotocol")
+            return
+        old = self._sessions.pop(cp_id, None)
+        if old is not None:  # a charger that reconnects replaces its stale connection
+            with contextlib.suppress(Exception):
+                await old._connection.close()
+        state = self.chargers.get(cp_id)
+        if state is None or state.version != version:
+            state = self.chargers[cp_id] = ChargerState(cp_id, version)
+        state.connected, state.booted, state.connected_at = True, False, dt.datetime.now(dt.UTC)
+        session = (_Csms16 if version == "1.6" else _Csms201)(cp_id, ws, state, self)
+        self._sessions[cp_id] = session
+        self._changed()
+        log.info("charge point %s connected (OCPP %s)", cp_id, version)
+        try:
+            await session.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._sessions.get(cp_id) is session:
+                del self._sessions[cp_id]
+                state.connected = False
+                self._changed()
+                log.info("charge point %s disconnected", cp_id)

@@ -1,0 +1,74 @@
+"""SetChargingProfile / ClearChargingProfile payloads for OCPP 1.6 and 2.0.1 from one description."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ocpp.v16 import call as c16
+from ocpp.v201 import call as c201
+
+Purpose = Literal["TxDefaultProfile", "TxProfile"]
+
+
+@dataclass(frozen=True)
+class ChargingProfileSpec:
+    """A charging limit schedule: ``periods`` are (seconds after start, limit in ``rate_unit``)."""
+
+    connector_id: int
+    purpose: Purpose
+    start: dt.datetime
+    periods: tuple[tuple[int, float], ...]
+    rate_unit: Literal["W", "A"] = "W"
+    duration_s: int | None = None
+    transaction_id: int | str | None = None
+    stack_level: int = 1
+
+    @property
+    def profile_id(self) -> int:
+        """Stable per connector and purpose, so a new profile replaces the previous one."""
+        return (1000 if self.purpose == "TxDefaultProfile" else 2000) + self.connector_id
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _schedule_core(spec: ChargingProfileSpec) -> dict[str, Any]:
+    sched: dict[str, Any] = {
+        "charging_rate_unit": spec.rate_unit,
+        "start_schedule": _iso(spec.start),
+        "charging_schedule_period": [
+            {"start_period": int(start), "limit": round(float(limit), 1)} for start, limit in spec.periods
+        ],
+    }
+    if spec.duration_s is not None:
+        sched["duration"] = int(spec.duration_s)
+    return sched
+
+
+def set_profile_call(version: str, spec: ChargingProfileSpec) -> Any:
+    profile: dict[str, Any] = {
+        "charging_profile_id" if version == "1.6" else "id": spec.profile_id,
+        "stack_level": spec.stack_level,
+        "charging_profile_purpose": spec.purpose,
+        "charging_profile_kind": "Absolute",
+    }
+    if spec.purpose == "TxProfile":
+        profile["transaction_id"] = spec.transaction_id if version == "1.6" else str(spec.transaction_id)
+    if version == "1.6":
+        profile["charging_schedule"] = _schedule_core(spec)
+        return c16.SetChargingProfile(connector_id=spec.connector_id, cs_charging_profiles=profile)
+    profile["charging_schedule"] = [{"id": spec.profile_id, **_schedule_core(spec)}]
+    return c201.SetChargingProfile(evse_id=spec.connector_id, charging_profile=profile)
+
+
+def clear_profile_call(version: str, connector_id: int, purpose: Purpose | None = None) -> Any:
+    """Clear flexopt's profiles on a connector (all purposes when ``purpose`` is None)."""
+    if version == "1.6":
+        return c16.ClearChargingProfile(connector_id=connector_id, charging_profile_purpose=purpose)
+    criteria: dict[str, Any] = {"evse_id": connector_id}
+    if purpose is not None:
+        criteria["charging_profile_purpose"] = purpose
+    return c201.ClearChargingProfile(charging_profile_criteria=criteria)

@@ -1,0 +1,189 @@
+"""A simulated building management system on Modbus TCP (pymodbus server).
+
+Each asset (PV inverter, EV charger, climate zone, battery) sits at the unit id and registers of its
+ModbusEndpoint. Physics advance whenever a register is read, so a reading right after a write
+already shows the effect. Writes outside a device's accepted range answer exception 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from flexopt.adapters.modbus_adapter import field_of
+from flexopt.adapters.modbus_codec import decode, encode, is_bit, register_count
+from flexopt.endpoints import ModbusEndpoint, ModbusRegister
+
+Kind = Literal["pv", "charger", "climate", "battery", "power"]
+_FROM_K = {"W": 1000.0, "var": 1000.0, "Wh": 1000.0, "MW": 0.001, "Mvar": 0.001, "MWh": 0.001}
+_TABLES = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding", 16: "holding",
+           23: "holding", 4: "input"}
+
+
+@dataclass
+class BmsAsset:
+    """State in physical units; ``setpoint`` is in the setpoint register's unit (kW or degC)."""
+
+    asset_id: str
+    endpoint: ModbusEndpoint
+    kind: Kind
+    min_value: float
+    max_value: float
+    setpoint: float = 0.0
+    power_kw: float = 0.0
+    pv_available_kw: float = 5.0
+    ev_plugged: bool = True
+    ev_max_kw: float = 11.0
+    ev_energy_kwh: float = 0.0
+    temp_c: float = 21.0
+    outdoor_temp_c: float = 10.0
+    soc_pct: float = 50.0
+    energy_kwh: float = 10.0
+    voltage_v: float = 230.0
+    rated_kw: float = 3.0
+    available: bool = True
+    last: float = field(default_factory=time.monotonic)
+
+    def advance(self) -> None:
+        now = time.monotonic()
+        dt_h, self.last = (now - self.last) / 3600.0, now
+        if self.kind == "pv":  # setpoint = export limit in kW (curtailment)
+            self.power_kw = -min(self.pv_available_kw, max(self.setpoint, 0.0))
+        elif self.kind == "charger":  # setpoint = charging ceiling in kW
+            self.power_kw = min(max(self.setpoint, 0.0), self.ev_max_kw) if self.ev_plugged else 0.0
+            self.ev_energy_kwh += self.power_kw * dt_h
+        elif self.kind == "climate":  # setpoint in degC; heating only, fast enough to see in a test
+            gap = self.setpoint - self.temp_c
+            self.power_kw = min(5.0, max(0.0, 0.2 + 1.5 * gap))
+            self.temp_c += (self.power_kw * 3.0 - (self.temp_c - self.outdoor_temp_c) * 0.1) * dt_h * 60
+        elif self.kind == "power":  # a load that draws its setpoint (kW, or on/off times rated_kw)
+            on_off = self.endpoint.registers["setpoint"].table == "coil"
+            self.power_kw = self.setpoint * self.rated_kw if on_off else self.setpoint
+        else:  # battery: setpoint in kW, load convention; stops at empty/full
+            p = self.setpoint
+            if (p > 0 and self.soc_pct >= 100.0) or (p < 0 and self.soc_pct <= 0.0):
+                p = 0.0
+            self.power_kw = p
+            self.soc_pct = min(100.0, max(0.0, self.soc_pct + 100.0 * p * dt_h / self.energy_kwh))
+
+    def value(self, name: str, reg: ModbusRegister) -> float | None:
+        """The value of a named register in the register's own unit."""
+        target = "setpoint" if name == "setpoint" else field_of(name)
+        v = {
+            "setpoint": self.setpoint,
+            "active_power_kw": self.power_kw,
+            "reactive_power_kvar": 0.1 * self.power_kw,
+            "voltage_v": self.voltage_v,
+            "soc_pct": self.soc_pct,
+            "temp_c": self.temp_c,
+            "available": float(self.available),
+            "ev_plugged": float(self.ev_plugged),
+            "ev_charging": float(self.power_kw > 0),
+            "ev_energy_kwh": self.ev_energy_kwh,
+        }.get(target or "")
+        if v is None or name == "setpoint":
+            return v
+        return v * _FROM_K.get(reg.unit, 1.0)
+
+
+class BmsSimulator:
+    """One Modbus TCP server holding any number of assets, at one or more unit ids."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5020) -> None:
+        self.host, self.port = host, port
+        self.assets: list[BmsAsset] = []
+        self.delay_s = 0.0  # > client timeout simulates a device that stops answering
+        self.writes: list[tuple[str, float]] = []
+        self._server: ModbusTcpServer | None = None
+
+    def add(self, asset_id: str, endpoint: ModbusEndpoint, kind: Kind, min_value: float, max_value: float,
+            **state: float) -> BmsAsset:
+        asset = BmsAsset(asset_id, endpoint, kind, min_value, max_value, **state)
+        self.assets.append(asset)
+        return asset
+
+    async def start(self) -> None:
+        units = sorted({a.endpoint.device_id for a in self.assets})
+        devices = [self._device(u) for u in units]
+        self._server = ModbusTcpServer(devices, address=(self.host, self.port))
+        await self._server.serve_forever(background=True)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None
+
+    # --- internals ----------------------------------------------------------------------------
+    def _device(self, unit: int) -> SimDevice:
+        mine = [a for a in self.assets if a.endpoint.device_id == unit]
+        top = {t: 16 for t in ("coil", "discrete", "holding", "input")}
+        for a in mine:
+            for reg in a.endpoint.registers.values():
+                top[reg.table] = max(top[reg.table], reg.address + register_count(reg) + 1)
+        blocks = tuple(
+            [SimData(0, count=top[t] + 16, values=False, datatype=DataType.BITS)]
+            if t in ("coil", "discrete")
+            else [SimData(0, count=top[t], values=0, datatype=DataType.REGISTERS)]
+            for t in ("coil", "discrete", "holding", "input")
+        )
+
+        async def action(fc, start, address, count, regs, values):
+            return await self._action(mine, fc, start, address, count, regs, values)
+
+        return SimDevice(unit, simdata=blocks, action=action)
+
+    async def _action(self, assets, fc, start, address, count, regs, values):
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        table = _TABLES.get(fc)
+        for a in assets:
+            a.advance()
+        if values:
+            return self._write(assets, table, start, address, regs, values)
+        for a in assets:
+            for name, reg in a.endpoint.registers.items():
+                v = a.value(name, reg)
+                if reg.table == table and v is not None:
+                    self._put(reg, start, regs, v)
+        return None
+
+    def _write(self, assets, table, start, address, regs, values):
+        for a in assets:
+            reg = a.endpoint.registers.get("setpoint")
+            if reg is None or reg.table != table:
+                continue
+            n = register_count(reg)
+            if not (address < reg.address + n and reg.address < address + len(values)):
+                continue
+            if is_bit(reg):
+                new = float(bool(values[reg.address - address]))
+            else:
+                words = list(regs[reg.address - start : reg.address - start + n])
+                for i, w in enumerate(values):
+                    if 0 <= address + i - reg.address < n:
+                        words[address + i - reg.address] = w
+                new = decode(reg, words)
+            if not a.min_value <= new <= a.max_value or not a.available:
+                return ExcCodes.ILLEGAL_VALUE
+            a.setpoint = new
+            self.writes.append((a.asset_id, new))
+        return None
+
+    @staticmethod
+    def _put(reg: ModbusRegister, start: int, regs: list[int], value: float) -> None:
+        if is_bit(reg):
+            word, bit = divmod(reg.address, 16)
+            mask = 1 << bit
+            regs[word - start] = (regs[word - start] | mask) if value else (regs[word - start] & ~mask)
+            return
+        try:
+            words = encode(reg, value)
+        except ValueError:  # the register cannot carry this value: leave the old one
+            return
+        regs[reg.address - start : reg.address - start + len(words)] = words

@@ -1,0 +1,163 @@
+"""A simulated vendor cloud for splits, water heaters and power-controlled sites over HTTP/JSON.
+
+Its routes and JSON shapes come from each device's HttpEndpoint (the same mapping the adapter uses,
+read in reverse), so any configured vendor layout can be simulated. Token-protected; faults
+(status codes, Retry-After, non-JSON bodies, slow answers) can be queued for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from flexopt.adapters.base import TELEMETRY_FIELDS, convert
+from flexopt.adapters.http_mapping import field_for, find_placeholder, set_path
+from flexopt.adapters.sim.http_server import HttpServer, Request, Response
+from flexopt.endpoints import HttpEndpoint
+
+Kind = Literal["split", "water_heater", "power", "battery"]
+
+
+@dataclass
+class CloudDevice:
+    """Simple physics, advanced on every access: a split drives the room to its setpoint, a water
+    heater heats while on (up to its thermostat), a power device draws what it is told (a battery
+    also integrates its SoC)."""
+
+    asset_id: str
+    endpoint: HttpEndpoint
+    kind: Kind
+    min_value: float
+    max_value: float
+    max_kw: float = 3.0
+    temp_c: float = 20.0
+    setpoint: float = 0.0
+    power_kw: float = 0.0
+    soc_pct: float | None = None  # batteries only
+    energy_kwh: float = 10.0
+    online: bool = True
+    last: float = field(default_factory=time.monotonic)
+
+    def advance(self) -> None:
+        now = time.monotonic()
+        dt_s, self.last = now - self.last, now
+        if self.kind == "split":
+            gap = self.setpoint - self.temp_c
+            self.power_kw = min(self.max_kw, 0.3 + 0.5 * abs(gap)) if abs(gap) > 0.05 else 0.3
+            self.temp_c += max(-abs(gap), min(abs(gap), gap * 0.1 * dt_s))
+        elif self.kind == "water_heater":  # a relay (on_off) or a power setpoint (kW/W)
+            unit = self.endpoint.setpoint_unit
+            want = (self.max_kw if self.setpoint >= 0.5 else 0.0) if unit == "on_off" else convert(
+                self.setpoint, unit, "kW")
+            self.power_kw = max(0.0, want) if self.temp_c < 75.0 else 0.0
+            self.temp_c = min(75.0, self.temp_c + (0.05 * dt_s if self.power_kw > 0 else -0.001 * dt_s))
+        else:
+            if self.soc_pct is not None:  # a battery: SoC integrates, power stops at empty/full
+                delta = 100.0 * self.power_kw * dt_s / 3600 / self.energy_kwh
+                self.soc_pct = min(100.0, max(0.0, self.soc_pct + delta))
+            p = convert(self.setpoint, self.endpoint.setpoint_unit, "kW")
+            full = self.soc_pct is not None and ((p > 0 and self.soc_pct >= 100) or (p < 0 and self.soc_pct <= 0))
+            self.power_kw = 0.0 if full else p
+
+    def reading(self, name: str) -> object:
+        target, factor = field_for(name, TELEMETRY_FIELDS)
+        values = {
+            "available": self.online,
+            "active_power_kw": self.power_kw,
+            "temp_c": self.temp_c if self.kind in ("split", "water_heater") else None,
+            "soc_pct": self.soc_pct,
+            "setpoint": self.setpoint,
+        }
+        v = values.get(target or name)
+        return v / factor if isinstance(v, float) and factor != 1.0 else v
+
+
+@dataclass
+class Fault:
+    status: int
+    retry_after: str | None = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+
+
+class DeviceCloud:
+    def __init__(self, token: str | None = "sim-token", host: str = "127.0.0.1", port: int = 0) -> None:
+        self.token = token
+        self.devices: dict[tuple[str, str], tuple[CloudDevice, str]] = {}
+        self.faults: deque[Fault] = deque()
+        self.delay_s = 0.0
+        self.requests: list[tuple[float, str, str, int]] = []  # (monotonic, method, path, status)
+        self.server = HttpServer(self._handle, host, port)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def add_device(self, asset_id: str, endpoint: HttpEndpoint, kind: Kind, min_value: float, max_value: float,
+                   **state: float) -> CloudDevice:
+        dev = CloudDevice(asset_id, endpoint, kind, min_value, max_value, **state)
+        values = {"device_id": endpoint.device_id, "asset_id": asset_id}
+        for spec, role in ((endpoint.setpoint, "setpoint"), (endpoint.telemetry, "telemetry")):
+            path = spec.path.format_map(_Keep(values))
+            self.devices[(spec.method, path)] = (dev, role)
+        return dev
+
+    def inject(self, status: int, times: int = 1, retry_after: str | None = None, body: bytes | None = None,
+               content_type: str = "application/json") -> None:
+        """The next ``times`` requests (any device) get this answer instead of the real one."""
+        self.faults.extend(Fault(status, retry_after, body, content_type) for _ in range(times))
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    async def _handle(self, req: Request) -> Response:
+        resp = await self._answer(req)
+        self.requests.append((time.monotonic(), req.method, req.path, resp.status))
+        return resp
+
+    async def _answer(self, req: Request) -> Response:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.token and req.headers.get("authorization") != f"Bearer {self.token}":
+            return Response.json({"error": "invalid token"}, 401)
+        if self.faults:
+            f = self.faults.popleft()
+            headers = {"Content-Type": f.content_type} | ({"Retry-After": f.retry_after} if f.retry_after else {})
+            return Response(f.status, f.body if f.body is not None else b'{"error": "injected"}', headers)
+        hit = self.devices.get((req.method, req.path))
+        if hit is None:
+            return Response.json({"error": f"no route {req.method} {req.path}"}, 404)
+        dev, role = hit
+        dev.advance()
+        spec = dev.endpoint.setpoint if role == "setpoint" else dev.endpoint.telemetry
+        if role == "setpoint":
+            found = find_placeholder(spec.body, req.json()) if spec.body is not None else None
+            if found is None:
+                return Response.json({"error": "no value in body"}, 422)
+            name, raw = found
+            value = (1.0 if raw else 0.0) if name == "on" else float(raw)
+            if not dev.min_value <= value <= dev.max_value:
+                return Response.json({"error": f"value {value} outside [{dev.min_value}, {dev.max_value}]"}, 422)
+            dev.setpoint = value
+            dev.advance()
+            reply: dict = {"status": "accepted", "value": value}
+        else:
+            reply = {}
+        for name, path in spec.fields.items():
+            value = "accepted" if name == "status" else dev.reading(name)
+            if value is not None:
+                set_path(reply, path, value)
+        return Response.json(reply)
+
+
+class _Keep(dict):
+    """format_map helper that leaves unknown placeholders in place."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

@@ -1,0 +1,133 @@
+"""IEC 104 adapter against the simulated BESS RTU (c104 server and client on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flexopt.adapters.base import Setpoint, SetpointLimits
+from flexopt.adapters.iec104_adapter import Iec104Adapter, parse_actcon
+from flexopt.adapters.sim.bess_rtu import BessRtu
+from flexopt.adapters.sim.util import free_port, wait_until
+from flexopt.endpoints import Iec104Endpoint
+
+CA = 7
+
+
+def endpoint(port: int, **kw) -> Iec104Endpoint:
+    return Iec104Endpoint.model_validate(
+        {
+            "protocol": "iec104",
+            "host": "127.0.0.1",
+            "port": port,
+            "common_address": CA,
+            "command_timeout_ms": 500,
+            "points": {"setpoint_ioa": 100, "active_power_ioa": 11, "reactive_power_ioa": 12,
+                       "voltage_ioa": 13, "soc_ioa": 14, "availability_ioa": 15},
+            **kw,
+        }
+    )
+
+
+@pytest.fixture
+def rtu():
+    port = free_port()
+    sim = BessRtu(port=port)
+    sim.add("bess1", endpoint(port).points, common_address=CA, energy_kwh=10.0, max_power_kw=50.0,
+            soc_pct=50.0, time_scale=360.0)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+async def bess(rtu):
+    ad = Iec104Adapter("bess1", endpoint(rtu.port), SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
+    assert await ad.connect(), ad.last_error
+    yield ad
+    await ad.close()
+
+
+async def test_setpoint_and_soc_follows(rtu, bess):
+    t0 = await bess.read_telemetry()
+    assert t0.quality == "good", t0.notes
+    assert t0.voltage_v == pytest.approx(400.0) and t0.available is True and t0.active_power_kw == 0.0
+    res = await bess.send_setpoint(Setpoint("bess1", 10.0, "kW"))
+    assert res.ok and res.status == "confirmed", res.reason
+    assert rtu.commands == [("bess1", 10.0)]
+    # charging 10 kW into 10 kWh at 360x: SoC rises by ~1 %/s
+    t = await wait_until(lambda: _soc_above(bess, t0.soc_pct + 0.5), timeout_s=10)
+    assert t.active_power_kw == pytest.approx(10.0)
+    res = await bess.send_setpoint(Setpoint("bess1", -5.0, "kW"))  # discharge: negative
+    assert res.ok
+    t = await bess.read_telemetry()
+    assert t.active_power_kw == pytest.approx(-5.0)
+
+
+async def _soc_above(adapter, threshold):
+    t = await adapter.read_telemetry()
+    return t if t.soc_pct is not None and t.soc_pct > threshold else None
+
+
+async def test_clamped_before_it_leaves(rtu, bess):
+    res = await bess.send_setpoint(Setpoint("bess1", 80_000.0, "W"))
+    assert res.ok and res.clamped and res.sent == 20.0
+    assert rtu.commands[-1] == ("bess1", 20.0)
+
+
+async def test_negative_confirmation_is_rejected_then_recovers(rtu, bess):
+    rtu.reject = True
+    res = await bess.send_setpoint(Setpoint("bess1", 5.0, "kW"))
+    assert not res.ok and res.status == "rejected" and "negative" in res.reason
+    rtu.reject = False
+    assert (await bess.send_setpoint(Setpoint("bess1", 5.0, "kW"))).ok
+
+
+async def test_slow_rtu_times_out(rtu, bess):
+    rtu.delay_s = 1.5  # command timeout is 500 ms
+    res = await bess.send_setpoint(Setpoint("bess1", 5.0, "kW"))
+    assert not res.ok and res.status == "timeout", res
+
+
+async def test_unavailable_battery(rtu, bess):
+    rtu.set_available("bess1", False)
+    t = await bess.read_telemetry()
+    assert t.available is False
+    res = await bess.send_setpoint(Setpoint("bess1", 5.0, "kW"))
+    assert res.status == "rejected"
+
+
+async def test_rtu_down_then_back(rtu, bess):
+    rtu.stop()
+    await wait_until(lambda: not bess.is_open, timeout_s=5)
+    res = await bess.send_setpoint(Setpoint("bess1", 5.0, "kW"))
+    assert res.status == "unreachable" and not res.ok
+    t = await bess.read_telemetry()
+    assert not t.connected and t.quality == "unreachable"
+    rtu.start()  # same port; c104 reconnects by itself
+    await wait_until(lambda: bess.is_open, timeout_s=10)
+    res = await bess.send_setpoint(Setpoint("bess1", 5.0, "kW"))
+    assert res.ok, res.reason
+
+
+async def test_connect_to_nothing_fails_then_connects_when_rtu_appears():
+    port = free_port()
+    ad = Iec104Adapter("bess1", endpoint(port), link_wait_s=0.5)
+    assert not await ad.connect()
+    assert "not open" in ad.last_error
+    sim = BessRtu(port=port)
+    sim.add("bess1", endpoint(port).points, common_address=CA)
+    sim.start()
+    try:
+        await wait_until(lambda: ad.is_open, timeout_s=10)
+        assert (await ad.read_telemetry()).soc_pct == pytest.approx(50.0, abs=0.5)
+    finally:
+        await ad.close()
+        sim.stop()
+
+
+def test_parse_actcon():
+    # I-frame: 68 len, 4 control bytes, ASDU type 50, VSQ 1, COT 0x47 (ACTCON|negative), OA 0, CA 7, IOA 100
+    frame = bytes([0x68, 0x12, 0, 0, 0, 0, 50, 1, 0x47, 0, 7, 0, 100, 0, 0, 0, 0, 0x20, 0x41, 0])
+    assert parse_actcon(frame) == (7, 100, True)
+    assert parse_actcon(frame[:8] + bytes([0x07]) + frame[9:]) == (7, 100, False)
+    assert parse_actcon(bytes([0x68, 4, 0x43, 0, 0, 0])) is None  # TESTFR act
