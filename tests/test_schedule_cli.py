@@ -1,0 +1,128 @@
+"""The operator's path: `flexopt schedule day-ahead` and `intraday` from a portfolio file to files on disk."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from flexopt.cli import app
+
+runner = CliRunner()
+DAY = "2024-06-12"
+
+
+@pytest.fixture
+def portfolio(tmp_path):
+    """A site with a battery, PV and load; cheap night, expensive evening (EUR/MWh, hourly, UTC)."""
+    hours = pd.date_range("2024-06-10T00:00Z", periods=24 * 5, freq="1h")
+    local_hour = hours.tz_convert("Europe/Madrid").hour
+    price = np.where(local_hour < 6, 20.0, np.where((local_hour >= 19) & (local_hour < 22), 250.0, 90.0))
+    pd.DataFrame({"timestamp": hours.strftime("%Y-%m-%dT%H:%M:%SZ"), "price": price}).to_csv(
+        tmp_path / "prices.csv", index=False)
+    quarter = pd.date_range("2024-06-10T00:00Z", periods=96 * 5, freq="15min")
+    solar = np.clip(np.sin((quarter.tz_convert("Europe/Madrid").hour + quarter.minute / 60 - 7) / 14 * np.pi), 0, None)
+    pd.DataFrame({"timestamp": quarter.strftime("%Y-%m-%dT%H:%M:%SZ"), "pv_w": 4000 * solar,
+                  "load_w": 800 + 400 * (quarter.hour % 3)}).to_csv(tmp_path / "site.csv", index=False)
+    doc = {
+        "portfolio": {"name": "cli-test", "timezone": "Europe/Madrid"},
+        "data_sources": {
+            "prices": {"path": "prices.csv", "column": "price", "unit": "EUR/MWh"},
+            "pv": {"path": "site.csv", "column": "pv_w", "unit": "W"},
+            "load": {"path": "site.csv", "column": "load_w", "unit": "W"},
+        },
+        "tariff": {"import_price_eur_per_kwh": {"source": "prices"},
+                   "export_price_eur_per_kwh": {"source": "prices", "scale": 0.5}},
+        "congestion_points": [{"id": "cp", "import_limit_kw": 50}],
+        "sites": [{
+            "id": "home", "congestion_point": "cp", "connection": {"import_limit_kw": 20, "export_limit_kw": 10},
+            "assets": [
+                {"id": "bat", "type": "battery", "power_kw": 5, "energy_kwh": 10, "initial_soc_pct": 50},
+                {"id": "pv", "type": "pv", "peak_kw": 4, "generation_kw": {"source": "pv"}},
+                {"id": "house", "type": "load", "power_kw": {"source": "load"}},
+            ],
+        }],
+    }
+    path = tmp_path / "portfolio.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_day_ahead_writes_every_file_and_never_overwrites(portfolio, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["schedule", "day-ahead", str(portfolio), "--date", DAY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"schedule.parquet", "schedule.csv", "sites.parquet", "sites.csv",
+                                               "kpis.json", "run.json"}
+    schedule = pd.read_parquet(out / "schedule.parquet")
+    assert list(schedule.columns) == ["interval_start", "interval_end", "site_id", "asset_id", "asset_type",
+                                      "power_kw", "baseline_kw", "setpoint", "setpoint_unit", "state", "state_unit"]
+    assert len(schedule) == 3 * 96 and str(schedule["interval_start"].dt.tz) == "UTC"
+    bat = schedule[schedule.asset_id == "bat"].set_index("interval_start")
+    local = bat.index.tz_convert("Europe/Madrid")
+    # the battery buys in the cheap night and sells or serves load in the expensive evening
+    assert bat["power_kw"][local.hour < 6].sum() > 0
+    assert bat["power_kw"][(local.hour >= 19) & (local.hour < 22)].sum() < 0
+    kpis = json.loads((out / "kpis.json").read_text())
+    assert kpis["cost_eur"] < kpis["baseline_cost_eur"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["portfolio"]["name"] == "cli-test" and len(run["portfolio"]["sha256"]) == 64
+    assert set(run["input_files"]) == {"prices", "pv", "load"}
+    assert run["horizon"]["intervals"] == 96
+
+    before = (out / "schedule.csv").read_bytes()
+    again = runner.invoke(app, ["schedule", "day-ahead", str(portfolio), "--date", DAY, "--out", str(out)])
+    assert again.exit_code == 2 and "never overwrites" in again.output
+    assert (out / "schedule.csv").read_bytes() == before
+
+
+def test_store_versions_and_intraday_continues_from_the_stored_schedule(portfolio, tmp_path):
+    store = tmp_path / "runs"
+    for _ in range(2):
+        result = runner.invoke(app, ["schedule", "day-ahead", str(portfolio), "--date", DAY, "--store", str(store)])
+        assert result.exit_code == 0, result.output
+    base = store / "cli-test" / DAY
+    assert sorted(p.name for p in (base / "day-ahead").iterdir()) == ["v001", "v002"]
+    day_ahead = pd.read_parquet(base / "day-ahead" / "v002" / "schedule.parquet")
+    start = pd.Timestamp(f"{DAY}T14:00", tz="Europe/Madrid")
+    expected_kwh = day_ahead[(day_ahead.asset_id == "bat") & (day_ahead.interval_end == start)]["state"].item()
+
+    result = runner.invoke(app, ["schedule", "intraday", str(portfolio), "--from", f"{DAY}T14:00",
+                                 "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    run_dir = base / "intraday" / "v001"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["initial_state"]["bat"]["soc_pct"] == pytest.approx(expected_kwh / 10 * 100)
+    assert run["initial_state_source"].endswith("v002")
+    intraday = pd.read_parquet(run_dir / "schedule.parquet")
+    assert intraday["interval_start"].min() == start.tz_convert("UTC")
+    assert intraday["interval_start"].nunique() == 40  # 14:00 to midnight
+
+
+def test_measured_state_file_overrides(portfolio, tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"bat": {"soc_pct": 90}}))
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["schedule", "intraday", str(portfolio), "--from", f"{DAY}T20:00", "--state",
+                                 str(state), "--out", str(out), "--store", str(tmp_path / "none")])
+    assert result.exit_code == 0, result.output
+    bat = pd.read_parquet(out / "schedule.parquet").query("asset_id == 'bat'")
+    # starting full at 20:00 in the price peak, it discharges right away
+    assert bat["power_kw"].iloc[0] < 0
+    assert bat["state"].iloc[0] < 9.0
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (["--date", "12/06/2024"], "not a date"),
+    (["--date", "2031-01-01"], "it covers"),
+])
+def test_bad_requests_exit_2_with_a_message(portfolio, tmp_path, args, text):
+    result = runner.invoke(app, ["schedule", "day-ahead", str(portfolio), *args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert text in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()
