@@ -76,7 +76,7 @@ def print_kpis(kpis: dict, console: Console) -> None:
             peak_table.add_row(name, f"{value.get('optimised', 0):,.1f}", f"{value.get('baseline', 0):,.1f}")
         console.print(peak_table)
     if count:
-        items = violations.get("items", []) if isinstance(violations, dict) else violations
+        items = violations.get("list", []) if isinstance(violations, dict) else violations
         for v in items[:20]:
             console.print(f"[yellow]violation[/yellow] {v.get('kind')} at {v.get('asset_id') or v.get('site_id')}"
                           f" {v.get('start')} .. {v.get('end')}: {v.get('amount', 0):.2f} {v.get('unit', '')}"
