@@ -1,16 +1,29 @@
-"""Build adapters from endpoints and portfolio assets."""
+"""Build adapters from endpoints and portfolio assets.
+
+An asset with ``count`` N is N devices (``flexopt.endpoints.device_endpoints``): one adapter per device,
+each with per-device limits, behind a :class:`~flexopt.adapters.group.GroupAdapter` when N > 1.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flexopt.adapters.base import DeviceAdapter, SetpointLimits
+from flexopt.adapters.group import GroupAdapter
 from flexopt.adapters.http_adapter import HttpAdapter
 from flexopt.adapters.iec104_adapter import Iec104Adapter
 from flexopt.adapters.modbus_adapter import ModbusAdapter
 from flexopt.adapters.ocpp_adapter import OcppAdapter
 from flexopt.adapters.ocpp_central import CentralSystem
-from flexopt.endpoints import HttpEndpoint, Iec104Endpoint, ModbusEndpoint, OcppEndpoint
+from flexopt.endpoints import (  # noqa: F401 - address_problems is part of this module's API
+    HttpEndpoint,
+    Iec104Endpoint,
+    ModbusEndpoint,
+    OcppEndpoint,
+    address_problems,
+    device_endpoints,
+    device_label,
+)
 
 
 def adapter_for(
@@ -51,12 +64,11 @@ def setpoint_unit(endpoint: Any) -> str:
 
 
 def limits_for(asset: Any) -> SetpointLimits | None:
-    """Setpoint limits of a portfolio asset (all of its ``count`` units together), in the unit its
-    endpoint takes. PV setpoints are export ceilings (positive kW); batteries and EV chargers
-    follow the load convention (negative = discharge)."""
+    """Setpoint limits of ONE of the asset's ``count`` devices (the schedule's ``setpoint`` is per device),
+    in the unit its endpoint takes. PV setpoints are export ceilings (positive kW); batteries and EV
+    chargers follow the load convention (negative = discharge)."""
     endpoint = getattr(asset, "endpoint", None)
     unit = setpoint_unit(endpoint) if endpoint is not None else "kW"
-    n = getattr(asset, "count", 1)
     kind = getattr(asset, "type", "")
     if unit == "on_off":
         return SetpointLimits(0.0, 1.0, "on_off")
@@ -65,19 +77,17 @@ def limits_for(asset: Any) -> SetpointLimits | None:
     if unit == "degC" and kind == "water_heater":
         return SetpointLimits(asset.min_temp_c, asset.max_temp_c, "degC")
     if kind == "battery":
-        return SetpointLimits(-asset.max_discharge_kw * n, asset.max_charge_kw * n, "kW")
+        return SetpointLimits(-asset.max_discharge_kw, asset.max_charge_kw, "kW")
     if kind == "pv":
-        return SetpointLimits(0.0, asset.peak_kw * n, "kW")
+        return SetpointLimits(0.0, asset.peak_kw, "kW")
     if kind == "ev_charger":
-        low = -asset.max_discharge_kw * n
         if unit == "A":
-            per_unit_a = asset.max_charge_kw * 1000.0 / (asset.voltage_v * asset.phases)
-            return SetpointLimits(0.0, per_unit_a, "A")
-        return SetpointLimits(low, asset.max_charge_kw * n, "kW")
+            return SetpointLimits(0.0, asset.max_charge_kw * 1000.0 / (asset.voltage_v * asset.phases), "A")
+        return SetpointLimits(-asset.max_discharge_kw, asset.max_charge_kw, "kW")
     if kind in ("climate", "heat_pump"):
-        return SetpointLimits(0.0, asset.max_electric_kw * n, "kW")
+        return SetpointLimits(0.0, asset.max_electric_kw, "kW")
     if kind == "water_heater":
-        return SetpointLimits(0.0, asset.element_kw * n, "kW")
+        return SetpointLimits(0.0, asset.element_kw, "kW")
     return None
 
 
@@ -91,18 +101,27 @@ def setpoint_kind(asset: Any) -> str:
     return "exact"
 
 
+def adapter_for_asset(asset: Any, central: CentralSystem | None = None) -> DeviceAdapter | None:
+    """The adapter of a portfolio asset: the plain adapter for one device, a GroupAdapter over one adapter
+    per device (per-device limits) for ``count`` > 1; None without an endpoint."""
+    if asset.endpoint is None:
+        return None
+    limits = limits_for(asset)
+    extra = {"voltage_v": getattr(asset, "voltage_v", 230.0), "phases": getattr(asset, "phases", 3)}
+    endpoints = device_endpoints(asset.endpoint, asset.count)
+    if len(endpoints) == 1:
+        return adapter_for(asset.id, endpoints[0], limits, central=central, **extra)
+    labels = [device_label(e) for e in endpoints]
+    children = [adapter_for(f"{asset.id}/{label}", e, limits, central=central, **extra)
+                for label, e in zip(labels, endpoints, strict=True)]
+    return GroupAdapter(asset.id, children, labels)
+
+
 def adapters_for_portfolio(portfolio: Any, central: CentralSystem | None = None) -> dict[str, DeviceAdapter]:
-    """One adapter per asset that has an endpoint, keyed by asset id."""
+    """One adapter per asset that has an endpoint, keyed by asset id (groups for counted assets)."""
     out: dict[str, DeviceAdapter] = {}
     for _site, asset in portfolio.assets():
-        if asset.endpoint is None:
-            continue
-        out[asset.id] = adapter_for(
-            asset.id,
-            asset.endpoint,
-            limits_for(asset),
-            central=central,
-            voltage_v=getattr(asset, "voltage_v", 230.0),
-            phases=getattr(asset, "phases", 3),
-        )
+        adapter = adapter_for_asset(asset, central)
+        if adapter is not None:
+            out[asset.id] = adapter
     return out

@@ -341,6 +341,13 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
                                         f"duplicate asset id {asset.id!r} (also in site {asset_ids[asset.id]!r}); "
                                         "asset ids must be unique in the portfolio"))
             asset_ids[asset.id] = site.id
+    from flexopt.endpoints import address_clashes
+
+    asset_paths = {asset.id: (where(si), ai) for si, site in enumerate(pf.sites) for ai, asset in
+                   enumerate(site.assets)}
+    for asset_id, text in address_clashes(pf):
+        (file, li), ai = asset_paths[asset_id]
+        problems.append(Problem(file, f"sites[{li}].assets[{ai}].endpoint", text))
     for path, name in series_refs(pf):
         if name not in pf.data_sources:
             known = ", ".join(sorted(pf.data_sources)) or "none defined"

@@ -170,3 +170,54 @@ def device_endpoints(endpoint: Iec104Endpoint | ModbusEndpoint | OcppEndpoint | 
         case Iec104Endpoint():
             return [endpoint.model_copy(update={"common_address": endpoint.common_address + k}) for k in range(count)]
     raise TypeError(f"unknown endpoint {type(endpoint).__name__}")
+
+
+def device_label(endpoint: object) -> str:
+    """How an operator finds one device: charge point id, cloud device id, Modbus unit or IEC 104 station."""
+    if isinstance(endpoint, OcppEndpoint):
+        return endpoint.charge_point_id
+    if isinstance(endpoint, HttpEndpoint):
+        return endpoint.device_id
+    if isinstance(endpoint, ModbusEndpoint):
+        return f"unit {endpoint.device_id}"
+    if isinstance(endpoint, Iec104Endpoint):
+        return f"CA {endpoint.common_address}"
+    return type(endpoint).__name__
+
+
+def device_address(endpoint: object) -> tuple:
+    """What must be unique per device across a portfolio (two devices at one address get each other's commands)."""
+    if isinstance(endpoint, OcppEndpoint):
+        return ("ocpp", endpoint.charge_point_id, endpoint.connector_id)
+    if isinstance(endpoint, HttpEndpoint):
+        return ("http", endpoint.base_url.rstrip("/"), endpoint.device_id)
+    if isinstance(endpoint, ModbusEndpoint):
+        return ("modbus", endpoint.host, endpoint.port, endpoint.device_id)
+    return ("iec104", endpoint.host, endpoint.port, endpoint.common_address)
+
+
+def address_clashes(portfolio) -> list[tuple[str, str]]:
+    """(asset id, problem) for devices of different assets (after expanding ``count``) at one address, and
+    expanded addresses out of the protocol's range: two devices at one address get each other's commands."""
+    seen: dict[tuple, str] = {}
+    problems = []
+    for _site, asset in portfolio.assets():
+        if asset.endpoint is None:
+            continue
+        for k, e in enumerate(device_endpoints(asset.endpoint, asset.count), start=1):
+            if isinstance(e, ModbusEndpoint) and e.device_id > 247:
+                problems.append((asset.id, f"device {k} would be Modbus unit {e.device_id} (max 247)"))
+            if isinstance(e, Iec104Endpoint) and e.common_address > 65534:
+                problems.append((asset.id, f"device {k} would be IEC 104 station {e.common_address} (max 65534)"))
+            key = device_address(e)
+            other = seen.setdefault(key, f"{asset.id} device {k}")
+            if other != f"{asset.id} device {k}":
+                problems.append((asset.id, f"device {k} ({device_label(e)}) has the address of {other}: "
+                                           f"{' '.join(map(str, key))}; give each device its own address "
+                                           "(counted devices take consecutive ids)"))
+    return problems
+
+
+def address_problems(portfolio) -> list[str]:
+    """The clashes of :func:`address_clashes` as lines naming the asset."""
+    return [f"{asset_id} {text}" for asset_id, text in address_clashes(portfolio)]

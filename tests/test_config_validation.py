@@ -155,6 +155,7 @@ def test_includes_merge_sites_and_report_the_included_file(tmp_path):
     site["id"] = "s2"
     for a in site["assets"]:
         a["id"] += "-2"
+    site["assets"][0]["endpoint"]["common_address"] = 2  # each device its own address
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "prices.csv").write_text("t,price\n2024-06-12T00:00:00Z,1\n")
     sub = {"data_sources": {"sub_prices": {"path": "prices.csv", "column": "price", "time_column": "t",
@@ -227,6 +228,7 @@ def test_shared_file_is_included_once_and_identical_sources_may_repeat(tmp_path)
         site["id"] = f"site-{name}"
         for asset in site["assets"]:
             asset["id"] += f"-{name}"
+        site["assets"][0]["endpoint"]["common_address"] = 10 + ord(name)
         doc = {"include": ["common.yaml"], "data_sources": copy.deepcopy(common["data_sources"]), "sites": [site]}
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(doc))
     main = {k: v for k, v in copy.deepcopy(BASE).items() if k != "sites"}
@@ -253,3 +255,16 @@ def test_counted_devices_get_their_own_addresses():
     http = HttpEndpoint(protocol="http", base_url="http://x", device_id="wh", setpoint={"path": "/s"},
                         telemetry={"path": "/t"})
     assert device_endpoints(http, 2)[1].device_id == "wh-2"
+
+
+def test_counted_devices_that_share_an_address_are_reported(tmp_path):
+    def clash(d):
+        ev = d["sites"][0]["assets"][1]
+        ev["endpoint"] = {"protocol": "modbus", "host": "127.0.0.1", "port": 1502, "device_id": 1,
+                          "registers": {"setpoint": {"address": 1}}}
+        battery(d)["endpoint"] = {"protocol": "modbus", "host": "127.0.0.1", "port": 1502, "device_id": 2,
+                                  "registers": {"setpoint": {"address": 1}}}
+
+    result = runner.invoke(app, ["validate", str(write(tmp_path, mutate(clash)))])
+    assert result.exit_code == 2
+    assert "sites[0].assets[1].endpoint: device 2 (unit 2) has the address of bess device 1" in result.output

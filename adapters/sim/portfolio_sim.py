@@ -1,7 +1,10 @@
-"""Start a simulator for every endpoint of a portfolio: what ``flexopt simulate`` runs.
+"""Start a simulator for every device of a portfolio: what ``flexopt simulate`` runs.
 
-Endpoints that share a server (one Modbus port, one RTU port, one cloud base URL) share one
-simulator. Charge points connect to the central system at ``ocpp_url`` and keep retrying.
+An asset with ``count`` N is N simulated devices at the addresses of ``flexopt.endpoints.device_endpoints``
+(Modbus units, IEC 104 stations, cloud device ids, charge point ids), each with one device's ratings, so
+dispatch meets the same devices it would in the field. Devices that share a server (one Modbus port, one
+RTU port, one cloud base URL) share one simulator. Charge points connect to the central system at
+``ocpp_url`` and keep retrying.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from flexopt.adapters.factory import limits_for, setpoint_unit
+from flexopt.adapters.factory import address_problems, device_label, limits_for, setpoint_unit
 from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.adapters.sim.bess_rtu import BessRtu
 from flexopt.adapters.sim.bms import BmsSimulator
 from flexopt.adapters.sim.charge_point import Ev, SimChargePoint
 from flexopt.adapters.sim.device_cloud import DeviceCloud
+from flexopt.endpoints import device_endpoints
 
 log = logging.getLogger("flexopt.sim")
 DEFAULT_TOKEN = "sim-token"
@@ -32,18 +36,22 @@ class Running:
     address: str
     assets: list[str] = field(default_factory=list)
     note: str = ""
+    devices: int = 0
 
 
 def _range(asset: Any) -> tuple[float, float]:
+    """What one device accepts (per-device limits, as the adapters clamp)."""
     limits = limits_for(asset)
     return (limits.min_value, limits.max_value) if limits else (-1e9, 1e9)
 
 
 class PortfolioSimulation:
-    def __init__(self, portfolio: Any, ocpp_url: str = "ws://127.0.0.1:9000", central: bool = False) -> None:
+    def __init__(self, portfolio: Any, ocpp_url: str = "ws://127.0.0.1:9000", central: bool = False,
+                 ocpp_retry_s: float = 2.0) -> None:
         self.portfolio = portfolio
         self.ocpp_url = ocpp_url.rstrip("/")
         self.run_central = central
+        self.ocpp_retry_s = ocpp_retry_s
         self.rtus: dict[tuple[str, int], BessRtu] = {}
         self.bms: dict[tuple[str, int], BmsSimulator] = {}
         self.clouds: dict[str, DeviceCloud] = {}
@@ -53,45 +61,37 @@ class PortfolioSimulation:
         self._tasks: list[asyncio.Task] = []
         self._build()
 
+    @property
+    def device_count(self) -> int:
+        return sum(row.devices for row in self.summary if row.protocol != "ocpp-csms")
+
+    def charger(self, cp_id: str) -> SimChargePoint:
+        return next(cp for cp in self.chargers if cp.cp_id == cp_id)
+
     # --- building -----------------------------------------------------------------------------
     def _build(self) -> None:
+        problems = address_problems(self.portfolio)
+        if problems:
+            raise ValueError("devices cannot be told apart:\n  " + "\n  ".join(problems))
         rows: dict[tuple[str, str], Running] = {}
         passwords: dict[str, str | None] = {}
         for _site, asset in self.portfolio.assets():
-            e = asset.endpoint
-            if e is None:
+            if asset.endpoint is None:
                 continue
             lo, hi = _range(asset)
-            if e.protocol == "iec104":
-                rtu = self.rtus.setdefault((e.host, e.port), BessRtu(e.host, e.port))
-                energy = getattr(asset, "energy_kwh", 100.0) * asset.count
-                power = max(abs(lo), abs(hi)) if (lo, hi) != (-1e9, 1e9) else 100.0
-                soc = getattr(asset, "initial_soc_pct", 50.0)
-                rtu.add(asset.id, e.points, e.common_address, energy_kwh=energy, max_power_kw=power, soc_pct=soc)
-                key = ("iec104", f"{e.host}:{e.port}")
-            elif e.protocol == "modbus":
-                sim = self.bms.setdefault((e.host, e.port), BmsSimulator(e.host, e.port))
-                kind = self._bms_kind(asset, e)
-                state = {"pv_available_kw": 0.6 * asset.peak_kw * asset.count} if kind == "pv" else {}
-                sim.add(asset.id, e, kind, min_value=lo, max_value=hi, **state)
-                key = ("modbus", f"{e.host}:{e.port}")
-            elif e.protocol == "http":
-                cloud = self._cloud(e)
-                kind, state = self._cloud_kind(asset, e)
-                cloud.add_device(asset.id, e, kind, min_value=lo, max_value=hi, **state)
-                key = ("http", e.base_url)
-            else:
-                password = os.environ.get(e.password_env) if e.password_env else None
-                passwords[e.charge_point_id] = password
-                ev = Ev(max_w=getattr(asset, "max_charge_kw", 11.0) * 1000.0)
-                self.chargers.append(SimChargePoint(e.charge_point_id, self.ocpp_url, e.version, password=password,
-                                                    connector_id=e.connector_id, ev=ev, max_w=ev.max_w))
-                key = ("ocpp", self.ocpp_url)
-            rows.setdefault(key, Running(*key)).assets.append(asset.id)
-        if self.chargers:
-            rows[("ocpp", self.ocpp_url)].note = f"{len(self.chargers)} charge points"
-        for url, cloud in self.clouds.items():
-            rows[("http", url)].note = f"token {'from env' if cloud.token != DEFAULT_TOKEN else DEFAULT_TOKEN}"
+            for e in device_endpoints(asset.endpoint, asset.count):
+                name = asset.id if asset.count == 1 else f"{asset.id}/{device_label(e)}"
+                key = self._add_device(asset, e, name, lo, hi, passwords)
+                row = rows.setdefault(key, Running(*key))
+                row.devices += 1
+                if asset.id not in row.assets:
+                    row.assets.append(asset.id)
+        for key, row in rows.items():
+            notes = [f"{row.devices} devices" if row.devices != 1 else "1 device"]
+            if key[0] == "http":
+                cloud = self.clouds[key[1]]
+                notes.append(f"token {'from env' if cloud.token != DEFAULT_TOKEN else DEFAULT_TOKEN}")
+            row.note = "; ".join(notes)
         if self.run_central and self.chargers:
             u = urlsplit(self.ocpp_url)
             self.central = CentralSystem(u.hostname or "127.0.0.1", u.port or 9000)
@@ -99,6 +99,40 @@ class PortfolioSimulation:
                 self.central.register(cp_id, password)
             rows[("ocpp-csms", self.ocpp_url)] = Running("ocpp-csms", self.ocpp_url, [], "embedded central system")
         self.summary = list(rows.values())
+
+    def _add_device(self, asset: Any, e: Any, name: str, lo: float, hi: float,
+                    passwords: dict[str, str | None]) -> tuple[str, str]:
+        """One simulated device with one device's ratings; returns its summary row key."""
+        if e.protocol == "iec104":
+            rtu = self.rtus.setdefault((e.host, e.port), BessRtu(e.host, e.port))
+            power = max(abs(lo), abs(hi)) if (lo, hi) != (-1e9, 1e9) else 100.0
+            rtu.add(name, e.points, e.common_address, energy_kwh=getattr(asset, "energy_kwh", 100.0),
+                    max_power_kw=power, soc_pct=getattr(asset, "initial_soc_pct", 50.0))
+            return ("iec104", f"{e.host}:{e.port}")
+        if e.protocol == "modbus":
+            sim = self.bms.setdefault((e.host, e.port), BmsSimulator(e.host, e.port))
+            kind = self._bms_kind(asset, e)
+            state = {"pv_available_kw": 0.6 * asset.peak_kw} if kind == "pv" else {}
+            sim.add(name, e, kind, min_value=lo, max_value=hi, **state)
+            return ("modbus", f"{e.host}:{e.port}")
+        if e.protocol == "http":
+            cloud = self._cloud(e)
+            kind, state = self._cloud_kind(asset, e)
+            routes = len(cloud.devices)
+            cloud.add_device(name, e, kind, min_value=lo, max_value=hi, **state)
+            if len(cloud.devices) != routes + 2:
+                raise ValueError(f"{name}: its setpoint/telemetry paths at {e.base_url} are another device's too "
+                                 "(put {device_id} in the paths)")
+            return ("http", e.base_url)
+        password = os.environ.get(e.password_env) if e.password_env else None
+        passwords[e.charge_point_id] = password
+        ev = Ev(max_w=getattr(asset, "max_charge_kw", 11.0) * 1000.0)
+        cp = SimChargePoint(e.charge_point_id, self.ocpp_url, e.version, password=password,
+                            connector_id=e.connector_id, ev=ev, max_w=ev.max_w)
+        # profiles in amps mean the charger's own wiring (a 3.7 kW wallbox is one phase of 16 A)
+        cp.book.voltage_v, cp.book.phases = getattr(asset, "voltage_v", 230.0), getattr(asset, "phases", 3)
+        self.chargers.append(cp)
+        return ("ocpp", self.ocpp_url)
 
     def _cloud(self, e: Any) -> DeviceCloud:
         if e.base_url not in self.clouds:
@@ -121,10 +155,10 @@ class PortfolioSimulation:
         if unit == "degC":
             return "split", {"temp_c": getattr(asset, "initial_temp_c", 21.0)}
         if unit == "on_off" or asset.type == "water_heater":
-            rated = getattr(asset, "element_kw", 2.0) * asset.count
+            rated = getattr(asset, "element_kw", 2.0)
             return "water_heater", {"max_kw": rated, "temp_c": getattr(asset, "initial_temp_c", 55.0)}
         if asset.type == "battery":
-            return "battery", {"soc_pct": asset.initial_soc_pct, "energy_kwh": asset.energy_kwh * asset.count}
+            return "battery", {"soc_pct": asset.initial_soc_pct, "energy_kwh": asset.energy_kwh}
         return "power", {}
 
     # --- running ------------------------------------------------------------------------------
@@ -137,7 +171,7 @@ class PortfolioSimulation:
             await cloud.start()
         if self.central is not None:
             await self.central.start()
-        self._tasks = [asyncio.create_task(cp.run_forever()) for cp in self.chargers]
+        self._tasks = [asyncio.create_task(cp.run_forever(self.ocpp_retry_s)) for cp in self.chargers]
 
     async def stop(self) -> None:
         for t in self._tasks:

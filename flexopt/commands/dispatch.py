@@ -1,0 +1,165 @@
+"""``flexopt dispatch PORTFOLIO``: send the stored schedule's setpoints to the devices, read them back and
+record every round (commands, telemetry, deviations, alarms) in a new audit file.
+
+Exit codes: 0 the rounds ran (alarms or not: they are in the record), 2 invalid input (portfolio, --at, no
+schedule), 4 with ``--fail-on-alarm`` when any round raised a critical alarm (for cron monitoring).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
+
+EXIT_ALARM = 4
+
+
+def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
+    s = record["summary"]
+    sched = record["schedule"]
+    interval = f"{record['interval_start'] or '?'} .. {record['interval_end'] or '?'}"
+    console.print(
+        f"[bold]round[/bold] {interval} schedule {sched['version'] if sched else 'none'}: "
+        f"{s['confirmed']} confirmed, {s['failed']} failed, {s['clamped']} clamped, {s['skipped']} skipped "
+        f"of {s['assets']} assets; alarms: {s['alarms_critical']} critical, {s['alarms_warning']} warning",
+        highlight=False,
+    )
+    if record["alarms"]:
+        table = Table("severity", "asset", "kind", "reason", title=None, show_edge=False)
+        for a in record["alarms"][:40]:
+            style = "red" if a["severity"] == "critical" else "yellow"
+            table.add_row(f"[{style}]{a['severity']}[/{style}]", a["asset_id"], a["kind"], a["reason"][:100])
+        console.print(table)
+        if len(record["alarms"]) > 40:
+            console.print(f"... {len(record['alarms']) - 40} more alarms in the record")
+    console.print(f"record: {path}", highlight=False)
+
+
+async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
+                   duration_s: float | None, options: Any, connect_wait_s: float, console: Console) -> int:
+    """Run the rounds; returns how many critical alarms were raised."""
+    from flexopt import operations as ops
+
+    name, tz = portfolio.portfolio.name, portfolio.tz
+    resolution = portfolio.portfolio.resolution_min
+
+    def schedule_for(t: dt.datetime) -> Any:
+        if run is not None:
+            return ops.load_schedule_run(run)
+        return ops.find_schedule_run(store, name, t.astimezone(tz).date(), t)
+
+    session = ops.DispatchSession(portfolio, connect_wait_s=connect_wait_s)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    critical = 0
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        await session.start()
+        when = at
+        while True:
+            t = when or ops.utcnow()
+            try:
+                schedule = schedule_for(t)
+                if ops.rows_at(schedule.frame, t).empty:
+                    schedule = None
+            except ops.ScheduleNotFound:
+                schedule = None
+            record = await session.round(schedule, t, options)
+            folder = ops.dispatch_folder(store, name, t.astimezone(tz).date())
+            path = ops.write_round(folder, record, t)
+            ops.append_summary(folder, record, path)
+            critical += record["summary"]["alarms_critical"]
+            _print_round(record, path, console)
+            if once or stop.is_set():
+                break
+            nxt = ops.next_boundary(ops.utcnow(), resolution)
+            wait = (nxt - ops.utcnow()).total_seconds()
+            if deadline is not None and time.monotonic() + wait > deadline:
+                with contextlib.suppress(TimeoutError):  # no round left before the end: just wait it out
+                    await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, wait))
+            if stop.is_set():
+                break
+            when = None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+        await session.close()
+    return critical
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("dispatch")
+    def dispatch_cmd(
+        portfolio: Path = typer.Argument(..., help="portfolio YAML"),
+        store: Path = typer.Option(Path("runs"), "--store", help="versioned schedule runs; rounds are recorded "
+                                   "under <store>/<portfolio>/<day>/dispatch/"),
+        run: Path | None = typer.Option(None, "--run", help="use this run folder's schedule instead of the newest "
+                                        "run of the day in the store"),
+        at: str | None = typer.Option(None, "--at", help="with --once: dispatch the interval containing this "
+                                      "time, 'YYYY-MM-DDTHH:MM' portfolio local time (default: now)"),
+        once: bool = typer.Option(False, "--once", help="one round, then exit (cron)"),
+        duration: float | None = typer.Option(None, "--duration", min=0.0, help="without --once: stop after S "
+                                              "seconds (default: run until Ctrl-C/SIGTERM)"),
+        settle_s: float = typer.Option(5.0, "--settle-s", min=0.0, help="wait between sending and reading back"),
+        connect_wait_s: float = typer.Option(15.0, "--connect-wait-s", min=0.0,
+                                             help="how long OCPP chargers get to connect to the central system"),
+        tolerance_kw: float = typer.Option(1.0, "--tolerance-kw", min=0.0, help="deviation alarm threshold"),
+        tolerance_pct: float = typer.Option(10.0, "--tolerance-pct", min=0.0,
+                                            help="deviation alarm threshold, % of the scheduled power"),
+        fail_on_alarm: bool = typer.Option(False, "--fail-on-alarm",
+                                           help=f"exit {EXIT_ALARM} when any critical alarm was raised"),
+    ) -> None:
+        """Send the schedule's setpoints to every device, read them back and record each round (commands,
+        telemetry, deviations, alarms) in a new file under <store>/<portfolio>/<day>/dispatch/. Device failures
+        are alarms in the record, never a crash: exit 0 whenever the rounds ran."""
+        from flexopt import operations as ops
+
+        loaded = load_or_exit(portfolio)
+        pf = loaded.portfolio
+        if at is not None and not once:
+            typer.echo("--at needs --once (a continuous dispatch always follows the clock)", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        try:
+            t = ops.parse_at(at, pf.portfolio.timezone)
+        except ValueError as exc:
+            typer.echo(f"--at: {exc}", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        try:  # the first round must have a schedule: say so before touching any device
+            schedule = ops.load_schedule_run(run) if run is not None else ops.find_schedule_run(
+                store, pf.portfolio.name, t.astimezone(pf.tz).date(), t)
+        except ops.ScheduleNotFound as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        if ops.rows_at(schedule.frame, t).empty:
+            span = (f"{schedule.frame['interval_start'].min()} .. {schedule.frame['interval_end'].max()}"
+                    if len(schedule.frame) else "no rows")
+            typer.echo(f"schedule {schedule.path} does not cover {t.isoformat()} (it covers {span})", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        ends = ops.rows_at(schedule.frame, t)["interval_end"].max()
+        if once and ends <= ops.utcnow():
+            typer.echo(f"note: the interval of --at ended at {ends.isoformat()}; devices are not sent expired "
+                       "setpoints (recorded as invalid), they are still read", err=True)
+        options = ops.RoundOptions(settle_s=settle_s, tolerance_kw=tolerance_kw, tolerance_pct=tolerance_pct)
+        console = Console()
+        critical = asyncio.run(_session(pf, store=store, run=run, at=t if once else None, once=once,
+                                        duration_s=duration, options=options, connect_wait_s=connect_wait_s,
+                                        console=console))
+        if fail_on_alarm and critical:
+            raise typer.Exit(EXIT_ALARM)
