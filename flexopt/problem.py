@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,10 @@ class SolveOptions:
     backend: Literal["matrix", "persistent"] = "matrix"
     # battery charge/discharge exclusivity binary: only where dumping could pay ("auto"), always, never
     battery_binary: Literal["auto", "always", "never"] = "auto"
+    verbose: bool = False  # print the HiGHS log
+    # relax-and-round first: accept the rounded LP schedule when within mip_gap, else use it as the MIP start
+    mip_start: bool = True
+    highs_options: dict[str, Any] = field(default_factory=dict)  # passed to HiGHS as they are
 
 
 @dataclass
@@ -94,7 +98,10 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     build_s = time.perf_counter() - t0
 
     say("solving")
-    out = solve_model(m, options)
+    def rounder(values):
+        return [pair for form in forms for pair in form.round_integers(values)]
+
+    out = solve_model(m, options, rounder)
 
     say("reading the schedule")
     t1 = time.perf_counter()
@@ -120,7 +127,8 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     sim = sum(getattr(f, "simultaneous_kwh", 0.0) for f in forms)
     kpis["violations"] = {"count": len(violations), "list": [v.to_dict() for v in violations]}
     kpis["solver"] = {
-        "name": "highs", "backend": out.backend, "status": out.status, "termination": out.termination,
+        "name": "highs", "backend": out.backend, "method": out.method, "status": out.status,
+        "termination": out.termination,
         "mip_gap": out.mip_gap, "bound": out.bound, "objective": out.objective, "binaries": out.binaries,
         "integers": out.integers, "variables": out.variables, "constraints": out.constraints,
         "battery_simultaneous_kwh": round(sim, 6),

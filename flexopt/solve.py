@@ -13,6 +13,7 @@ A solver that fails or stops without a feasible solution raises :class:`SolveErr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ class SolveOutcome:
     translate_s: float
     solve_s: float
     backend: str
+    method: str = "highs"  # "lp_round": the LP relaxation rounded and re-solved was within the gap
     _x: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     _col: dict[int, int] = field(repr=False, default_factory=dict)
 
@@ -88,26 +90,46 @@ def _new_highs() -> highspy.Highs:
 
 
 def _set_options(h: highspy.Highs, options: Any) -> None:
+    if getattr(options, "verbose", False):
+        h.setOptionValue("output_flag", True)
+        h.setOptionValue("log_to_console", True)
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
     if options.time_limit_s is not None:
         h.setOptionValue("time_limit", float(options.time_limit_s))
     if options.threads is not None:
         h.setOptionValue("threads", int(options.threads))
+    for key, value in (getattr(options, "highs_options", None) or {}).items():
+        h.setOptionValue(key, value)
 
 
-def _run(h: highspy.Highs) -> float:
+def _run(h: highspy.Highs, verbose: bool = False) -> float:
     t0 = time.perf_counter()
+    if verbose:
+        h.run()
+        return time.perf_counter() - t0
     with capture_output(capture_fd=True):
         h.run()
     return time.perf_counter() - t0
 
 
 def _outcome(h: highspy.Highs, col: dict[int, int], translate_s: float, solve_s: float, backend: str,
-             integrality: np.ndarray, lower: np.ndarray, upper: np.ndarray, n_rows: int) -> SolveOutcome:
+             integrality: np.ndarray, lower: np.ndarray, upper: np.ndarray, n_rows: int,
+             override: tuple[str, float, float] | None = None) -> SolveOutcome:
     status = h.getModelStatus()
     name = status.name if hasattr(status, "name") else str(status).split(".")[-1]
-    termination = _TERMINATION.get(name, "error")
     info = h.getInfo()
+    if override is not None:
+        # the rounded schedule (an LP with the integers fixed) is within the gap of the relaxation's bound
+        name, objective, bound = override
+        x = np.asarray(h.getSolution().col_value, dtype=float)
+        is_int = integrality.astype(bool)
+        binaries = int(np.sum(is_int & (lower >= 0) & (upper <= 1)))
+        return SolveOutcome(status=name, termination="optimal", objective=objective, bound=bound,
+                            mip_gap=(objective - bound) / max(abs(objective), 1e-9), variables=len(lower),
+                            constraints=n_rows, binaries=binaries, integers=int(is_int.sum()) - binaries,
+                            translate_s=translate_s, solve_s=solve_s, backend=backend, _x=x, _col=col,
+                            method="lp_round")
+    termination = _TERMINATION.get(name, "error")
     feasible = info.primal_solution_status == 2 or name == "kModelEmpty"
     is_int = integrality.astype(bool)
     binaries = int(np.sum(is_int & (lower >= 0) & (upper <= 1)))
@@ -127,15 +149,23 @@ def _outcome(h: highspy.Highs, col: dict[int, int], translate_s: float, solve_s:
                         backend=backend, _x=x, _col=col)
 
 
-def solve_model(model: Any, options: Any) -> SolveOutcome:
+# Given a reader of the LP relaxation's values, the rounded values of integer Var components.
+Rounder = Callable[[Callable[[Any], np.ndarray]], list[tuple[Any, np.ndarray]]]
+
+
+def solve_model(model: Any, options: Any, rounder: Rounder | None = None) -> SolveOutcome:
     if options.backend == "persistent":
         return _solve_persistent(model, options)
     if options.backend != "matrix":
         raise ValueError(f"unknown backend {options.backend!r}; use 'matrix' or 'persistent'")
-    return _solve_matrix(model, options)
+    return _solve_matrix(model, options, rounder)
 
 
-def _solve_matrix(model: Any, options: Any) -> SolveOutcome:
+def _reader(x: np.ndarray, col: dict[int, int]) -> Callable[[Any], np.ndarray]:
+    return SolveOutcome("", "", 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0, "", _x=x, _col=col).values
+
+
+def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None) -> SolveOutcome:
     from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
     t0 = time.perf_counter()
@@ -169,8 +199,57 @@ def _solve_matrix(model: Any, options: Any) -> SolveOutcome:
     _set_options(h, options)
     col = {id(v): j for j, v in enumerate(cols)}
     translate_s = time.perf_counter() - t0
-    solve_s = _run(h)
-    return _outcome(h, col, translate_s, solve_s, "matrix", integrality, lower, upper, m)
+    t1 = time.perf_counter()
+    if integrality.any() and getattr(options, "mip_start", True):
+        done = _round_and_fix(h, integrality, lower, upper, float(options.mip_gap), options, col, rounder)
+        if done is not None:
+            return _outcome(h, col, translate_s, time.perf_counter() - t1, "matrix", integrality, lower, upper, m,
+                            override=done)
+    _run(h, getattr(options, "verbose", False))
+    return _outcome(h, col, translate_s, time.perf_counter() - t1, "matrix", integrality, lower, upper, m)
+
+
+def _round_and_fix(h: highspy.Highs, integrality: np.ndarray, lower: np.ndarray, upper: np.ndarray, gap: float,
+                   options: Any, col: dict[int, int], rounder: Rounder | None) -> tuple[str, float, float] | None:
+    """Relax-and-round start: solve the LP relaxation (its optimum bounds the MIP), round the integers, fix them
+    and re-solve the LP. Within the gap, that schedule is the answer; otherwise it seeds the MIP as incumbent.
+
+    Returns (status, objective, bound) when the rounded schedule is accepted, else None (the MIP then runs).
+    """
+    verbose = getattr(options, "verbose", False)
+    idx = np.flatnonzero(integrality).astype(np.int32)
+    cont = np.full(idx.size, highspy.HighsVarType.kContinuous)
+    ints = np.full(idx.size, highspy.HighsVarType.kInteger)
+    h.changeColsIntegrality(idx.size, idx, cont)
+    _run(h, verbose)
+    relaxed_ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    h.changeColsIntegrality(idx.size, idx, ints)
+    if not relaxed_ok:
+        return None
+    bound = float(h.getInfo().objective_function_value)
+    x = np.asarray(h.getSolution().col_value, dtype=float)
+    target = np.round(x)
+    if rounder is not None:
+        # formulations round their own integers consistently (e.g. cumulative energy), others go to the nearest
+        for component, vals in rounder(_reader(x, col)):
+            for v, val in zip(component.values(), vals, strict=True):
+                j = col.get(id(v))
+                if j is not None:
+                    target[j] = val
+    fixed = np.clip(target[idx], lower[idx], upper[idx])
+    h.changeColsBounds(idx.size, idx, fixed, fixed)
+    _run(h, verbose)
+    feasible = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    value = float(h.getInfo().objective_function_value) if feasible else np.inf
+    h.changeColsBounds(idx.size, idx, lower[idx], upper[idx])
+    if not feasible:
+        return None
+    if value - bound <= gap * max(abs(value), 1e-9):
+        return "kOptimal", value, bound
+    x_fix = np.asarray(h.getSolution().col_value, dtype=float)
+    # h still holds the fixed LP's solution; load it as the MIP's first incumbent
+    h.setSolution(x_fix.size, np.arange(x_fix.size, dtype=np.int32), x_fix)
+    return None
 
 
 def _solve_persistent(model: Any, options: Any) -> SolveOutcome:

@@ -1,0 +1,214 @@
+"""The common interface of every asset formulation, and small helpers to build Pyomo components in bulk.
+
+One formulation object handles ALL assets of its type in a run, so its variables and constraints are
+a few indexed components on one block (fast to build) rather than one Python object per device.
+An asset entry with ``count`` identical devices is one aggregate (totals in kW/kWh), which removes the
+symmetry identical devices would put into the MILP.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+from pyomo.core.expr.numeric_expr import LinearExpression
+
+from flexopt.inputs import Horizon, Inputs
+from flexopt.portfolio import Penalties, Site
+from flexopt.violations import Violation, runs
+
+# Reads the solved values of one Pyomo Var component, in the order of its index.
+ValueReader = Callable[[Any], np.ndarray]
+
+
+@dataclass
+class AssetItem:
+    """One asset entry of the portfolio with its site and any initial-state override."""
+
+    site: Site
+    asset: Any
+    initial_state: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return int(self.asset.count)
+
+
+@dataclass
+class ModelContext:
+    """What every formulation may read: horizon, series, penalties and per-site price facts."""
+
+    horizon: Horizon
+    inputs: Inputs
+    penalties: Penalties
+    # site id -> True when storage at the site could profit from dumping energy (negative prices, export limits)
+    dumping_possible: dict[str, bool] = field(default_factory=dict)
+    battery_binary: str = "auto"
+
+    @property
+    def n(self) -> int:
+        return self.horizon.n
+
+    @property
+    def dt_h(self) -> float:
+        return self.horizon.dt_h
+
+
+@dataclass
+class PowerTerms:
+    """Power drawn by each asset entry: ``const_kw[j, t] + sum(coef * var)`` over the terms at (j, t)."""
+
+    const_kw: np.ndarray  # (entries, T)
+    entry: list[int] = field(default_factory=list)
+    t: list[int] = field(default_factory=list)
+    coef: list[float] = field(default_factory=list)
+    var: list[Any] = field(default_factory=list)
+
+    def add(self, j: int, t: int, coef: float, var: Any) -> None:
+        self.entry.append(j)
+        self.t.append(t)
+        self.coef.append(coef)
+        self.var.append(var)
+
+
+@dataclass
+class AssetSchedule:
+    """The schedule of one asset entry read back from the solution (arrays over the horizon)."""
+
+    power_kw: np.ndarray
+    setpoint: np.ndarray
+    setpoint_unit: str
+    state: np.ndarray
+    state_unit: str
+
+
+@dataclass
+class CostTerms:
+    """Linear objective terms (EUR): ``sum(coef * var) + constant``."""
+
+    coef: list[float] = field(default_factory=list)
+    var: list[Any] = field(default_factory=list)
+    constant: float = 0.0
+
+    def add(self, coef: float, var: Any) -> None:
+        if coef != 0.0:
+            self.coef.append(float(coef))
+            self.var.append(var)
+
+
+class Formulation(ABC):
+    """Variables, constraints and cost terms of all assets of one type, and how to read them back."""
+
+    asset_type: ClassVar[str]
+    # keys an ``initial_state`` entry may set for assets of this type (intraday re-optimisation)
+    state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, items: list[AssetItem], ctx: ModelContext) -> None:
+        self.items = items
+        self.ctx = ctx
+        self.block: Any = None
+
+    @abstractmethod
+    def build(self, block: Any) -> None:
+        """Add variables and constraints to ``block`` (a Pyomo Block owned by this formulation)."""
+
+    @abstractmethod
+    def power(self) -> PowerTerms:
+        """Power each entry draws per interval (load convention, kW, total over its devices)."""
+
+    def cost(self) -> CostTerms:
+        """Cost terms of these assets (degradation, curtailment, penalties); none by default."""
+        return CostTerms()
+
+    @abstractmethod
+    def extract(self, values: ValueReader) -> list[AssetSchedule]:
+        """One schedule per entry, in the order of ``items``."""
+
+    @abstractmethod
+    def baseline_kw(self) -> np.ndarray:
+        """(entries, T) power each entry would draw without flexopt."""
+
+    def round_integers(self, values: ValueReader) -> list[tuple[Any, np.ndarray]]:
+        """Integer values consistent with an LP-relaxed solution, for the relax-and-round start.
+
+        Default: none (the solver rounds to the nearest integer). Formulations override this where nearest
+        rounding would break their accounting.
+        """
+        return []
+
+    def violations(self, values: ValueReader) -> list[Violation]:
+        """Soft-constraint breaches of these assets in the solution; none by default."""
+        return []
+
+    def counts(self) -> dict[str, int]:
+        """Binary and integer variables this formulation added (for the benchmark record)."""
+        return {}
+
+
+# --- helpers to build components in bulk ------------------------------------------------------
+
+
+def _bound(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def add_var(block: Any, name: str, lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray,
+            integer: bool = False) -> list[Any]:
+    """One indexed Var with per-element bounds; returns its elements as a list (index = position)."""
+    lo = [_bound(x) for x in np.asarray(lower, dtype=float)]
+    hi = [_bound(x) for x in np.asarray(upper, dtype=float)]
+    comp = pyo.Var(range(len(lo)), domain=pyo.Integers if integer else pyo.Reals,
+                   bounds=lambda _b, i: (lo[i], hi[i]))
+    block.add_component(name, comp)
+    return list(comp.values())
+
+
+def linear(coefs: Sequence[float], variables: Sequence[Any]) -> LinearExpression:
+    return LinearExpression(linear_coefs=list(coefs), linear_vars=list(variables))
+
+
+def add_rows(block: Any, name: str, rows: list[tuple[list[float], list[Any]]],
+             lower: Sequence[float | None] | np.ndarray | None,
+             upper: Sequence[float | None] | np.ndarray | None) -> None:
+    """Constraints ``lower[i] <= sum(coefs * vars) <= upper[i]`` (equal bounds: an equality row)."""
+    if not rows:
+        return
+    k = len(rows)
+    lo = [None] * k if lower is None else [_bound(x) if x is not None else None for x in lower]
+    hi = [None] * k if upper is None else [_bound(x) if x is not None else None for x in upper]
+
+    def rule(_b: Any, i: int) -> Any:
+        coefs, variables = rows[i]
+        return (lo[i], linear(coefs, variables), hi[i])
+
+    block.add_component(name, pyo.Constraint(range(k), rule=rule))
+
+
+def as_matrix(values: np.ndarray, entries: int, n: int) -> np.ndarray:
+    return np.asarray(values, dtype=float).reshape(entries, n)
+
+
+def interval_violations(kind: str, item: AssetItem, horizon: Horizon, amount: np.ndarray, unit: str,
+                        describe: Callable[[float, float], str], tol: float = 1e-3) -> list[Violation]:
+    """One Violation per run of consecutive intervals where ``amount`` exceeds ``tol``.
+
+    ``describe(max_amount, integral)`` writes the detail (integral = amount * hours over the run).
+    """
+    out = []
+    for a, b in runs(amount > tol):
+        seg = amount[a:b]
+        out.append(Violation(
+            kind=kind, site_id=item.site.id, asset_id=item.asset.id, congestion_point=None,
+            start=horizon.index[a], end=horizon.ends[b - 1], amount=float(seg.max()), unit=unit,
+            detail=describe(float(seg.max()), float(seg.sum() * horizon.dt_h)),
+        ))
+    return out
+
+
+def timestamp(horizon: Horizon, t: int, end: bool = False) -> pd.Timestamp:
+    return horizon.ends[t] if end else horizon.index[t]

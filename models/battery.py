@@ -1,0 +1,153 @@
+"""Battery (BESS): charge/discharge power, SoC dynamics with efficiencies, soft terminal SoC, degradation.
+
+The charge/discharge exclusivity binary is added only where dumping energy through simultaneous
+charge and discharge could pay (negative prices, export limits with uncurtailable generation); with
+positive prices and round-trip efficiency below 1 the LP never does it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flexopt.models.base import (
+    AssetSchedule,
+    CostTerms,
+    Formulation,
+    PowerTerms,
+    ValueReader,
+    add_rows,
+    add_var,
+    as_matrix,
+    interval_violations,
+)
+from flexopt.models.registry import register
+from flexopt.violations import Violation
+
+
+@register
+class BatteryFormulation(Formulation):
+    asset_type = "battery"
+    state_keys = ("soc_pct",)
+
+    def _params(self) -> None:
+        n_t = self.ctx.n
+        self.cap_kwh = np.array([it.asset.energy_kwh * it.count for it in self.items])
+        self.pc_max = np.array([it.asset.max_charge_kw * it.count for it in self.items])
+        self.pd_max = np.array([it.asset.max_discharge_kw * it.count for it in self.items])
+        self.soc0_kwh = np.array([self._start_pct(it) / 100 * it.asset.energy_kwh * it.count for it in self.items])
+        self.term_kwh = np.array([
+            (it.asset.terminal_soc_pct if it.asset.terminal_soc_pct is not None else self._start_pct(it))
+            / 100 * it.asset.energy_kwh * it.count for it in self.items])
+        self.lo_kwh = np.array([it.asset.soc_min_pct / 100 * it.asset.energy_kwh * it.count for it in self.items])
+        self.hi_kwh = np.array([it.asset.soc_max_pct / 100 * it.asset.energy_kwh * it.count for it in self.items])
+        mode = self.ctx.battery_binary
+        self.binary = np.array([
+            mode == "always" or (mode == "auto" and self.ctx.dumping_possible.get(it.site.id, False))
+            for it in self.items], dtype=bool)
+        self.n_t = n_t
+
+    @staticmethod
+    def _start_pct(item) -> float:
+        pct = item.initial_state.get("soc_pct", item.asset.initial_soc_pct)
+        if not 0 <= pct <= 100:
+            raise ValueError(f"initial state of {item.asset.id}: soc_pct {pct} must lie in 0..100")
+        return float(pct)
+
+    def build(self, block) -> None:
+        self._params()
+        J, T, dt = len(self.items), self.n_t, self.ctx.dt_h
+        # the start SoC may lie outside the band (intraday state); the band then applies from the first step
+        lo = np.minimum(np.repeat(self.lo_kwh, T), np.repeat(np.maximum(self.soc0_kwh, 0), T))
+        hi = np.maximum(np.repeat(self.hi_kwh, T), np.repeat(self.soc0_kwh, T))
+        self.pc = add_var(block, "charge_kw", np.zeros(J * T), np.repeat(self.pc_max, T))
+        self.pd = add_var(block, "discharge_kw", np.zeros(J * T), np.repeat(self.pd_max, T))
+        self.soc = add_var(block, "soc_kwh", lo, hi)
+        self.short = add_var(block, "terminal_short_kwh", np.zeros(J), np.full(J, np.inf))
+        rows, rhs = [], []
+        for j, it in enumerate(self.items):
+            ec = dt * it.asset.charge_efficiency
+            ed = dt / it.asset.discharge_efficiency
+            for t in range(T):
+                i = j * T + t
+                if t == 0:
+                    rows.append(([1.0, -ec, ed], [self.soc[i], self.pc[i], self.pd[i]]))
+                    rhs.append(self.soc0_kwh[j])
+                else:
+                    rows.append(([1.0, -1.0, -ec, ed], [self.soc[i], self.soc[i - 1], self.pc[i], self.pd[i]]))
+                    rhs.append(0.0)
+        add_rows(block, "soc_balance", rows, rhs, rhs)
+        add_rows(block, "terminal_soc",
+                 [([1.0, 1.0], [self.soc[j * T + T - 1], self.short[j]]) for j in range(J)],
+                 self.term_kwh, None)
+        idx = np.flatnonzero(self.binary)
+        if idx.size:
+            self.mode = add_var(block, "charging", np.zeros(idx.size * T), np.ones(idx.size * T), integer=True)
+            rows, up = [], []
+            for k, j in enumerate(idx):
+                for t in range(T):
+                    i, b = j * T + t, self.mode[k * T + t]
+                    rows.append(([1.0, -self.pc_max[j]], [self.pc[i], b]))
+                    up.append(0.0)
+                    rows.append(([1.0, self.pd_max[j]], [self.pd[i], b]))
+                    up.append(self.pd_max[j])
+            add_rows(block, "exclusive", rows, None, up)
+
+    def power(self) -> PowerTerms:
+        J, T = len(self.items), self.n_t
+        p = PowerTerms(np.zeros((J, T)))
+        for j in range(J):
+            for t in range(T):
+                p.add(j, t, 1.0, self.pc[j * T + t])
+                p.add(j, t, -1.0, self.pd[j * T + t])
+        return p
+
+    def cost(self) -> CostTerms:
+        c = CostTerms()
+        T, dt = self.n_t, self.ctx.dt_h
+        for j, it in enumerate(self.items):
+            deg = it.asset.degradation_cost_eur_per_kwh * dt
+            if deg:
+                for t in range(T):
+                    c.add(deg, self.pd[j * T + t])
+            c.add(self.ctx.penalties.terminal_soc_eur_per_kwh, self.short[j])
+        return c
+
+    def extract(self, values: ValueReader) -> list[AssetSchedule]:
+        J, T = len(self.items), self.n_t
+        pc = as_matrix(values(self.block.charge_kw), J, T)
+        pd = as_matrix(values(self.block.discharge_kw), J, T)
+        soc = as_matrix(values(self.block.soc_kwh), J, T)
+        self.simultaneous_kwh = float(np.minimum(pc, pd).sum() * self.ctx.dt_h)
+        out = []
+        for j, it in enumerate(self.items):
+            p = pc[j] - pd[j]
+            out.append(AssetSchedule(p, p / it.count, "kW", soc[j], "kWh"))
+        return out
+
+    def baseline_kw(self) -> np.ndarray:
+        return np.zeros((len(self.items), self.ctx.n))
+
+    def round_integers(self, values: ValueReader) -> list:
+        if not self.binary.any():
+            return []
+        T = self.n_t
+        idx = np.flatnonzero(self.binary)
+        pc = values(self.block.charge_kw).reshape(-1, T)[idx]
+        pd = values(self.block.discharge_kw).reshape(-1, T)[idx]
+        return [(self.block.charging, (pc >= pd).astype(float).ravel())]
+
+    def violations(self, values: ValueReader) -> list[Violation]:
+        short = values(self.block.terminal_short_kwh)
+        out = []
+        for j, it in enumerate(self.items):
+            if short[j] > 1e-3:
+                amount = np.zeros(self.n_t)
+                amount[-1] = short[j]
+                out += interval_violations(
+                    "terminal_soc", it, self.ctx.horizon, amount, "kWh",
+                    lambda m, _i, j=j: f"SoC ends {m:.3f} kWh below the terminal target "
+                                       f"{self.term_kwh[j]:.3f} kWh")
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {"binaries": int(self.binary.sum()) * self.n_t}

@@ -1,0 +1,59 @@
+"""Daily local-time patterns (sessions, comfort windows, draws) laid onto a UTC horizon, DST included."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from flexopt.inputs import Horizon
+
+
+def minutes(t: dt.time) -> int:
+    return t.hour * 60 + t.minute
+
+
+def local_days(horizon: Horizon) -> np.ndarray:
+    """Local calendar day of each interval start, as an integer day number."""
+    loc = horizon.local
+    return (loc.normalize().tz_localize(None) - np.datetime64("1970-01-01")).days.to_numpy()
+
+
+def start_end_minutes(horizon: Horizon) -> tuple[np.ndarray, np.ndarray]:
+    """Local minutes since midnight of each interval start and end (end of the last interval of a day = 1440)."""
+    start = horizon.local_minutes()
+    end = start + round(horizon.dt_h * 60)
+    return start, end
+
+
+def window_mask(horizon: Horizon, start_local: dt.time, end_local: dt.time) -> np.ndarray:
+    """Intervals whose start lies in the daily window [start, end); end <= start wraps over midnight."""
+    m = horizon.local_minutes()
+    a, b = minutes(start_local), minutes(end_local)
+    if b > a:
+        return (m >= a) & (m < b)
+    return (m >= a) | (m < b)
+
+
+def daily_occurrences(horizon: Horizon, start_local: dt.time, end_local: dt.time) -> list[np.ndarray]:
+    """Per local day, the interval indices fully inside [start, end) of that day (start < end, same day)."""
+    s, e = start_end_minutes(horizon)
+    days = local_days(horizon)
+    a, b = minutes(start_local), minutes(end_local)
+    inside = (s >= a) & (e <= b) & (e > s)
+    out = []
+    for d in np.unique(days):
+        idx = np.flatnonzero(inside & (days == d))
+        if idx.size:
+            out.append(idx)
+    return out
+
+
+def instants(horizon: Horizon, at_local: dt.time) -> np.ndarray:
+    """Indices of the intervals containing the daily instant ``at_local`` (one per local day at most)."""
+    s, e = start_end_minutes(horizon)
+    a = minutes(at_local) + at_local.second / 60.0
+    hits = np.flatnonzero((s <= a) & (a < e))
+    # the repeated hour of a DST fall-back day holds the instant twice: keep the first
+    _, first = np.unique(local_days(horizon)[hits], return_index=True)
+    return hits[np.sort(first)]

@@ -1,0 +1,236 @@
+"""EV chargers: daily sessions with energy needed by departure (soft), minimum charging current as a real
+on/off decision, and V2G discharge on bidirectional chargers.
+
+A session seen by ``units`` identical chargers is one aggregate with an integer "chargers on" (0..units)
+instead of one binary per charger: the set of reachable total powers is the same (k*min .. k*max for k
+on), without the symmetry of interchangeable chargers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from flexopt.models.base import (
+    AssetSchedule,
+    CostTerms,
+    Formulation,
+    PowerTerms,
+    ValueReader,
+    add_rows,
+    add_var,
+)
+from flexopt.models.calendar import daily_occurrences, minutes
+from flexopt.models.registry import register
+from flexopt.violations import Violation
+
+
+@dataclass
+class Visit:
+    """One occurrence of a daily session inside the horizon."""
+
+    entry: int
+    idx: np.ndarray  # interval indices while plugged in
+    units: int
+    target_kwh: float  # delivered energy wanted by the end of idx (total over units)
+    start_kwh: float  # delivered before idx[0]
+    lo_kwh: float  # lowest delivered energy allowed (negative with V2G)
+    hi_kwh: float
+    charge_kw: float  # totals over units
+    discharge_kw: float
+    min_kw: float  # per charger when on; 0 = no on/off decision
+    label: str
+    offset: int = 0  # position of idx[0] in the flat variables
+
+
+@register
+class EvChargerFormulation(Formulation):
+    asset_type = "ev_charger"
+    state_keys = ("energy_delivered_kwh",)
+
+    def _visits(self) -> list[Visit]:
+        h = self.ctx.horizon
+        first_min = h.local_minutes()[0]
+        end_local = h.local[-1] + (h.index[1] - h.index[0])
+        visits = []
+        for j, it in enumerate(self.items):
+            a = it.asset
+            ongoing = []
+            for s in a.sessions:
+                u = s.units or it.count
+                for idx in daily_occurrences(h, s.arrival_local, s.departure_local):
+                    need = s.energy_kwh * u
+                    # vehicle energy limits: V2G never below min SoC; arriving with `energy_kwh` missing from full
+                    # when the arrival SoC is not given
+                    if a.max_discharge_kw > 0:
+                        cap = s.vehicle_battery_kwh * u
+                        arr = (s.arrival_soc_pct / 100 * cap) if s.arrival_soc_pct is not None else max(cap - need, 0)
+                        lo, hi = s.min_soc_pct / 100 * cap - arr, max(cap - arr, need)
+                        lo = min(lo, 0.0)
+                    else:
+                        # a charger that is on delivers at least min power for an interval: allow that overshoot
+                        lo, hi = 0.0, need + a.min_charge_kw * u * self.ctx.dt_h
+                    target = need
+                    depart = h.local[idx[-1]].normalize() + _td(s.departure_local)
+                    if idx[-1] == h.n - 1 and depart > end_local:
+                        # the horizon ends before departure: only keep the target reachable after the horizon
+                        hours_left = (depart - end_local).total_seconds() / 3600
+                        target = max(need - a.max_charge_kw * u * hours_left, 0.0)
+                    v = Visit(j, idx, u, target, 0.0, lo, hi, a.max_charge_kw * u, a.max_discharge_kw * u,
+                              a.min_charge_kw, f"{s.arrival_local:%H:%M}-{s.departure_local:%H:%M}")
+                    if idx[0] == 0 and minutes(s.arrival_local) < first_min:
+                        ongoing.append(v)
+                    visits.append(v)
+            delivered = it.initial_state.get("energy_delivered_kwh")
+            if delivered is not None and ongoing:
+                total_units = sum(v.units for v in ongoing)
+                for v in ongoing:
+                    v.start_kwh = float(delivered) * v.units / total_units
+                    v.hi_kwh = max(v.hi_kwh, v.start_kwh)
+                    v.lo_kwh = min(v.lo_kwh, v.start_kwh)
+        return visits
+
+    def build(self, block) -> None:
+        dt = self.ctx.dt_h
+        self.visits = self._visits()
+        off = 0
+        for v in self.visits:
+            v.offset = off
+            off += v.idx.size
+        n = off
+        c_ub = np.concatenate([np.full(v.idx.size, v.charge_kw) for v in self.visits]) if n else np.zeros(0)
+        d_ub = np.concatenate([np.full(v.idx.size, v.discharge_kw) for v in self.visits]) if n else np.zeros(0)
+        e_lo = np.concatenate([np.full(v.idx.size, v.lo_kwh) for v in self.visits]) if n else np.zeros(0)
+        self.c = add_var(block, "charge_kw", np.zeros(n), c_ub)
+        self.v2g = [k for k, v in enumerate(self.visits) if v.discharge_kw > 0]
+        self.d = add_var(block, "discharge_kw", np.zeros(n), d_ub)
+        # the upper limit is soft (checked at departure, where it binds for a monotone charge), so rounding the
+        # chargers-on integers can never make the model infeasible
+        self.e = add_var(block, "delivered_kwh", e_lo, np.full(n, np.inf))
+        self.short = add_var(block, "short_kwh", np.zeros(len(self.visits)), np.full(len(self.visits), np.inf))
+        self.excess = add_var(block, "excess_kwh", np.zeros(len(self.visits)), np.full(len(self.visits), np.inf))
+        rows, rhs = [], []
+        for v in self.visits:
+            for q in range(v.idx.size):
+                i = v.offset + q
+                cols, vars_ = [1.0, -dt], [self.e[i], self.c[i]]
+                if v.discharge_kw > 0:
+                    cols.append(dt)
+                    vars_.append(self.d[i])
+                if q:
+                    cols.append(-1.0)
+                    vars_.append(self.e[i - 1])
+                rows.append((cols, vars_))
+                rhs.append(0.0 if q else v.start_kwh)
+        add_rows(block, "energy", rows, rhs, rhs)
+        add_rows(block, "departure", [([1.0, 1.0], [self.e[v.offset + v.idx.size - 1], self.short[k]])
+                                      for k, v in enumerate(self.visits)],
+                 [v.target_kwh for v in self.visits], None)
+        add_rows(block, "vehicle_full", [([1.0, -1.0], [self.e[v.offset + v.idx.size - 1], self.excess[k]])
+                                         for k, v in enumerate(self.visits)],
+                 None, [v.hi_kwh for v in self.visits])
+        self._on_off(block)
+
+    def _on_off(self, block) -> None:
+        self.switched = [k for k, v in enumerate(self.visits) if v.min_kw > 0]
+        pos, ub = {}, []
+        for k in self.switched:
+            pos[k] = len(ub)
+            ub += [self.visits[k].units] * self.visits[k].idx.size
+        self.on = add_var(block, "chargers_on", np.zeros(len(ub)), np.array(ub, dtype=float), integer=True)
+        rows, lo, up = [], [], []
+        for k in self.switched:
+            v = self.visits[k]
+            per_max = v.charge_kw / v.units
+            per_dis = v.discharge_kw / v.units
+            for q in range(v.idx.size):
+                i, on = v.offset + q, self.on[pos[k] + q]
+                rows.append(([1.0, -per_max], [self.c[i], on]))  # c <= on * max
+                lo.append(None)
+                up.append(0.0)
+                rows.append(([1.0, -v.min_kw], [self.c[i], on]))  # c >= on * min
+                lo.append(0.0)
+                up.append(None)
+                if v.discharge_kw > 0:  # chargers that charge cannot discharge
+                    rows.append(([1.0, per_dis], [self.d[i], on]))
+                    lo.append(None)
+                    up.append(v.discharge_kw)
+        add_rows(block, "on_off", rows, lo, up)
+        self.on_pos = pos
+
+    def round_integers(self, values: ValueReader) -> list:
+        """Chargers on: the fewest that can carry the relaxed charging power (excess energy is soft)."""
+        if not self.switched:
+            return []
+        c = values(self.block.charge_kw)
+        out = []
+        for k in self.switched:
+            v = self.visits[k]
+            per_max = v.charge_kw / v.units
+            ck = c[v.offset:v.offset + v.idx.size]
+            on = np.minimum(np.ceil(ck / per_max - 1e-6), v.units)
+            out.append(np.where(ck > 1e-6, np.maximum(on, 1), 0.0))
+        return [(self.block.chargers_on, np.concatenate(out))]
+
+    def power(self) -> PowerTerms:
+        p = PowerTerms(np.zeros((len(self.items), self.ctx.n)))
+        for v in self.visits:
+            for q, t in enumerate(v.idx):
+                p.add(v.entry, int(t), 1.0, self.c[v.offset + q])
+                if v.discharge_kw > 0:
+                    p.add(v.entry, int(t), -1.0, self.d[v.offset + q])
+        return p
+
+    def cost(self) -> CostTerms:
+        c = CostTerms()
+        for k in range(len(self.visits)):
+            c.add(self.ctx.penalties.ev_energy_eur_per_kwh, self.short[k])
+            c.add(self.ctx.penalties.ev_energy_eur_per_kwh, self.excess[k])
+        return c
+
+    def extract(self, values: ValueReader) -> list[AssetSchedule]:
+        J, T = len(self.items), self.ctx.n
+        c, d, e = values(self.block.charge_kw), values(self.block.discharge_kw), values(self.block.delivered_kwh)
+        power = np.zeros((J, T))
+        state = np.full((J, T), np.nan)
+        for v in self.visits:
+            sl = slice(v.offset, v.offset + v.idx.size)
+            power[v.entry, v.idx] += c[sl] - d[sl]
+            state[v.entry, v.idx] = np.nan_to_num(state[v.entry, v.idx]) + e[sl]
+        return [AssetSchedule(power[j], power[j] / it.count, "kW", state[j], "kWh")
+                for j, it in enumerate(self.items)]
+
+    def baseline_kw(self) -> np.ndarray:
+        """Unmanaged charging: full power from arrival until the energy is in."""
+        dt = self.ctx.dt_h
+        out = np.zeros((len(self.items), self.ctx.n))
+        for v in self.visits:
+            left = max(v.target_kwh - v.start_kwh, 0.0)
+            for t in v.idx:
+                kwh = min(v.charge_kw * dt, left)
+                out[v.entry, t] += kwh / dt
+                left -= kwh
+        return out
+
+    def violations(self, values: ValueReader) -> list[Violation]:
+        h = self.ctx.horizon
+        short = values(self.block.short_kwh)
+        out = []
+        for k, v in enumerate(self.visits):
+            if short[k] > 1e-3:
+                it = self.items[v.entry]
+                out.append(Violation(
+                    kind="ev_energy", site_id=it.site.id, asset_id=it.asset.id, congestion_point=None,
+                    start=h.index[v.idx[0]], end=h.ends[v.idx[-1]], amount=float(short[k]), unit="kWh",
+                    detail=f"session {v.label} ({v.units} charger(s)) got {v.target_kwh - short[k]:.3f} of "
+                           f"{v.target_kwh:.3f} kWh by departure"))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {"integers": len(self.on)}
+
+
+def _td(t) -> pd.Timedelta:
+    return pd.Timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)

@@ -1,0 +1,202 @@
+"""Building zones and heat pumps: 1R1C, C dT/dt = (T_out - T_in)/R + COP*P (minus when cooling).
+
+Discretised exactly for a piecewise-constant input: T[t] = a*T[t-1] + (1-a)*(T_out + R*COP*P/n) with
+a = exp(-dt/(R*C)). ``count`` identical zones are one aggregate holding their common temperature;
+``min_electric_kw`` > 0 adds an integer "units on" (0..count). Comfort bands are soft.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flexopt.models.base import (
+    AssetSchedule,
+    CostTerms,
+    Formulation,
+    PowerTerms,
+    ValueReader,
+    add_rows,
+    add_var,
+    as_matrix,
+    interval_violations,
+)
+from flexopt.models.calendar import window_mask
+from flexopt.models.registry import register
+from flexopt.violations import Violation
+
+
+def comfort_band(asset, horizon) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed indoor temperature per interval: default band, windows override, overlaps intersect."""
+    lo = np.full(horizon.n, asset.default_min_temp_c)
+    hi = np.full(horizon.n, asset.default_max_temp_c)
+    seen = np.zeros(horizon.n, dtype=bool)
+    for w in asset.comfort:
+        m = window_mask(horizon, w.start_local, w.end_local)
+        lo[m] = np.where(seen[m], np.maximum(lo[m], w.min_temp_c), w.min_temp_c)
+        hi[m] = np.where(seen[m], np.minimum(hi[m], w.max_temp_c), w.max_temp_c)
+        seen |= m
+    return lo, hi
+
+
+class ThermalFormulation(Formulation):
+    state_keys = ("temp_c",)
+
+    def _params(self) -> None:
+        dt, h = self.ctx.dt_h, self.ctx.horizon
+        self.a = np.array([np.exp(-dt / (it.asset.thermal_resistance_k_per_kw * it.asset.thermal_capacitance_kwh_per_k))
+                           for it in self.items])
+        self.g_heat = np.array([(1 - self.a[j]) * it.asset.thermal_resistance_k_per_kw * it.asset.cop_heating
+                                for j, it in enumerate(self.items)])
+        self.g_cool = np.array([(1 - self.a[j]) * it.asset.thermal_resistance_k_per_kw * it.asset.cop_cooling
+                                for j, it in enumerate(self.items)])
+        self.t_out = np.array([self.ctx.inputs.values(it.asset.outdoor_temp_c) for it in self.items]).reshape(
+            len(self.items), h.n)
+        bands = [comfort_band(it.asset, h) for it in self.items]
+        self.lo = np.array([b[0] for b in bands]).reshape(len(self.items), h.n)
+        self.hi = np.array([b[1] for b in bands]).reshape(len(self.items), h.n)
+        self.t0 = np.array([float(it.initial_state.get("temp_c", it.asset.initial_temp_c)) for it in self.items])
+        self.heats = np.array([it.asset.mode in ("heating", "both") for it in self.items])
+        self.cools = np.array([it.asset.mode in ("cooling", "both") for it in self.items])
+        self.pmax = np.array([it.asset.max_electric_kw * it.count for it in self.items])
+
+    def build(self, block) -> None:
+        self._params()
+        J, T = len(self.items), self.ctx.n
+        self.ph = add_var(block, "heat_kw", np.zeros(J * T), np.repeat(self.pmax * self.heats, T))
+        self.pc = add_var(block, "cool_kw", np.zeros(J * T), np.repeat(self.pmax * self.cools, T))
+        self.temp = add_var(block, "temp_c", np.full(J * T, -np.inf), np.full(J * T, np.inf))
+        self.under = add_var(block, "below_band_c", np.zeros(J * T), np.full(J * T, np.inf))
+        self.over = add_var(block, "above_band_c", np.zeros(J * T), np.full(J * T, np.inf))
+        rows, rhs = [], []
+        for j, it in enumerate(self.items):
+            n, a = it.count, self.a[j]
+            for t in range(T):
+                i = j * T + t
+                cols, vars_ = [1.0], [self.temp[i]]
+                if self.heats[j]:
+                    cols.append(-self.g_heat[j] / n)
+                    vars_.append(self.ph[i])
+                if self.cools[j]:
+                    cols.append(self.g_cool[j] / n)
+                    vars_.append(self.pc[i])
+                if t:
+                    cols.append(-a)
+                    vars_.append(self.temp[i - 1])
+                rows.append((cols, vars_))
+                rhs.append((1 - a) * self.t_out[j, t] + (a * self.t0[j] if t == 0 else 0.0))
+        add_rows(block, "dynamics", rows, rhs, rhs)
+        add_rows(block, "band_low", [([1.0, 1.0], [self.temp[i], self.under[i]]) for i in range(J * T)],
+                 self.lo.ravel(), None)
+        add_rows(block, "band_high", [([1.0, -1.0], [self.temp[i], self.over[i]]) for i in range(J * T)],
+                 None, self.hi.ravel())
+        self._on_off(block)
+
+    def _on_off(self, block) -> None:
+        T = self.ctx.n
+        self.switched = [j for j, it in enumerate(self.items) if it.asset.min_electric_kw > 0]
+        ub = np.repeat([self.items[j].count for j in self.switched], T).astype(float)
+        self.on = add_var(block, "units_on", np.zeros(ub.size), ub, integer=True)
+        rows, lo, up = [], [], []
+        for k, j in enumerate(self.switched):
+            a = self.items[j].asset
+            for t in range(T):
+                i, on = j * T + t, self.on[k * T + t]
+                p_c, p_v = self._elec(j, i)
+                rows.append(([*p_c, -a.max_electric_kw], [*p_v, on]))
+                lo.append(None)
+                up.append(0.0)
+                rows.append(([*p_c, -a.min_electric_kw], [*p_v, on]))
+                lo.append(0.0)
+                up.append(None)
+        add_rows(block, "on_off", rows, lo, up)
+
+    def _elec(self, j: int, i: int) -> tuple[list[float], list]:
+        c, v = [], []
+        if self.heats[j]:
+            c.append(1.0)
+            v.append(self.ph[i])
+        if self.cools[j]:
+            c.append(1.0)
+            v.append(self.pc[i])
+        return c, v
+
+    def round_integers(self, values: ValueReader) -> list:
+        """Units on: the fewest that can carry the relaxed electric power (temperatures are soft)."""
+        if not self.switched:
+            return []
+        J, T = len(self.items), self.ctx.n
+        p = as_matrix(values(self.block.heat_kw), J, T) + as_matrix(values(self.block.cool_kw), J, T)
+        out = []
+        for j in self.switched:
+            a = self.items[j].asset
+            on = np.minimum(np.ceil(p[j] / a.max_electric_kw - 1e-6), self.items[j].count)
+            out.append(np.where(p[j] >= 0.5 * a.min_electric_kw, np.maximum(on, 1), 0.0))
+        return [(self.block.units_on, np.concatenate(out))]
+
+    def power(self) -> PowerTerms:
+        J, T = len(self.items), self.ctx.n
+        p = PowerTerms(np.zeros((J, T)))
+        for j in range(J):
+            for t in range(T):
+                c, v = self._elec(j, j * T + t)
+                for coef, var in zip(c, v, strict=True):
+                    p.add(j, t, coef, var)
+        return p
+
+    def cost(self) -> CostTerms:
+        c = CostTerms()
+        T, dt = self.ctx.n, self.ctx.dt_h
+        pen = self.ctx.penalties.comfort_eur_per_degc_h
+        for j, it in enumerate(self.items):
+            for t in range(T):
+                c.add(pen * dt * it.count, self.under[j * T + t])
+                c.add(pen * dt * it.count, self.over[j * T + t])
+        return c
+
+    def extract(self, values: ValueReader) -> list[AssetSchedule]:
+        J, T = len(self.items), self.ctx.n
+        p = as_matrix(values(self.block.heat_kw), J, T) + as_matrix(values(self.block.cool_kw), J, T)
+        temp = as_matrix(values(self.block.temp_c), J, T)
+        return [AssetSchedule(p[j], p[j] / it.count, "kW", temp[j], "degC") for j, it in enumerate(self.items)]
+
+    def baseline_kw(self) -> np.ndarray:
+        """A thermostat holding the middle of the band (ideal controller within the power limits)."""
+        J, T = len(self.items), self.ctx.n
+        out = np.zeros((J, T))
+        for j, it in enumerate(self.items):
+            temp, n = self.t0[j], it.count
+            for t in range(T):
+                free = self.a[j] * temp + (1 - self.a[j]) * self.t_out[j, t]
+                want = 0.5 * (self.lo[j, t] + self.hi[j, t]) - free
+                heat = np.clip(want * n / self.g_heat[j], 0, self.pmax[j]) if self.heats[j] and want > 0 else 0.0
+                cool = np.clip(-want * n / self.g_cool[j], 0, self.pmax[j]) if self.cools[j] and want < 0 else 0.0
+                temp = free + (self.g_heat[j] * heat - self.g_cool[j] * cool) / n
+                out[j, t] = heat + cool
+        return out
+
+    def violations(self, values: ValueReader) -> list[Violation]:
+        J, T, h = len(self.items), self.ctx.n, self.ctx.horizon
+        under = as_matrix(values(self.block.below_band_c), J, T)
+        over = as_matrix(values(self.block.above_band_c), J, T)
+        out = []
+        for j, it in enumerate(self.items):
+            out += interval_violations("comfort_low", it, h, under[j], "degC",
+                                       lambda m, i: f"indoor temperature up to {m:.2f} K below the comfort band "
+                                                    f"({i:.2f} K·h)")
+            out += interval_violations("comfort_high", it, h, over[j], "degC",
+                                       lambda m, i: f"indoor temperature up to {m:.2f} K above the comfort band "
+                                                    f"({i:.2f} K·h)")
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {"integers": len(self.on)}
+
+
+@register
+class ClimateFormulation(ThermalFormulation):
+    asset_type = "climate"
+
+
+@register
+class HeatPumpFormulation(ThermalFormulation):
+    asset_type = "heat_pump"

@@ -1,0 +1,107 @@
+"""EV charging: cheapest intervals before departure, minimum current as an on/off decision, V2G in the peak."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flexopt.problem import SolveOptions, schedule
+
+Q = 0.25  # hours per interval
+
+
+def _prices(base: float, spans: dict[tuple[float, float], float]) -> np.ndarray:
+    """Quarter-hour prices on a UTC day: ``base`` except ``spans`` {(from_h, to_h): price}."""
+    p = np.full(96, base)
+    for (a, b), v in spans.items():
+        p[int(a * 4):int(b * 4)] = v
+    return p
+
+
+def _run(tmp_path, builder, charger: dict, prices: np.ndarray, options: SolveOptions | None = None):
+    site = {"id": "site-1", "assets": [charger]}
+    loaded, inputs = builder.build(tmp_path, [site], series={"price": prices},
+                                   tariff={"import_price_eur_per_kwh": {"source": "price"},
+                                           "export_price_eur_per_kwh": {"source": "price"}})
+    return schedule(loaded, inputs, options or SolveOptions())
+
+
+def test_energy_by_departure_in_the_cheapest_hours(tmp_path, portfolio_builder):
+    prices = _prices(0.20, {(12, 13): 0.10, (14, 15): 0.15})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "18:00", "energy_kwh": 22.0}]}
+    res = _run(tmp_path, portfolio_builder, ev, prices)
+    p = res.schedule.power_kw.to_numpy()
+    # 11 kWh in the 0.10 hour, 11 kWh in the 0.15 hour, nothing else
+    np.testing.assert_allclose(p[48:52], 11.0, atol=1e-6)
+    np.testing.assert_allclose(p[56:60], 11.0, atol=1e-6)
+    assert np.abs(np.delete(p, np.r_[48:52, 56:60])).max() < 1e-6
+    assert res.kpis["cost_eur"] == pytest.approx(11 * 0.10 + 11 * 0.15, abs=1e-6)
+    # unmanaged: 11 kW from 08:00 for two hours at 0.20
+    assert res.kpis["baseline_cost_eur"] == pytest.approx(22 * 0.20, abs=1e-9)
+    np.testing.assert_allclose(res.schedule.baseline_kw.to_numpy()[32:40], 11.0)
+    assert res.schedule.state.iloc[71] == pytest.approx(22.0, abs=1e-6)  # delivered by 18:00
+    assert np.isnan(res.schedule.state.iloc[72])  # unplugged
+    assert res.violations == []
+
+
+def test_minimum_current_forces_a_whole_interval_at_minimum_power(tmp_path, portfolio_builder):
+    # 3-phase 6 A minimum: 6 * 230 * 3 = 4.14 kW, i.e. at least 1.035 kWh per quarter-hour when on
+    prices = _prices(0.20, {(10, 10.25): 0.10})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "18:00", "energy_kwh": 0.5}]}
+    res = _run(tmp_path, portfolio_builder, ev, prices)
+    p = res.schedule.power_kw.to_numpy()
+    assert p[40] == pytest.approx(4.14, abs=1e-6)  # not the 2 kW an LP would pick
+    assert np.abs(np.delete(p, 40)).max() < 1e-6
+    assert res.kpis["cost_eur"] == pytest.approx(4.14 * Q * 0.10, abs=1e-6)
+    assert res.kpis["solver"]["binaries"] > 0
+
+
+def test_v2g_discharges_in_the_price_peak_and_still_delivers(tmp_path, portfolio_builder):
+    prices = _prices(0.10, {(17, 18): 0.40})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 7.4, "max_discharge_kw": 7.2,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "20:00", "energy_kwh": 10.0,
+                        "vehicle_battery_kwh": 60.0, "arrival_soc_pct": 50.0, "min_soc_pct": 20.0}]}
+    res = _run(tmp_path, portfolio_builder, ev, prices)
+    p = res.schedule.power_kw.to_numpy()
+    np.testing.assert_allclose(p[68:72], -7.2, atol=1e-6)  # full V2G output through the peak hour
+    # the 7.2 kWh given back is recharged at 0.10 on top of the 10 kWh needed
+    assert res.kpis["cost_eur"] == pytest.approx((10 + 7.2) * 0.10 - 7.2 * 0.40, abs=1e-6)
+    assert res.kpis["baseline_cost_eur"] == pytest.approx(10 * 0.10, abs=1e-9)
+    assert res.schedule.state.iloc[79] == pytest.approx(10.0, abs=1e-6)
+    assert res.violations == []
+
+
+def test_energy_that_cannot_be_delivered_is_reported(tmp_path, portfolio_builder):
+    prices = _prices(0.20, {})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 7.4,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "09:00", "energy_kwh": 10.0}]}
+    res = _run(tmp_path, portfolio_builder, ev, prices)
+    (v,) = res.violations
+    assert v.kind == "ev_energy" and v.asset_id == "ev-1" and v.unit == "kWh"
+    assert v.amount == pytest.approx(10.0 - 7.4, abs=1e-6)  # one hour at 7.4 kW
+    assert v.start.hour == 8 and v.end.hour == 9
+
+
+def test_no_schedule_in_time_raises_solve_error_with_status_and_hint(tmp_path, portfolio_builder):
+    from flexopt.solve import SolveError
+
+    prices = _prices(0.20, {(10, 10.25): 0.10})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0, "count": 3,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "18:00", "energy_kwh": 7.0}]}
+    with pytest.raises(SolveError, match=r"model status kTimeLimit.*raise SolveOptions.time_limit_s"):
+        _run(tmp_path, portfolio_builder, ev, prices, SolveOptions(time_limit_s=1e-9, mip_start=False))
+
+
+def test_relax_and_round_answer_reports_its_bound(tmp_path, portfolio_builder):
+    # a loose gap accepts the rounded LP schedule; its bound is the LP relaxation (minimum current ignored)
+    prices = _prices(0.20, {(10, 10.25): 0.10})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "18:00", "energy_kwh": 0.5}]}
+    res = _run(tmp_path, portfolio_builder, ev, prices, SolveOptions(mip_gap=0.9))
+    s = res.kpis["solver"]
+    assert s["method"] == "lp_round"
+    assert s["bound"] == pytest.approx(0.5 * 0.10, abs=1e-9)  # the relaxation charges exactly 0.5 kWh
+    assert s["objective"] == pytest.approx(4.14 * Q * 0.10, abs=1e-9)  # one whole quarter-hour at 4.14 kW
+    assert s["mip_gap"] == pytest.approx((s["objective"] - s["bound"]) / s["objective"], abs=1e-9)
