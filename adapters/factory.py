@@ -23,6 +23,7 @@ from flexopt.endpoints import (  # noqa: F401 - address_problems is part of this
     address_problems,
     device_endpoints,
     device_label,
+    setpoint_unit,
 )
 
 
@@ -48,19 +49,6 @@ def adapter_for(
             raise ValueError(f"{asset_id}: an OCPP endpoint needs the CentralSystem (central=...)")
         return OcppAdapter(asset_id, endpoint, limits, central, voltage_v=voltage_v, phases=phases)
     raise TypeError(f"{asset_id}: unsupported endpoint {type(endpoint).__name__}")
-
-
-def setpoint_unit(endpoint: Any) -> str:
-    """The unit the device takes: degC for thermostats, on_off for relays, else kW."""
-    if isinstance(endpoint, HttpEndpoint):
-        return {"W": "kW"}.get(endpoint.setpoint_unit, endpoint.setpoint_unit)
-    if isinstance(endpoint, ModbusEndpoint) and "setpoint" in endpoint.registers:
-        reg = endpoint.registers["setpoint"]
-        if reg.table == "coil":
-            return "on_off"
-        if reg.unit in ("degC", "on_off", "A"):
-            return reg.unit
-    return "kW"
 
 
 def limits_for(asset: Any) -> SetpointLimits | None:

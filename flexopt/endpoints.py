@@ -221,3 +221,16 @@ def address_clashes(portfolio) -> list[tuple[str, str]]:
 def address_problems(portfolio) -> list[str]:
     """The clashes of :func:`address_clashes` as lines naming the asset."""
     return [f"{asset_id} {text}" for asset_id, text in address_clashes(portfolio)]
+
+
+def setpoint_unit(endpoint: object) -> str:
+    """The unit the device takes: degC for thermostats, on_off for relays, else kW."""
+    if isinstance(endpoint, HttpEndpoint):
+        return {"W": "kW"}.get(endpoint.setpoint_unit, endpoint.setpoint_unit)
+    if isinstance(endpoint, ModbusEndpoint) and "setpoint" in endpoint.registers:
+        reg = endpoint.registers["setpoint"]
+        if reg.table == "coil":
+            return "on_off"
+        if reg.unit in ("degC", "on_off", "A"):
+            return reg.unit
+    return "kW"

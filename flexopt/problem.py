@@ -22,6 +22,7 @@ from flexopt.inputs import Inputs
 from flexopt.kpis import compute_kpis
 from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext, linear
 from flexopt.models.registry import formulation_for
+from flexopt.setpoints import device_setpoint
 from flexopt.solve import SolveError, solve_model
 from flexopt.violations import Violation
 
@@ -109,7 +110,7 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     frames, base_by_site, shifted = [], np.zeros((len(sites), T)), 0.0
     violations: list[Violation] = []
     for form in forms:
-        scheds = form.extract(values)
+        scheds = [device_setpoint(it.asset, s) for it, s in zip(form.items, form.extract(values), strict=True)]
         base = form.baseline_kw()
         for j, (it, sch) in enumerate(zip(form.items, scheds, strict=True)):
             base_by_site[site_index[it.site.id]] += base[j]

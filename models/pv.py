@@ -59,8 +59,10 @@ class PvFormulation(Formulation):
         out = []
         for j, it in enumerate(self.items):
             p = -self.gen[j] + curt[j]
-            # setpoint: the output cap sent to each inverter (kW, positive); none when not curtailable
-            sp = -p / it.count if it.asset.curtailable else np.full(T, np.nan)
+            # setpoint: the output cap sent to each inverter (kW, positive); the nameplate where nothing is
+            # curtailed, so that a sunnier day than forecast is never cut; none when not curtailable
+            cap = np.where(curt[j] > 1e-6, -p / it.count, it.asset.peak_kw)
+            sp = cap if it.asset.curtailable else np.full(T, np.nan)
             out.append(AssetSchedule(p, sp, "kW" if it.asset.curtailable else "", np.full(T, np.nan), ""))
         return out
 
