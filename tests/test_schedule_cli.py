@@ -126,3 +126,31 @@ def test_bad_requests_exit_2_with_a_message(portfolio, tmp_path, args, text):
     assert text in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_history_series_are_forecast_and_the_model_is_recorded(tmp_path):
+    """A load given as history (8 weeks before the day) is forecast by flexopt; run.json names the model."""
+    quarter = pd.date_range("2024-04-17T00:00Z", f"{DAY}T00:00Z", freq="15min", inclusive="left")
+    hour = quarter.tz_convert("Europe/Madrid").hour + quarter.minute / 60
+    load_w = 1000 + 800 * np.sin(2 * np.pi * (hour - 8) / 24)
+    pd.DataFrame({"timestamp": quarter.strftime("%Y-%m-%dT%H:%M:%SZ"), "load_w": load_w}).to_csv(
+        tmp_path / "history.csv", index=False)
+    doc = {
+        "portfolio": {"name": "history-test", "timezone": "Europe/Madrid"},
+        "data_sources": {"house": {"path": "history.csv", "column": "load_w", "unit": "W", "kind": "history"}},
+        "tariff": {"import_price_eur_per_kwh": 0.2},
+        "sites": [{"id": "home", "assets": [{"id": "house", "type": "load", "power_kw": {"source": "house"}}]}],
+    }
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["schedule", "day-ahead", str(path), "--date", DAY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    model = run["input_files"]["house"]["model"]
+    assert model and model != "as given (forecast series)"
+    house = pd.read_parquet(out / "schedule.parquet").query("asset_id == 'house'")
+    local = house["interval_start"].dt.tz_convert("Europe/Madrid")
+    expected_kw = (1000 + 800 * np.sin(2 * np.pi * (local.dt.hour + local.dt.minute / 60 - 8) / 24)) / 1000
+    # a pure daily shape is forecast almost exactly
+    assert np.abs(house["power_kw"].to_numpy() - expected_kw.to_numpy()).max() < 0.05
