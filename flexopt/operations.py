@@ -35,6 +35,7 @@ from flexopt.adapters.factory import adapter_for_asset, address_problems, setpoi
 from flexopt.adapters.group import GroupAdapter
 from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.endpoints import OcppCentralSystem
+from flexopt.outputs import jsonable
 from flexopt.storage import latest_version_dir, next_version_dir
 
 SCHEDULE_KINDS = ("intraday", "day-ahead")
@@ -231,23 +232,6 @@ class RoundOptions:
     tolerance_pct: float = 10.0
 
 
-def _json(value: Any) -> Any:
-    """JSON-safe: NaN -> null, datetimes -> ISO 8601 UTC with Z, numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _result(r: CommandResult, name: str | None = None) -> dict[str, Any]:
     d = asdict(r)
     if name is not None:
@@ -270,7 +254,7 @@ async def run_round(
     alarms = list(extra_alarms or [])
     if schedule is None:
         setpoints, planned = [], {}
-        alarms.append(Alarm("critical", "*", "no_schedule", f"no schedule covers {_json(at)}: nothing was sent"))
+        alarms.append(Alarm("critical", "*", "no_schedule", f"no schedule covers {jsonable(at)}: nothing was sent"))
     else:
         setpoints, planned = build_setpoints(schedule, at, assets, adapters)
     timeout_s = options.timeout_s or max((a.call_timeout_s for a in adapters.values()), default=10.0) + 2.0
@@ -308,7 +292,7 @@ async def run_round(
                 alarms.append(alarm)
         if schedule is not None and entry.get("skipped") == "not in the schedule at this time":
             alarms.append(Alarm("warning", asset_id, "not_scheduled",
-                                f"schedule {schedule.version} has no row for it at {_json(at)}"))
+                                f"schedule {schedule.version} has no row for it at {jsonable(at)}"))
         record_assets[asset_id] = entry
     interval = rows_at(schedule.frame, at) if schedule is not None else pd.DataFrame(
         columns=["interval_start", "interval_end"])
@@ -322,7 +306,7 @@ async def run_round(
         "alarms_critical": sum(a.severity == "critical" for a in alarms),
         "alarms_warning": sum(a.severity == "warning" for a in alarms),
     }
-    return _json({
+    return jsonable({
         "flexopt_version": __version__,
         "at": at,
         "interval_start": interval["interval_start"].min() if len(interval) else None,

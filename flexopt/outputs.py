@@ -5,6 +5,7 @@ Both are readable by pandas and DuckDB without conversion; KPIs and the run reco
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -30,22 +31,24 @@ def write_frame(frame: pd.DataFrame, directory: Path, stem: str) -> list[Path]:
 
 
 def write_json(data: dict[str, Any], path: Path) -> Path:
-    path.write_text(json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
-def _clean(obj: Any) -> Any:
-    """JSON has no NaN, timestamps or numpy scalars: make them plain."""
+def jsonable(obj: Any) -> Any:
+    """JSON has no NaN, timestamps or numpy scalars: make them plain (times as ISO 8601 in UTC)."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, pd.Timestamp):
-        return obj.isoformat()
-    if hasattr(obj, "item") and not isinstance(obj, str):
+        obj = obj.to_pydatetime()
+    if isinstance(obj, dt.datetime):
+        return (obj.astimezone(dt.UTC) if obj.tzinfo else obj).isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    if isinstance(obj, Path):
-        return str(obj)
     return obj

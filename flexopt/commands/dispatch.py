@@ -32,7 +32,7 @@ def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
         f"[bold]round[/bold] {interval} schedule {sched['version'] if sched else 'none'}: "
         f"{s['confirmed']} confirmed, {s['failed']} failed, {s['clamped']} clamped, {s['skipped']} skipped "
         f"of {s['assets']} assets; alarms: {s['alarms_critical']} critical, {s['alarms_warning']} warning",
-        highlight=False,
+        highlight=False, soft_wrap=True,  # one line per round: log readers and grep rely on it
     )
     if record["alarms"]:
         table = Table("severity", "asset", "kind", "reason", title=None, show_edge=False)
@@ -42,7 +42,7 @@ def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
         console.print(table)
         if len(record["alarms"]) > 40:
             console.print(f"... {len(record['alarms']) - 40} more alarms in the record")
-    console.print(f"record: {path}", highlight=False)
+    console.print(f"record: {path}", highlight=False, soft_wrap=True)
 
 
 async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
