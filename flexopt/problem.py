@@ -46,6 +46,8 @@ class SolveOptions:
     # relax-and-round first: accept the rounded LP schedule when within mip_gap, else use it as the MIP start
     mip_start: bool = True
     highs_options: dict[str, Any] = field(default_factory=dict)  # passed to HiGHS as they are
+    # solve independent parts (congestion points, sites without one) as separate models, gap budget shared
+    decompose: bool = True
 
 
 @dataclass
@@ -134,6 +136,8 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
         "integers": out.integers, "variables": out.variables, "constraints": out.constraints,
         "battery_simultaneous_kwh": round(sim, 6),
     }
+    if out.components is not None:
+        kpis["solver"]["components"] = out.components
     kpis["timings_s"] = {"build": round(build_s, 4), "translate": round(out.translate_s, 4),
                          "solve": round(out.solve_s, 4), "extract": round(extract_s, 4)}
     notes = [n for s in sites for n in s.notes]

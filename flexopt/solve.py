@@ -12,8 +12,10 @@ A solver that fails or stops without a feasible solution raises :class:`SolveErr
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,7 @@ class SolveOutcome:
     solve_s: float
     backend: str
     method: str = "highs"  # "lp_round": the LP relaxation rounded and re-solved was within the gap
+    components: dict | None = None  # decomposed solve: number of independent blocks, their states, slowest
     _x: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     _col: dict[int, int] = field(repr=False, default_factory=dict)
 
@@ -102,9 +105,9 @@ def _set_options(h: highspy.Highs, options: Any) -> None:
         h.setOptionValue(key, value)
 
 
-def _run(h: highspy.Highs, verbose: bool = False) -> float:
+def _run(h: highspy.Highs, verbose: bool = False, capture: bool = True) -> float:
     t0 = time.perf_counter()
-    if verbose:
+    if verbose or not capture:  # no capture in worker threads: redirecting file descriptors is process-wide
         h.run()
         return time.perf_counter() - t0
     with capture_output(capture_fd=True):
@@ -194,10 +197,17 @@ def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None) -> S
     if integrality.any():
         lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous
                            for k in integrality]
+    col = {id(v): j for j, v in enumerate(cols)}
+    if integrality.any() and getattr(options, "decompose", True):
+        full = {"A_csc": a, "A_csr": a.tocsr(), "cost": np.asarray(lp.col_cost_, dtype=float), "lower": lower,
+                "upper": upper, "row_lower": np.asarray(lp.row_lower_, dtype=float),
+                "row_upper": np.asarray(lp.row_upper_, dtype=float), "offset": lp.offset_}
+        groups = _split(full, integrality, options)
+        if groups is not None:
+            return _solve_groups(groups, full, integrality, options, col, rounder, time.perf_counter() - t0, m)
     h = _new_highs()
     h.passModel(lp)
     _set_options(h, options)
-    col = {id(v): j for j, v in enumerate(cols)}
     translate_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     if integrality.any() and getattr(options, "mip_start", True):
@@ -274,3 +284,288 @@ def _solve_persistent(model: Any, options: Any) -> SolveOutcome:
     solve_s = timer.timers["optimize"].total_time if "optimize" in timer.timers else 0.0
     col = dict(opt._pyomo_var_to_solver_var_map)
     return _outcome(h, col, translate_s, solve_s, "persistent", integrality, lower, upper, lp.num_row_)
+
+
+# --- decomposition: independent blocks of the constraint matrix solved as separate HiGHS models -----------------
+
+@dataclass(eq=False)
+class _Group:
+    cols: np.ndarray  # column indices in the full model
+    rows: np.ndarray
+    h: highspy.Highs
+    int_idx: np.ndarray  # local indices of the integer columns
+    bound: float = 0.0  # LP relaxation optimum, later the MIP's dual bound
+    objective: float = np.inf
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    state: str = "lp"  # lp | rounded | optimal | time_limit | ...
+    lp_x: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the relaxation's solution
+    seconds: float = 0.0
+
+
+def _components(a_csc: Any, n: int, m: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Connected components of the column/row graph: (count, label per column, label per row)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    coo = a_csc.tocoo()
+    graph = coo_matrix((np.ones(coo.nnz, dtype=np.int8), (coo.col, n + coo.row)), shape=(n + m, n + m))
+    count, labels = connected_components(graph, directed=False)
+    return count, labels[:n], labels[n:]
+
+
+def _sub_highs(lp_full: dict, cols: np.ndarray, rows: np.ndarray, options: Any) -> highspy.Highs:
+    a = lp_full["A_csr"][rows][:, cols].tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(cols), len(rows)
+    lp.col_cost_ = lp_full["cost"][cols]
+    lp.col_lower_, lp.col_upper_ = lp_full["lower"][cols], lp_full["upper"][cols]
+    lp.row_lower_, lp.row_upper_ = lp_full["row_lower"][rows], lp_full["row_upper"][rows]
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a.data.astype(float)
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = len(cols), len(rows)
+    h = _new_highs()
+    h.passModel(lp)  # continuous: the relaxation is solved first, integrality is set afterwards
+    _set_options(h, options)
+    return h
+
+
+def _split(lp_full: dict, integrality: np.ndarray, options: Any) -> list[_Group] | None:
+    """One group per connected component holding integers, plus one LP group for all purely continuous ones.
+    None when there is a single group (the one-model path is then the same thing)."""
+    n, m = len(integrality), len(lp_full["row_lower"])
+    count, col_lab, row_lab = _components(lp_full["A_csc"], n, m)
+    has_int = np.zeros(count, dtype=bool)
+    has_int[col_lab[integrality.astype(bool)]] = True
+    lab = np.where(has_int[col_lab], col_lab, -1)  # every continuous component goes to group -1
+    rlab = np.where(has_int[row_lab], row_lab, -1)
+    keys = np.unique(lab)
+    col_order, row_order = np.argsort(lab, kind="stable"), np.argsort(rlab, kind="stable")
+    col_bounds = np.searchsorted(lab[col_order], keys, side="left"), np.searchsorted(lab[col_order], keys, "right")
+    row_bounds = np.searchsorted(rlab[row_order], keys, side="left"), np.searchsorted(rlab[row_order], keys, "right")
+    groups = []
+    for g in range(len(keys)):
+        cols = col_order[col_bounds[0][g]:col_bounds[1][g]]
+        rows = row_order[row_bounds[0][g]:row_bounds[1][g]]
+        h = _sub_highs(lp_full, cols, rows, options)
+        groups.append(_Group(cols=cols, rows=rows, h=h,
+                             int_idx=np.flatnonzero(integrality[cols]).astype(np.int32)))
+    return groups
+
+
+def _status_name(h: highspy.Highs) -> str:
+    status = h.getModelStatus()
+    return status.name if hasattr(status, "name") else str(status).split(".")[-1]
+
+
+def _workers(options: Any, jobs: int) -> int:
+    """Blocks solved at once: one per core (at most 2 unless ``threads`` says otherwise), never more than jobs."""
+    if getattr(options, "verbose", False):
+        return 1  # one log at a time
+    want = getattr(options, "threads", None) or min(os.cpu_count() or 1, 2)
+    return max(1, min(int(want), jobs))
+
+
+def _each(groups: list[_Group], work: Callable[[_Group, int], None], workers: int) -> None:
+    """Run ``work(group, position)`` on every group, ``workers`` at a time (HiGHS releases the GIL while solving)."""
+    if workers <= 1 or len(groups) <= 1:
+        for k, g in enumerate(groups):
+            work(g, k)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for f in [pool.submit(work, g, k) for k, g in enumerate(groups)]:
+            f.result()
+
+
+def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, options: Any,
+                  col: dict[int, int], rounder: Rounder | None, translate_s: float, n_rows: int) -> SolveOutcome:
+    """Relax-and-round per block, accept the blocks whose rounding fits the gap budget, solve the rest as MIPs
+    (incumbent = the rounded schedule) with absolute gaps that add up to the requested relative gap."""
+    t_start = time.perf_counter()
+    verbose = getattr(options, "verbose", False)
+    gap = float(options.mip_gap)
+    deadline = None if options.time_limit_s is None else t_start + float(options.time_limit_s)
+    n = len(integrality)
+    x = np.zeros(n)
+    lower, upper, cost = lp_full["lower"], lp_full["upper"], lp_full["cost"]
+    kint = highspy.HighsVarType.kInteger
+    # largest first, so a big block does not start last
+    groups = sorted(groups, key=lambda g: -g.cols.size)
+    workers = _workers(options, len(groups))
+    capture = workers == 1
+
+    def limit(g: _Group) -> None:
+        if deadline is not None:
+            g.h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-9))
+
+    # 1. LP relaxations (the continuous group is final after this)
+    def relax(g: _Group, _k: int) -> None:
+        limit(g)
+        g.seconds += _run(g.h, verbose, capture)
+        g.state = _status_name(g.h)
+        if g.state in ("kOptimal", "kModelEmpty"):
+            g.x = g.lp_x = np.asarray(g.h.getSolution().col_value, dtype=float)
+            g.bound = g.objective = float(np.dot(cost[g.cols], g.x))
+
+    _each(groups, relax, workers)
+    for g in groups:
+        if g.state not in ("kOptimal", "kModelEmpty"):
+            hint = _HINTS.get(_TERMINATION.get(g.state, "error"), "rerun with threads=1 and report the model status")
+            raise SolveError(f"HiGHS returned no feasible schedule (model status {g.state} in the relaxation of an "
+                             f"independent part of the model); {hint}")
+        x[g.cols] = g.x
+        g.state = "optimal" if g.int_idx.size == 0 else "lp"
+    # 2. round every integer consistently (formulations know their own), fix, re-solve each block's LP
+    target = np.round(x)
+    if rounder is not None:
+        for component, vals in rounder(_reader(x, col)):
+            for v, val in zip(component.values(), vals, strict=True):
+                j = col.get(id(v))
+                if j is not None:
+                    target[j] = val
+    mip = [g for g in groups if g.int_idx.size]
+    start = getattr(options, "mip_start", True)
+
+    def fix(g: _Group, _k: int) -> None:
+        gi = g.cols[g.int_idx]
+        g.h.changeColsIntegrality(g.int_idx.size, g.int_idx, np.full(g.int_idx.size, kint))
+        g.objective = np.inf
+        if not start:
+            return
+        fixed = np.clip(target[gi], lower[gi], upper[gi])
+        g.h.changeColsBounds(g.int_idx.size, g.int_idx, fixed, fixed)
+        limit(g)
+        g.seconds += _run(g.h, verbose, capture)
+        if _status_name(g.h) == "kOptimal":
+            g.x = np.asarray(g.h.getSolution().col_value, dtype=float)
+            g.objective = float(np.dot(cost[g.cols], g.x))
+            g.state = "rounded"
+        g.h.changeColsBounds(g.int_idx.size, g.int_idx, lower[gi], upper[gi])
+
+    _each(mip, fix, workers)
+    # 3. gap budget: sum(objective - bound) <= gap * |total objective|, whichever the total ends up being
+    base = sum(g.bound for g in groups if g.int_idx.size == 0) + lp_full["offset"]
+    lo = base + sum(g.bound for g in mip)
+
+    def budget_now() -> float:
+        hi = base + sum(g.objective for g in mip)
+        return gap * min(abs(lo), abs(hi)) if np.isfinite(hi) and (lo >= 0) == (hi >= 0) else 0.0
+
+    def fits() -> bool:  # accepting every block as it is: the exact test on the merged objective
+        hi = base + sum(g.objective for g in mip)
+        return bool(np.isfinite(hi)) and hi - lo <= gap * max(abs(hi), 1e-9)
+
+    budget = budget_now()
+    # 4. where the rounding is not within the budget: a small MIP over the integers the relaxation left
+    #    fractional, the others fixed at its values (relaxation-induced neighbourhood); usually closes the gap
+    total = sum(g.objective - g.bound for g in mip)
+    if start and not fits():
+        far = [g for g in mip if g.objective - g.bound > 1e-9 * max(1.0, abs(g.bound))]
+        rins_s = max(2.0, 2.0 * (time.perf_counter() - t_start))
+
+        def neighbourhood(g: _Group, _k: int) -> None:
+            v = g.lp_x[g.int_idx]
+            keep = g.int_idx[np.abs(v - np.round(v)) < 1e-6]
+            gi = g.cols[keep]
+            fixed = np.clip(np.round(g.lp_x[keep]), lower[gi], upper[gi])
+            g.h.changeColsBounds(keep.size, keep, fixed, fixed)
+            share = budget * (g.objective - g.bound) / total if np.isfinite(total) and total > 0 else 0.0
+            g.h.setOptionValue("mip_rel_gap", gap if share <= 0 else 0.0)
+            g.h.setOptionValue("mip_abs_gap", max(share, 1e-6))
+            g.h.setOptionValue("time_limit", rins_s if deadline is None
+                               else max(min(rins_s, deadline - time.perf_counter()), 1e-9))
+            if g.state == "rounded":
+                g.h.setSolution(g.x.size, np.arange(g.x.size, dtype=np.int32), g.x)
+            g.seconds += _run(g.h, verbose, capture)
+            if g.h.getInfo().primal_solution_status == 2:
+                sol = np.asarray(g.h.getSolution().col_value, dtype=float)
+                obj = float(np.dot(cost[g.cols], sol))
+                if obj < g.objective:
+                    g.x, g.objective, g.state = sol, obj, "neighbourhood"
+            g.h.changeColsBounds(keep.size, keep, lower[gi], upper[gi])
+            g.h.setOptionValue("mip_rel_gap", gap)
+            g.h.setOptionValue("mip_abs_gap", 1e-6)
+
+        _each(sorted(far, key=lambda g: g.bound - g.objective), neighbourhood, workers)
+        budget = budget_now()
+    todo = sorted(mip, key=lambda g: g.objective - g.bound)
+    if fits():  # everything fits: the rounded schedule is the answer
+        accepted, spent = len(todo), sum(g.objective - g.bound for g in todo)
+    else:  # accept the closest blocks with half the budget, share the rest among the MIPs by their rounding gap
+        accepted, spent = 0, 0.0
+        while accepted < len(todo) and spent + todo[accepted].objective - todo[accepted].bound <= 0.5 * budget:
+            spent += todo[accepted].objective - todo[accepted].bound
+            accepted += 1
+    rest = todo[accepted:]
+    weights = np.array([g.objective - g.bound if np.isfinite(g.objective) else max(abs(g.bound), 1.0)
+                        for g in rest])
+    shares = max(budget - spent, 0.0) * weights / weights.sum() if rest and weights.sum() > 0 else weights * 0
+    # 5. MIPs, hardest first (the others fit beside them)
+    order = sorted(range(len(rest)), key=lambda k: -weights[k])
+
+    # every block's (objective, bound) as known now; a running MIP stops once the merged gap fits the budget
+    live = {id(g): (g.objective, g.bound) for g in mip}
+
+    def branch(g: _Group, k: int) -> None:
+        share = shares[order[k]]
+        if budget > 0:
+            def enough(event: Any) -> None:
+                d = event.data_out
+                live[id(g)] = (min(g.objective, d.mip_primal_bound), max(g.bound, d.mip_dual_bound))
+                if sum(o - b for o, b in live.values()) <= budget:
+                    event.data_in.user_interrupt = True
+
+            g.h.cbMipInterrupt.subscribe(enough)
+        if budget > 0:
+            g.h.setOptionValue("mip_rel_gap", 0.0)
+            g.h.setOptionValue("mip_abs_gap", float(share))
+        # the time limit is for the whole run: every block may use what is left of it (blocks run side by side)
+        g.h.setOptionValue("time_limit", np.inf if deadline is None else max(deadline - time.perf_counter(), 1e-9))
+        if g.state in ("rounded", "neighbourhood"):
+            g.h.setSolution(g.x.size, np.arange(g.x.size, dtype=np.int32), g.x)
+        g.seconds += _run(g.h, verbose, capture)
+        name = _status_name(g.h)
+        info = g.h.getInfo()
+        if info.primal_solution_status == 2:
+            sol = np.asarray(g.h.getSolution().col_value, dtype=float)
+            obj = float(np.dot(cost[g.cols], sol))
+            if obj <= g.objective:
+                g.x, g.objective = sol, obj
+            g.bound = max(g.bound, float(info.mip_dual_bound))
+        live[id(g)] = (g.objective, g.bound)
+        if name == "kInterrupt":  # stopped by the merged gap test above
+            name = "kOptimal"
+        g.state = _TERMINATION.get(name, "error") if np.isfinite(g.objective) else "no_solution:" + name
+
+    _each([rest[k] for k in order], branch, workers)
+    for g in rest:
+        if g.state.startswith("no_solution:"):
+            name = g.state.split(":", 1)[1]
+            termination = _TERMINATION.get(name, "error")
+            hint = _HINTS.get(termination, "rerun with threads=1 and report the model status")
+            raise SolveError(f"HiGHS returned no feasible schedule (model status {name}, termination {termination}, "
+                             f"in an independent part of the model); {hint}")
+    for g in groups:
+        x[g.cols] = g.x
+    objective = base + sum(g.objective for g in mip)
+    bound = base + sum(g.bound for g in mip)
+    states = [g.state for g in mip]
+    all_ok = all(s in ("optimal", "rounded", "neighbourhood") for s in states)
+    is_int = integrality.astype(bool)
+    binaries = int(np.sum(is_int & (lower >= 0) & (upper <= 1)))
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s] = counts.get(s, 0) + 1
+    slow = max(groups, key=lambda g: g.seconds)
+    components = {"count": len(groups), "with_integers": len(mip), "states": counts, "workers": workers,
+                  "slowest_s": round(slow.seconds, 4), "slowest_variables": int(slow.cols.size)}
+    termination = "optimal" if all_ok else next(s for s in states if s not in ("optimal", "rounded",
+                                                                              "neighbourhood"))
+    method = "decomposed" if rest else "neighbourhood" if "neighbourhood" in states else "lp_round"
+    status = "kOptimal" if all_ok else next(_k for _k, v in _TERMINATION.items() if v == termination)
+    return SolveOutcome(status=status, termination=termination, objective=objective, bound=bound,
+                        mip_gap=(objective - bound) / max(abs(objective), 1e-9), variables=n, constraints=n_rows,
+                        binaries=binaries, integers=int(is_int.sum()) - binaries, translate_s=translate_s,
+                        solve_s=time.perf_counter() - t_start, backend="matrix",
+                        method=method, _x=x, _col=col, components=components)
