@@ -238,14 +238,7 @@ def _round_and_fix(h: highspy.Highs, integrality: np.ndarray, lower: np.ndarray,
         return None
     bound = float(h.getInfo().objective_function_value)
     x = np.asarray(h.getSolution().col_value, dtype=float)
-    target = np.round(x)
-    if rounder is not None:
-        # formulations round their own integers consistently (e.g. cumulative energy), others go to the nearest
-        for component, vals in rounder(_reader(x, col)):
-            for v, val in zip(component.values(), vals, strict=True):
-                j = col.get(id(v))
-                if j is not None:
-                    target[j] = val
+    target = _rounded(x, col, rounder)
     fixed = np.clip(target[idx], lower[idx], upper[idx])
     h.changeColsBounds(idx.size, idx, fixed, fixed)
     _run(h, verbose)
@@ -417,13 +410,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
         x[g.cols] = g.x
         g.state = "optimal" if g.int_idx.size == 0 else "lp"
     # 2. round every integer consistently (formulations know their own), fix, re-solve each block's LP
-    target = np.round(x)
-    if rounder is not None:
-        for component, vals in rounder(_reader(x, col)):
-            for v, val in zip(component.values(), vals, strict=True):
-                j = col.get(id(v))
-                if j is not None:
-                    target[j] = val
+    target = _rounded(x, col, rounder)
     mip = [g for g in groups if g.int_idx.size]
     start = getattr(options, "mip_start", True)
 
@@ -569,3 +556,16 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
                         binaries=binaries, integers=int(is_int.sum()) - binaries, translate_s=translate_s,
                         solve_s=time.perf_counter() - t_start, backend="matrix",
                         method=method, _x=x, _col=col, components=components)
+
+
+def _rounded(x: np.ndarray, col: dict, rounder) -> np.ndarray:
+    """Integer values for a relaxed solution: formulations round their own integers consistently (e.g. cumulative
+    energy), every other column goes to the nearest integer."""
+    target = np.round(x)
+    if rounder is not None:
+        for component, vals in rounder(_reader(x, col)):
+            for v, val in zip(component.values(), vals, strict=True):
+                j = col.get(id(v))
+                if j is not None:
+                    target[j] = val
+    return target
