@@ -62,8 +62,9 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
     horizon = horizon_for(loaded, request)
     inputs = Inputs(loaded, horizon)
     dest = request.out or next_version_dir(request.store, loaded.portfolio.portfolio.name, request.day, request.kind)
+    used = {name for _, name in series_refs(loaded.portfolio)}
     for name in loaded.portfolio.data_sources:  # read every series now: bad data fails before the solve
-        if _used(loaded, name):
+        if name in used:
             inputs.source(name)
     timings["load"] = time.perf_counter() - t0
 
@@ -83,10 +84,6 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
         write_json(kpis, tmp / "kpis.json")
         write_json(_run_record(loaded, request, horizon, inputs, options, written), tmp / "run.json")
     return RunOutcome(directory=dest, result=result, kpis=kpis, timings_s=timings)
-
-
-def _used(loaded: LoadedPortfolio, name: str) -> bool:
-    return any(src == name for _, src in series_refs(loaded.portfolio))
 
 
 def _run_record(loaded: LoadedPortfolio, request: RunRequest, horizon: Horizon, inputs: Inputs, options,
