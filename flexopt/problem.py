@@ -104,7 +104,7 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     def rounder(values):
         return [pair for form in forms for pair in form.round_integers(values)]
 
-    out = solve_model(m, options, rounder)
+    out = solve_model(m, options, rounder, coupling=(m.grid.balance,))
 
     say("reading the schedule")
     t1 = time.perf_counter()

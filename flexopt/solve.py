@@ -12,6 +12,7 @@ A solver that fails or stops without a feasible solution raises :class:`SolveErr
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +23,10 @@ from typing import Any
 import highspy
 import numpy as np
 from pyomo.common.tee import capture_output
+
+from flexopt.lagrangian import Block, lagrangian
+
+log = logging.getLogger(__name__)
 
 _TERMINATION = {
     "kOptimal": "optimal",
@@ -49,6 +54,10 @@ _HINTS = {
                  "at sites without limits",
     "infeasible_or_unbounded": "check initial states against bounds and export prices above import prices",
 }
+
+
+# block states whose schedule is accepted as it is (within the gap budget)
+_FINAL = ("optimal", "rounded", "lagrangian", "neighbourhood")
 
 
 class SolveError(RuntimeError):
@@ -156,19 +165,22 @@ def _outcome(h: highspy.Highs, col: dict[int, int], translate_s: float, solve_s:
 Rounder = Callable[[Callable[[Any], np.ndarray]], list[tuple[Any, np.ndarray]]]
 
 
-def solve_model(model: Any, options: Any, rounder: Rounder | None = None) -> SolveOutcome:
+def solve_model(model: Any, options: Any, rounder: Rounder | None = None,
+                coupling: tuple[Any, ...] = ()) -> SolveOutcome:
+    """``coupling``: constraint components that join devices (site balance); the Lagrangian step prices them."""
     if options.backend == "persistent":
         return _solve_persistent(model, options)
     if options.backend != "matrix":
         raise ValueError(f"unknown backend {options.backend!r}; use 'matrix' or 'persistent'")
-    return _solve_matrix(model, options, rounder)
+    return _solve_matrix(model, options, rounder, coupling)
 
 
 def _reader(x: np.ndarray, col: dict[int, int]) -> Callable[[Any], np.ndarray]:
     return SolveOutcome("", "", 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0, "", _x=x, _col=col).values
 
 
-def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None) -> SolveOutcome:
+def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None,
+                  coupling: tuple[Any, ...] = ()) -> SolveOutcome:
     from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
     t0 = time.perf_counter()
@@ -201,7 +213,8 @@ def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None) -> S
     if integrality.any() and getattr(options, "decompose", True):
         full = {"A_csc": a, "A_csr": a.tocsr(), "cost": np.asarray(lp.col_cost_, dtype=float), "lower": lower,
                 "upper": upper, "row_lower": np.asarray(lp.row_lower_, dtype=float),
-                "row_upper": np.asarray(lp.row_upper_, dtype=float), "offset": lp.offset_}
+                "row_upper": np.asarray(lp.row_upper_, dtype=float), "offset": lp.offset_,
+                "coupling": _row_mask(info.rows, coupling)}
         groups = _split(full, integrality, options)
         if groups is not None:
             return _solve_groups(groups, full, integrality, options, col, rounder, time.perf_counter() - t0, m)
@@ -217,6 +230,14 @@ def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None) -> S
                             override=done)
     _run(h, getattr(options, "verbose", False))
     return _outcome(h, col, translate_s, time.perf_counter() - t1, "matrix", integrality, lower, upper, m)
+
+
+def _row_mask(rows: list, components: tuple[Any, ...]) -> np.ndarray:
+    """True for the rows that belong to one of ``components`` (indexed constraints)."""
+    ids = {id(c) for c in components}
+    if not ids:
+        return np.zeros(len(rows), dtype=bool)
+    return np.fromiter((id(r.constraint.parent_component()) in ids for r in rows), dtype=bool, count=len(rows))
 
 
 def _round_and_fix(h: highspy.Highs, integrality: np.ndarray, lower: np.ndarray, upper: np.ndarray, gap: float,
@@ -292,6 +313,7 @@ class _Group:
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     state: str = "lp"  # lp | rounded | optimal | time_limit | ...
     lp_x: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the relaxation's solution
+    duals: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the relaxation's row duals
     seconds: float = 0.0
 
 
@@ -399,6 +421,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
         g.state = _status_name(g.h)
         if g.state in ("kOptimal", "kModelEmpty"):
             g.x = g.lp_x = np.asarray(g.h.getSolution().col_value, dtype=float)
+            g.duals = np.asarray(g.h.getSolution().row_dual, dtype=float)
             g.bound = g.objective = float(np.dot(cost[g.cols], g.x))
 
     _each(groups, relax, workers)
@@ -414,23 +437,30 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
     mip = [g for g in groups if g.int_idx.size]
     start = getattr(options, "mip_start", True)
 
-    def fix(g: _Group, _k: int) -> None:
+    def try_fixed(g: _Group, values: np.ndarray, state: str) -> None:
+        """Fix the block's integers at ``values`` (full numbering), re-solve its LP, keep it when better."""
         gi = g.cols[g.int_idx]
-        g.h.changeColsIntegrality(g.int_idx.size, g.int_idx, np.full(g.int_idx.size, kint))
-        g.objective = np.inf
-        if not start:
-            return
-        fixed = np.clip(target[gi], lower[gi], upper[gi])
+        fixed = np.clip(np.round(values[gi]), lower[gi], upper[gi])
         g.h.changeColsBounds(g.int_idx.size, g.int_idx, fixed, fixed)
         limit(g)
         g.seconds += _run(g.h, verbose, capture)
         if _status_name(g.h) == "kOptimal":
-            g.x = np.asarray(g.h.getSolution().col_value, dtype=float)
-            g.objective = float(np.dot(cost[g.cols], g.x))
-            g.state = "rounded"
+            sol = np.asarray(g.h.getSolution().col_value, dtype=float)
+            obj = float(np.dot(cost[g.cols], sol))
+            if obj < g.objective:
+                g.x, g.objective, g.state = sol, obj, state
         g.h.changeColsBounds(g.int_idx.size, g.int_idx, lower[gi], upper[gi])
 
+    def fix(g: _Group, _k: int) -> None:
+        g.h.changeColsIntegrality(g.int_idx.size, g.int_idx, np.full(g.int_idx.size, kint))
+        g.objective = np.inf
+        if start:
+            try_fixed(g, target, "rounded")
+
     _each(mip, fix, workers)
+    for g in mip:
+        log.debug("block %d: %d cols %d ints, relaxation %.4f, rounded %.4f (%.3f s)", id(g) % 997, g.cols.size,
+                  g.int_idx.size, g.bound, g.objective, g.seconds)
     # 3. gap budget: sum(objective - bound) <= gap * |total objective|, whichever the total ends up being
     base = sum(g.bound for g in groups if g.int_idx.size == 0) + lp_full["offset"]
     lo = base + sum(g.bound for g in mip)
@@ -444,7 +474,32 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
         return bool(np.isfinite(hi)) and hi - lo <= gap * max(abs(hi), 1e-9)
 
     budget = budget_now()
-    # 4. where the rounding is not within the budget: a small MIP over the integers the relaxation left
+    # 4. Lagrangian: devices alone at the relaxation's site prices give a stronger bound and another schedule
+    coupling = lp_full.get("coupling")
+    if start and coupling is not None and coupling.any() and not fits():
+        def price(g: _Group, _k: int) -> None:
+            if g.objective - g.bound <= gap * 1e-3 * max(abs(g.objective), 1e-9):
+                return
+            blk = Block(a_csr=lp_full["A_csr"][g.rows][:, g.cols], cost=cost[g.cols], lower=lower[g.cols],
+                        upper=upper[g.cols], row_lower=lp_full["row_lower"][g.rows],
+                        row_upper=lp_full["row_upper"][g.rows], integrality=integrality[g.cols],
+                        coupling=coupling[g.rows])
+            res = lagrangian(blk, g.duals, deadline)
+            if res is None:
+                return
+            g.seconds += res.seconds
+            before = g.objective, g.bound
+            g.bound = max(g.bound, res.bound)
+            values = np.zeros(n)
+            values[g.cols] = res.x
+            try_fixed(g, values, "lagrangian")
+            log.debug("block %d: lagrangian bound %.4f -> %.4f, schedule %.4f -> %.4f (%d devices, %.3f s)",
+                      id(g) % 997, before[1], res.bound, before[0], g.objective, res.subproblems, res.seconds)
+
+        _each(mip, price, workers)
+        lo = base + sum(g.bound for g in mip)
+        budget = budget_now()
+    # 5. where the rounding is not within the budget: a small MIP over the integers the relaxation left
     #    fractional, the others fixed at its values (relaxation-induced neighbourhood); usually closes the gap
     total = sum(g.objective - g.bound for g in mip)
     if start and not fits():
@@ -462,7 +517,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
             g.h.setOptionValue("mip_abs_gap", max(share, 1e-6))
             g.h.setOptionValue("time_limit", rins_s if deadline is None
                                else max(min(rins_s, deadline - time.perf_counter()), 1e-9))
-            if g.state == "rounded":
+            if g.state in ("rounded", "lagrangian"):
                 g.h.setSolution(g.x.size, np.arange(g.x.size, dtype=np.int32), g.x)
             g.seconds += _run(g.h, verbose, capture)
             if g.h.getInfo().primal_solution_status == 2:
@@ -475,7 +530,11 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
             g.h.setOptionValue("mip_abs_gap", 1e-6)
 
         _each(sorted(far, key=lambda g: g.bound - g.objective), neighbourhood, workers)
+        for g in far:
+            log.debug("block %d: neighbourhood %.4f (bound %.4f, %.3f s)", id(g) % 997, g.objective, g.bound,
+                      g.seconds)
         budget = budget_now()
+    log.debug("merged: bound %.4f, budget %.4f, objective %.4f", lo, budget, base + sum(g.objective for g in mip))
     todo = sorted(mip, key=lambda g: g.objective - g.bound)
     if fits():  # everything fits: the rounded schedule is the answer
         accepted, spent = len(todo), sum(g.objective - g.bound for g in todo)
@@ -488,7 +547,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
     weights = np.array([g.objective - g.bound if np.isfinite(g.objective) else max(abs(g.bound), 1.0)
                         for g in rest])
     shares = max(budget - spent, 0.0) * weights / weights.sum() if rest and weights.sum() > 0 else weights * 0
-    # 5. MIPs, hardest first (the others fit beside them)
+    # 6. MIPs, hardest first (the others fit beside them)
     order = sorted(range(len(rest)), key=lambda k: -weights[k])
 
     # every block's (objective, bound) as known now; a running MIP stops once the merged gap fits the budget
@@ -509,7 +568,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
             g.h.setOptionValue("mip_abs_gap", float(share))
         # the time limit is for the whole run: every block may use what is left of it (blocks run side by side)
         g.h.setOptionValue("time_limit", np.inf if deadline is None else max(deadline - time.perf_counter(), 1e-9))
-        if g.state in ("rounded", "neighbourhood"):
+        if g.state in ("rounded", "lagrangian", "neighbourhood"):
             g.h.setSolution(g.x.size, np.arange(g.x.size, dtype=np.int32), g.x)
         g.seconds += _run(g.h, verbose, capture)
         name = _status_name(g.h)
@@ -524,6 +583,8 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
         if name == "kInterrupt":  # stopped by the merged gap test above
             name = "kOptimal"
         g.state = _TERMINATION.get(name, "error") if np.isfinite(g.objective) else "no_solution:" + name
+        log.debug("block %d: MIP %s objective %.4f bound %.4f share %.4f (%.3f s)", id(g) % 997, name, g.objective,
+                  g.bound, share, g.seconds)
 
     _each([rest[k] for k in order], branch, workers)
     for g in rest:
@@ -538,7 +599,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
     objective = base + sum(g.objective for g in mip)
     bound = base + sum(g.bound for g in mip)
     states = [g.state for g in mip]
-    all_ok = all(s in ("optimal", "rounded", "neighbourhood") for s in states)
+    all_ok = all(s in _FINAL for s in states)
     is_int = integrality.astype(bool)
     binaries = int(np.sum(is_int & (lower >= 0) & (upper <= 1)))
     counts: dict[str, int] = {}
@@ -547,9 +608,8 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
     slow = max(groups, key=lambda g: g.seconds)
     components = {"count": len(groups), "with_integers": len(mip), "states": counts, "workers": workers,
                   "slowest_s": round(slow.seconds, 4), "slowest_variables": int(slow.cols.size)}
-    termination = "optimal" if all_ok else next(s for s in states if s not in ("optimal", "rounded",
-                                                                              "neighbourhood"))
-    method = "decomposed" if rest else "neighbourhood" if "neighbourhood" in states else "lp_round"
+    termination = "optimal" if all_ok else next(s for s in states if s not in _FINAL)
+    method = "decomposed" if rest else next((s for s in ("neighbourhood", "lagrangian") if s in states), "lp_round")
     status = "kOptimal" if all_ok else next(_k for _k, v in _TERMINATION.items() if v == termination)
     return SolveOutcome(status=status, termination=termination, objective=objective, bound=bound,
                         mip_gap=(objective - bound) / max(abs(objective), 1e-9), variables=n, constraints=n_rows,

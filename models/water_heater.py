@@ -1,16 +1,25 @@
-"""Water heaters: one-node tank with standby loss to ambient, hot-water draws, resistive element on/off.
+"""Water heaters: one-node tank, standby loss at the thermostat temperature, hot-water draws, element on/off.
 
-Tank: C = litres * 4.186/3600 kWh/K; T[t] = a*T[t-1] + (1-a)*T_amb + b*P/n - draw/C with a = exp(-dt*UA/C)
-(b = (1-a)/UA, or dt/C without loss). ``count`` identical heaters are one aggregate: an integer number of
-elements on (0..count) and their mean tank temperature, instead of ``count`` symmetric binaries.
+Tank: C = litres * 4.186/3600 kWh/K. Standby loss is the tank's UA at its thermostat temperature (the EU label's
+"standby loss" figure is likewise one number at one temperature): a constant L K per interval. The mean tank
+temperature is then a function of the cumulative number of element-intervals K[t] alone,
 
-The mean alone would let half the tanks run cold while the other half is hotter. The minimum is therefore
-held by the least-heated tank under round-robin dispatch (elements go to the tanks that have had fewest
-heating intervals): it heats in interval t when u[t] = 1, and it has had no more than its share,
-n * sum(u) <= sum(k). Without standby loss this is exact; with loss it ignores that the tanks of equal
-count heated at slightly different times. The minimum (comfort, hygiene) is soft at the comfort penalty; the
-maximum (the element's cut-out) is soft at ten times that, so it binds in practice yet rounding the integers
-never makes the model infeasible.
+    T[t] = T0 - L*(t+1) - draws up to t / C + (dt*P/C) * K[t] / count,
+
+so the model holds K (integer, stepping 0..count per interval) and no temperature variables. With the minimum
+and maximum written on K, each heater's own problem has an integral LP relaxation once the two rounding (chord)
+rows per interval are added: a single heater is never a hard MIP, only the coupling through site and congestion
+limits is. With the loss proportional to T - T_amb instead, the heating time enters every later temperature and a
+single heater needed thousands of branch-and-bound nodes (docs/benchmarks.md). The error: UA * (T - T_thermostat)
+per interval, e.g. 1.5 W/K * 10 K = 15 W on a tank running 10 K below its thermostat (the plan is then slightly
+pessimistic: a colder tank loses less than planned).
+
+``count`` identical heaters are one aggregate: K counts element-intervals over all of them. The mean alone would
+let half the tanks run cold, so the minimum is held by the least-heated tank under round-robin dispatch (elements
+go to the tanks that have had fewest heating intervals): its cumulative heating intervals S[t] step 0/1 and it
+never gets more than its share, count*S[t] <= K[t]; exact with a constant loss. The minimum (comfort, hygiene) is
+soft at the comfort penalty; the maximum (the element's cut-out) is soft at ten times that, so it binds in practice
+yet rounding the integers never makes the model infeasible.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from flexopt.violations import Violation
 WATER_KWH_PER_L_K = 4.186 / 3600
 DEADBAND_K = 2.5  # unmanaged thermostat: on at thermostat - 2.5 K, off at thermostat + 2.5 K
 MAX_TEMP_PENALTY_FACTOR = 10.0  # above the cut-out costs ten times the comfort penalty
+_EPS = 1e-9
 
 
 def draw_kwh(asset, horizon) -> np.ndarray:
@@ -46,130 +56,151 @@ def draw_kwh(asset, horizon) -> np.ndarray:
     return out
 
 
+def _chord_low(need: float) -> tuple[float, float] | None:
+    """x integer, y >= 0, x + y >= need  =>  f*x + y >= f*ceil(need) with f = frac(need) (the rounding row);
+    returned as (f, f*ceil(need)), None where the bound is already integral or met at x = 0."""
+    if need <= 0:
+        return None
+    f = need - np.floor(need)
+    return None if f < _EPS or f > 1 - _EPS else (f, f * np.ceil(need))
+
+
+def _chord_high(room: float) -> tuple[float, float] | None:
+    """x integer >= 0, y >= 0, x - y <= room  =>  (1-f)*x - y <= (1-f)*floor(room), f = frac(room)."""
+    if room < 0:
+        return None
+    f = room - np.floor(room)
+    return None if f < _EPS or f > 1 - _EPS else (1 - f, (1 - f) * np.floor(room))
+
+
 @register
 class WaterHeaterFormulation(Formulation):
     asset_type = "water_heater"
     state_keys = ("temp_c",)
-    # True: element count continuous (LP relaxation), for measuring what the integers cost
+    # True: element-intervals continuous (LP relaxation), for measuring what the integers cost
     relax_elements = False
 
     def _params(self) -> None:
         dt, h = self.ctx.dt_h, self.ctx.horizon
-        J = len(self.items)
-        self.cap = np.array([it.asset.volume_l * WATER_KWH_PER_L_K for it in self.items])
-        ua = np.array([it.asset.standby_loss_w_per_k / 1000 for it in self.items])
-        self.a = np.exp(-dt * ua / self.cap)
-        self.b = np.where(ua > 0, (1 - self.a) / np.where(ua > 0, ua, 1.0), dt / self.cap)
-        self.amb = np.array([it.asset.ambient_temp_c for it in self.items])
-        self.draw = np.array([draw_kwh(it.asset, h) for it in self.items]).reshape(J, h.n)
-        self.t0 = np.array([float(it.initial_state.get("temp_c", it.asset.initial_temp_c)) for it in self.items])
+        J, T = len(self.items), h.n
+        self.n = np.array([it.count for it in self.items], dtype=float)
+        cap = np.array([it.asset.volume_l * WATER_KWH_PER_L_K for it in self.items])
+        self.k_per_kwh = 1.0 / cap  # K per kWh into one tank
         self.elem = np.array([it.asset.element_kw for it in self.items])
+        self.step = self.elem * dt / cap  # K per element-interval in one tank
+        ua = np.array([it.asset.standby_loss_w_per_k / 1000 for it in self.items])
+        ref = np.array([it.asset.thermostat_c - it.asset.ambient_temp_c for it in self.items])
+        self.loss = dt * ua * ref / cap  # K per interval, at the thermostat temperature
+        self.draw_k = np.array([draw_kwh(it.asset, h) for it in self.items]).reshape(J, T) / cap[:, None]
+        self.t0 = np.array([float(it.initial_state.get("temp_c", it.asset.initial_temp_c)) for it in self.items])
+        # temperature with no heating at all
+        self.free = self.t0[:, None] - np.cumsum(self.draw_k, axis=1) - self.loss[:, None] * np.arange(1, T + 1)
+        self.lo = np.array([it.asset.min_temp_c for it in self.items])
+        self.hi = np.array([max(it.asset.max_temp_c, self.t0[j]) for j, it in enumerate(self.items)])
 
     def build(self, block) -> None:
         self._params()
         J, T = len(self.items), self.ctx.n
-        counts = np.repeat([it.count for it in self.items], T).astype(float)
-        self.on = add_var(block, "elements_on", np.zeros(J * T), counts, integer=not self.relax_elements)
-        hi = np.repeat([max(it.asset.max_temp_c, self.t0[j]) for j, it in enumerate(self.items)], T)
-        self.temp = add_var(block, "temp_c", np.full(J * T, -np.inf), np.full(J * T, np.inf))
+        integer = not self.relax_elements
+        steps = np.arange(1, T + 1)
+        self.k = add_var(block, "element_intervals", np.zeros(J * T), (self.n[:, None] * steps).ravel(),
+                         integer=integer)
         self.under = add_var(block, "below_min_c", np.zeros(J * T), np.full(J * T, np.inf))
         self.over = add_var(block, "above_max_c", np.zeros(J * T), np.full(J * T, np.inf))
-        add_rows(block, "max_temp", [([1.0, -1.0], [self.temp[i], self.over[i]]) for i in range(J * T)], None, hi)
-        rows, rhs = [], []
-        for j, it in enumerate(self.items):
-            a, n = self.a[j], it.count
-            heat_per_on = self.b[j] * self.elem[j] / n  # K per element on (mean over the tanks)
-            for t in range(T):
-                i = j * T + t
-                cols, vars_ = [1.0, -heat_per_on], [self.temp[i], self.on[i]]
-                if t:
-                    cols.append(-a)
-                    vars_.append(self.temp[i - 1])
-                rows.append((cols, vars_))
-                rhs.append((1 - a) * self.amb[j] - self.draw[j, t] / self.cap[j] + (a * self.t0[j] if t == 0 else 0))
-        add_rows(block, "dynamics", rows, rhs, rhs)
-        lo = np.repeat([it.asset.min_temp_c for it in self.items], T)
-        coldest = self._least_heated(block)
-        add_rows(block, "min_temp", [([1.0, 1.0], [coldest[i], self.under[i]]) for i in range(J * T)], lo, None)
-
-    def _least_heated(self, block) -> list:
-        """Temperature variable the minimum applies to: the tank itself, or for count > 1 the least-heated tank."""
-        T = self.ctx.n
         self.multi = [j for j, it in enumerate(self.items) if it.count > 1]
         m = len(self.multi)
-        self.u = add_var(block, "coldest_on", np.zeros(m * T), np.ones(m * T), integer=not self.relax_elements)
-        lag = add_var(block, "share_lag", np.zeros(m * T), np.full(m * T, np.inf))
-        t_low = add_var(block, "coldest_temp_c", np.full(m * T, -np.inf), np.full(m * T, np.inf))
-        share, dyn, rhs = [], [], []
-        for k, j in enumerate(self.multi):
-            n, a = self.items[j].count, self.a[j]
+        self.s = add_var(block, "coldest_intervals", np.zeros(m * T), np.tile(steps, m).astype(float),
+                         integer=integer)
+        coldest = {j: (self.k, j * T, 1.0) for j in range(J)}
+        coldest.update({j: (self.s, q * T, 1.0) for q, j in enumerate(self.multi)})
+        self._steps(block, "element_steps", self.k, J, self.n)
+        self._steps(block, "coldest_steps", self.s, m, np.ones(m))
+        rows = [([1.0, -self.n[j]], [self.k[j * T + t], self.s[q * T + t]])
+                for q, j in enumerate(self.multi) for t in range(T)]
+        add_rows(block, "coldest_share", rows, np.zeros(len(rows)), None)
+        # minimum, on the coldest tank: step*x + under >= lo - free, and its rounding row
+        low, low_rhs = [], []
+        for j in range(J):
+            var, off, _ = coldest[j]
+            st = self.step[j]
             for t in range(T):
-                i, q = j * T + t, k * T + t
-                # lag[t] = lag[t-1] + on[t] - n*u[t] >= 0: the coldest tank never gets more than its share
-                cols, vars_ = [1.0, -1.0, float(n)], [lag[q], self.on[i], self.u[q]]
-                dc, dv = [1.0, -self.b[j] * self.elem[j]], [t_low[q], self.u[q]]
-                if t:
-                    cols.append(-1.0)
-                    vars_.append(lag[q - 1])
-                    dc.append(-a)
-                    dv.append(t_low[q - 1])
-                share.append((cols, vars_))
-                dyn.append((dc, dv))
-                rhs.append((1 - a) * self.amb[j] - self.draw[j, t] / self.cap[j] + (a * self.t0[j] if t == 0 else 0))
-        add_rows(block, "share", share, np.zeros(len(share)), np.zeros(len(share)))
-        add_rows(block, "coldest_dynamics", dyn, rhs, rhs)
-        out = list(self.temp)
-        for k, j in enumerate(self.multi):
-            out[j * T:(j + 1) * T] = t_low[k * T:(k + 1) * T]
-        return out
+                i = j * T + t
+                need = self.lo[j] - self.free[j, t]
+                low.append(([st, 1.0], [var[off + t], self.under[i]]))
+                low_rhs.append(need)
+                chord = None if self.relax_elements else _chord_low(need / st)
+                if chord is not None:
+                    low.append(([st * chord[0], 1.0], [var[off + t], self.under[i]]))
+                    low_rhs.append(st * chord[1])
+        add_rows(block, "min_temp", low, low_rhs, None)
+        # maximum (cut-out), on the mean: step/n * K - over <= hi - free, and its rounding row
+        high, high_rhs = [], []
+        for j in range(J):
+            st = self.step[j] / self.n[j]
+            for t in range(T):
+                i = j * T + t
+                room = self.hi[j] - self.free[j, t]
+                high.append(([st, -1.0], [self.k[i], self.over[i]]))
+                high_rhs.append(room)
+                chord = None if self.relax_elements else _chord_high(room / st)
+                if chord is not None:
+                    high.append(([st * chord[0], -1.0], [self.k[i], self.over[i]]))
+                    high_rhs.append(st * chord[1])
+        add_rows(block, "max_temp", high, None, high_rhs)
+
+    def _steps(self, block, name: str, cum: list, entries: int, most: np.ndarray) -> None:
+        """0 <= cum[t] - cum[t-1] <= most (the first interval is held by the variable's bound)."""
+        T = self.ctx.n
+        rows, hi = [], []
+        for e in range(entries):
+            for t in range(1, T):
+                rows.append(([1.0, -1.0], [cum[e * T + t], cum[e * T + t - 1]]))
+                hi.append(most[e])
+        add_rows(block, name, rows, np.zeros(len(rows)), hi)
 
     def round_integers(self, values: ValueReader) -> list:
-        """Round cumulatively, so heat is neither lost nor added beyond one element-interval: K[t] = the relaxed
-        cumulative count rounded up, raised where the coldest tank's rounded-up share needs it, stepping at most
-        ``count`` per interval and never past the cut-out (simulated); the coldest tank heats when its relaxed
-        cumulative share passes a whole interval."""
+        """Round the cumulative counts up (heat is never short by more than the relaxation allows), raised where
+        the coldest tank's rounded share needs it, stepping at most ``count`` per interval and never past the
+        cut-out; the coldest tank heats when its relaxed cumulative share passes a whole interval."""
         if self.relax_elements:
             return []
         J, T = len(self.items), self.ctx.n
-        on = as_matrix(values(self.block.elements_on), J, T)
-        want = np.ceil(np.cumsum(on, axis=1) - 1e-6)
+        want = np.ceil(as_matrix(values(self.block.element_intervals), J, T) - 1e-6)
         pos = {j: q for q, j in enumerate(self.multi)}
-        if self.multi:
-            u = values(self.block.coldest_on).reshape(len(self.multi), T)
-            share_lp = np.ceil(np.cumsum(u, axis=1) - 1e-6)
+        share_lp = np.ceil(values(self.block.coldest_intervals).reshape(len(self.multi), T) - 1e-6)
         k = np.zeros((J, T))
-        shares = np.zeros((len(self.multi), T))
-        for j, it in enumerate(self.items):
-            n, prev, prev_share, temp = it.count, 0.0, 0.0, self.t0[j]
-            step = self.b[j] * self.elem[j] / n  # mean temperature rise per element on
+        s = np.zeros((len(self.multi), T))
+        for j in range(J):
+            n, st = self.n[j], self.step[j] / self.n[j]
+            room = np.floor((self.hi[j] - self.free[j]) / st + 1e-9)
+            prev = prev_share = 0.0
             for t in range(T):
-                target = want[j, t]
+                target = want[j, t] if j not in pos else max(want[j, t], n * share_lp[pos[j], t])
+                cum = min(max(target, prev), prev + n, max(room[t], prev))
+                k[j, t] = prev = cum
                 if j in pos:
-                    target = max(target, n * share_lp[pos[j], t])
-                cum = min(max(target, prev), prev + n)
-                free = self.a[j] * temp + (1 - self.a[j]) * self.amb[j] - self.draw[j, t] / self.cap[j]
-                room = np.floor((max(it.asset.max_temp_c, self.t0[j]) - free) / step + 1e-9)
-                cum = prev + min(cum - prev, max(room, 0.0))  # never past the cut-out
-                temp = free + step * (cum - prev)
-                k[j, t] = cum - prev
-                prev = cum
-                if j in pos:
-                    # follow the relaxation's timing for the coldest tank (not greedily early: its heat would be gone)
-                    share = min(share_lp[pos[j], t], np.floor(cum / n + 1e-9), prev_share + 1)
-                    share = max(share, prev_share)
-                    shares[pos[j], t] = share - prev_share
-                    prev_share = share
-        out = [(self.block.elements_on, k.ravel())]
+                    share = max(min(share_lp[pos[j], t], np.floor(cum / n + 1e-9), prev_share + 1), prev_share)
+                    s[pos[j], t] = prev_share = share
+        out = [(self.block.element_intervals, k.ravel())]
         if self.multi:
-            out.append((self.block.coldest_on, shares.ravel()))
+            out.append((self.block.coldest_intervals, s.ravel()))
         return out
+
+    def _on(self, values: ValueReader) -> np.ndarray:
+        """Elements on per entry and interval."""
+        J, T = len(self.items), self.ctx.n
+        cum = as_matrix(values(self.block.element_intervals), J, T)
+        on = np.diff(cum, axis=1, prepend=0.0)
+        return on if self.relax_elements else np.round(on)
 
     def power(self) -> PowerTerms:
         J, T = len(self.items), self.ctx.n
         p = PowerTerms(np.zeros((J, T)))
         for j in range(J):
             for t in range(T):
-                p.add(j, t, float(self.elem[j]), self.on[j * T + t])
+                p.add(j, t, float(self.elem[j]), self.k[j * T + t])
+                if t:
+                    p.add(j, t, -float(self.elem[j]), self.k[j * T + t - 1])
         return p
 
     def cost(self) -> CostTerms:
@@ -183,11 +214,8 @@ class WaterHeaterFormulation(Formulation):
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:
-        J, T = len(self.items), self.ctx.n
-        on = as_matrix(values(self.block.elements_on), J, T)
-        if not self.relax_elements:
-            on = np.round(on)
-        temp = as_matrix(values(self.block.temp_c), J, T)
+        on = self._on(values)
+        temp = self.free + (self.step / self.n)[:, None] * np.cumsum(on, axis=1)
         # setpoint: share of the entry's elements switched on (0/1 for a single heater)
         return [AssetSchedule(on[j] * self.elem[j], on[j] / it.count, "1", temp[j], "degC")
                 for j, it in enumerate(self.items)]
@@ -195,18 +223,19 @@ class WaterHeaterFormulation(Formulation):
     def baseline_kw(self) -> np.ndarray:
         """Hysteresis thermostat: on below thermostat - 2.5 K, off at thermostat + 2.5 K (stops mid-interval)."""
         J, T = len(self.items), self.ctx.n
+        dt = self.ctx.dt_h
         out = np.zeros((J, T))
         for j, it in enumerate(self.items):
-            a, n = self.a[j], it.count
             low = it.asset.thermostat_c - DEADBAND_K
             high = min(it.asset.thermostat_c + DEADBAND_K, it.asset.max_temp_c)
+            k_per_kw = dt * self.k_per_kwh[j]
             temp, heating = self.t0[j], self.t0[j] < low
             for t in range(T):
                 heating = (heating or temp <= low) and temp < high
-                free = a * temp + (1 - a) * self.amb[j] - self.draw[j, t] / self.cap[j]
-                p_unit = float(np.clip((high - free) / self.b[j], 0.0, self.elem[j])) if heating else 0.0
-                temp = free + self.b[j] * p_unit
-                out[j, t] = p_unit * n
+                free = temp - self.loss[j] - self.draw_k[j, t]
+                p_unit = float(np.clip((high - free) / k_per_kw, 0.0, self.elem[j])) if heating else 0.0
+                temp = free + k_per_kw * p_unit
+                out[j, t] = p_unit * it.count
         return out
 
     def violations(self, values: ValueReader) -> list[Violation]:
@@ -225,4 +254,4 @@ class WaterHeaterFormulation(Formulation):
         return out
 
     def counts(self) -> dict[str, int]:
-        return {"integers": 0 if self.relax_elements else len(self.on) + len(self.u)}
+        return {"integers": 0 if self.relax_elements else len(self.k) + len(self.s)}
