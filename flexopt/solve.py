@@ -216,8 +216,7 @@ def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None,
                 "row_upper": np.asarray(lp.row_upper_, dtype=float), "offset": lp.offset_,
                 "coupling": _row_mask(info.rows, coupling)}
         groups = _split(full, integrality, options)
-        if groups is not None:
-            return _solve_groups(groups, full, integrality, options, col, rounder, time.perf_counter() - t0, m)
+        return _solve_groups(groups, full, integrality, options, col, rounder, time.perf_counter() - t0, m)
     h = _new_highs()
     h.passModel(lp)
     _set_options(h, options)
@@ -346,9 +345,9 @@ def _sub_highs(lp_full: dict, cols: np.ndarray, rows: np.ndarray, options: Any) 
     return h
 
 
-def _split(lp_full: dict, integrality: np.ndarray, options: Any) -> list[_Group] | None:
-    """One group per connected component holding integers, plus one LP group for all purely continuous ones.
-    None when there is a single group (the one-model path is then the same thing)."""
+def _split(lp_full: dict, integrality: np.ndarray, options: Any) -> list[_Group]:
+    """One group per connected component holding integers, plus one LP group for all purely continuous ones
+    (a single group too: it still gets the Lagrangian and neighbourhood steps)."""
     n, m = len(integrality), len(lp_full["row_lower"])
     count, col_lab, row_lab = _components(lp_full["A_csc"], n, m)
     has_int = np.zeros(count, dtype=bool)
