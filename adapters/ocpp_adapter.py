@@ -3,13 +3,19 @@
 A setpoint is a charging ceiling; it goes out as a SetChargingProfile: TxProfile while a
 transaction runs (it governs the session), TxDefaultProfile otherwise, or as ``Setpoint.profile``
 says. Profiles carry the setpoint's periods. Charging only: negative limits are clamped to 0.
+
+A TxProfile sent in the moment after a 1.6 transaction starts can reach a charger that has not yet read the
+transaction id we assigned in our StartTransaction answer; it rejects it. Such a rejection within
+``TX_START_GRACE_S`` of the start is sent once more when the grace has passed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import os
+import time
 
 from ocpp.exceptions import OCPPError
 
@@ -28,6 +34,8 @@ from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.adapters.ocpp_profiles import ChargingProfileSpec, Purpose, clear_profile_call, set_profile_call
 from flexopt.endpoints import OcppEndpoint
 
+TX_START_GRACE_S = 2.0
+
 
 class OcppAdapter(DeviceAdapter):
     protocol = "ocpp"
@@ -41,7 +49,7 @@ class OcppAdapter(DeviceAdapter):
         voltage_v: float = 230.0,
         phases: int = 3,
     ) -> None:
-        super().__init__(asset_id, limits, call_timeout_s=central.response_timeout_s + 2.0)
+        super().__init__(asset_id, limits, call_timeout_s=2 * central.response_timeout_s + TX_START_GRACE_S + 2.0)
         self.endpoint = endpoint
         self.central = central
         self.voltage_v = voltage_v
@@ -136,9 +144,24 @@ class OcppAdapter(DeviceAdapter):
         spec = self._spec(command)
         status = await self._call(set_profile_call(self._version(), spec))
         detail = f"{spec.purpose} {spec.periods[0][1]:g} {spec.rate_unit}"
+        wait_s = self._tx_grace_left(spec)
+        if status == "Rejected" and wait_s is not None:
+            await asyncio.sleep(wait_s)
+            status = await self._call(set_profile_call(self._version(), spec))
+            detail += f" (sent again {wait_s:.1f} s later: rejected while the transaction was starting)"
         if status == "Accepted":
             return "confirmed", detail
         return "rejected", f"{detail}: charger answered {status}"
+
+    def _tx_grace_left(self, spec: ChargingProfileSpec) -> float | None:
+        """Seconds until the transaction of this TxProfile is TX_START_GRACE_S old; None when it already is."""
+        if spec.purpose != "TxProfile":
+            return None
+        connector = self.central.chargers[self.cp_id].connector(self.endpoint.connector_id)
+        if connector.transaction_id != spec.transaction_id or connector.transaction_assigned_at is None:
+            return None
+        left = TX_START_GRACE_S - (time.monotonic() - connector.transaction_assigned_at)
+        return left if left > 0 else None
 
     async def clear_profiles(self, purpose: Purpose | None = None) -> CommandResult:
         """ClearChargingProfile for this connector; the charger falls back to its own limits."""

@@ -16,6 +16,7 @@ import datetime as dt
 import hmac
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -53,6 +54,9 @@ class ConnectorState:
     status: str | None = None
     error_code: str | None = None
     transaction_id: int | str | None = None
+    # 1.6: time.monotonic() when we assigned the transaction id; the charger learns it from our answer, a moment
+    # later (in 2.0.1 the charger picks the id itself)
+    transaction_assigned_at: float | None = None
     charging_state: str | None = None  # 2.0.1 TransactionEvent chargingState
     meter_start_wh: float | None = None
     session_energy_wh: float | None = None
@@ -131,6 +135,7 @@ class _Csms16(Cp16):
         self.state.touch()
         c = self.state.connector(connector_id)
         c.transaction_id = self.central._next_transaction_id()
+        c.transaction_assigned_at = time.monotonic()
         c.meter_start_wh, c.session_energy_wh = float(meter_start), 0.0
         c.readings["energy_wh"] = float(meter_start)
         self.central._changed()

@@ -113,6 +113,7 @@ class SimChargePoint:
         self.reject_profiles = False
         self.call_error_profiles = False
         self.silent_profiles = False  # never answer SetChargingProfile (the CSMS times out)
+        self.start_ack_delay_s = 0.0  # 1.6: time to take in the StartTransaction answer (its transaction id)
         self.energy_wh = 0.0
         self.power_w = 0.0
         self.transaction_id: int | str | None = None
@@ -263,6 +264,7 @@ class _Cp16(Cp16):
         await self.report_status("Preparing")
         res = await self.call(c16.StartTransaction(connector_id=sim.connector_id, id_tag="SIMTAG",
                                                    meter_start=int(sim.energy_wh), timestamp=_iso()), suppress=False)
+        await asyncio.sleep(sim.start_ack_delay_s)
         sim.transaction_id = res.transaction_id
         sim.advance()
         await self.report_status("Charging")

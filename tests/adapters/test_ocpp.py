@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 import ssl
@@ -127,6 +128,30 @@ async def test_rejected_status(central, pair):
     assert not res.ok and res.status == "rejected" and "Rejected" in res.reason
     sim.reject_profiles = False
     assert (await adapter.send_setpoint(Setpoint("ev1", 5.0, "kW"))).ok
+
+
+async def test_tx_profile_rejected_while_the_transaction_starts_is_sent_again(central):
+    """1.6: we assign the transaction id; a charger slow to take in our answer rejects a TxProfile for it."""
+    adapter = OcppAdapter("ev1", ep("CP-SLOW"), LIMITS, central)
+    sim = SimChargePoint("CP-SLOW", central.url, password="s3cret-pw", ev=Ev(max_w=11_000), meter_interval_s=3600)
+    sim.start_ack_delay_s = 0.5
+    task = asyncio.create_task(sim.start())
+    try:
+        conn_ready = await central.wait_for(lambda: "CP-SLOW" in central.chargers
+                                            and central.chargers["CP-SLOW"].connector(1).transaction_id is not None, 5)
+        assert conn_ready and sim.transaction_id is None  # we know the transaction, the charger not yet
+        res = await adapter.send_setpoint(Setpoint("ev1", 7.4, "kW"))
+        assert res.ok and res.status == "confirmed", res.reason
+        assert "sent again" in res.reason
+        assert len(sim.profile_calls) == 2  # the first was rejected, the second accepted
+        assert sim.book.profiles["TxProfile"]["transaction_id"] == sim.transaction_id
+        # a charger that keeps refusing after the grace is still reported as rejecting, with one retry only
+        sim.reject_profiles = True
+        res = await adapter.send_setpoint(Setpoint("ev1", 5.0, "kW"))
+        assert res.status == "rejected" and "sent again" not in res.reason and len(sim.profile_calls) == 3
+    finally:
+        await task
+        await sim.stop()
 
 
 @both
