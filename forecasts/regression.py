@@ -10,7 +10,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import statsmodels.api as sm
+
+# the modules themselves, not statsmodels.api: that imports every sub-package (datasets, graphics), +0.45 s a run
+from statsmodels.regression.linear_model import GLSAR, OLS
 from statsmodels.regression.quantile_regression import QuantReg
 
 from flexopt.forecasts.base import Model, Prediction, Window, level, profile, train_rows
@@ -65,7 +67,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
         warnings.simplefilter("ignore")
         if method == "median":
             return QuantReg(y, x).fit(q=0.5, max_iter=50, p_tol=1e-5).params
-        return sm.OLS(y, x).fit().params
+        return OLS(y, x).fit().params
 
 
 class FourierAR(Model):
@@ -84,7 +86,7 @@ class FourierAR(Model):
         keep = informative(x)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = sm.GLSAR(data.y[rows], x[:, keep], rho=self.ar).iterative_fit(maxiter=3)
+            fit = GLSAR(data.y[rows], x[:, keep], rho=self.ar).iterative_fit(maxiter=3)
         params, rho = fit.params, np.atleast_1d(fit.model.rho)
         resid = data.y[rows] - x[:, keep] @ params
         x_new = design(data, window.target, (), FOURIER + WEEKLY + EXOG, 0.0)[:, keep]
