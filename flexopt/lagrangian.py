@@ -23,6 +23,8 @@ from typing import Any
 import highspy
 import numpy as np
 
+from flexopt.matrix_blocks import highs_lp, integer_blocks
+
 SUB_REL_GAP = 1e-4
 SUB_TIME_LIMIT_S = 10.0
 
@@ -49,20 +51,7 @@ class LagrangianResult:
     seconds: float
 
 
-def _highs(a_csc: Any, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray, row_lower: np.ndarray,
-           row_upper: np.ndarray, integrality: np.ndarray | None, time_limit_s: float) -> highspy.Highs:
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = a_csc.shape[1], a_csc.shape[0]
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
-    lp.row_lower_, lp.row_upper_ = row_lower, row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a_csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = a_csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = a_csc.data.astype(float)
-    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = a_csc.shape[1], a_csc.shape[0]
-    if integrality is not None and integrality.any():
-        lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous
-                           for k in integrality]
+def _highs(lp: highspy.HighsLp, time_limit_s: float) -> highspy.Highs:
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.passModel(lp)
@@ -70,15 +59,6 @@ def _highs(a_csc: Any, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray, r
     h.setOptionValue("mip_abs_gap", 1e-7)
     h.setOptionValue("time_limit", max(time_limit_s, 1e-3))
     return h
-
-
-def _components(a_csc: Any, n: int, m: int) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    coo = a_csc.tocoo()
-    graph = coo_matrix((np.ones(coo.nnz, dtype=np.int8), (coo.col, n + coo.row)), shape=(n + m, n + m))
-    return connected_components(graph, directed=False)[1]
 
 
 def lagrangian(block: Block, row_dual: np.ndarray, deadline: float | None = None) -> LagrangianResult | None:
@@ -99,37 +79,23 @@ def lagrangian(block: Block, row_dual: np.ndarray, deadline: float | None = None
 
     keep = np.flatnonzero(~block.coupling)
     a_k = block.a_csr[keep].tocsc()
-    lab = _components(a_k, n, keep.size)
-    col_lab, row_lab = lab[:n], lab[n:]
-    is_int = block.integrality.astype(bool)
-    has_int = np.zeros(lab.max() + 1 if lab.size else 0, dtype=bool)
-    rows_per = np.bincount(row_lab, minlength=has_int.size)
-    # integer columns in no row are box minima: the LP part takes them (its optimum sits on a bound)
-    has_int[col_lab[is_int & (rows_per[col_lab] > 0)]] = True
-    key = np.where(has_int[col_lab], col_lab, -1)
-    rkey = np.where(has_int[row_lab], row_lab, -1)
-    x = np.zeros(n)
     a_k_csr = a_k.tocsr()
-    col_order, row_order = np.argsort(key, kind="stable"), np.argsort(rkey, kind="stable")
-    keys = np.unique(key)
-    c_lo, c_hi = np.searchsorted(key[col_order], keys, "left"), np.searchsorted(key[col_order], keys, "right")
-    r_lo, r_hi = np.searchsorted(rkey[row_order], keys, "left"), np.searchsorted(rkey[row_order], keys, "right")
+    x = np.zeros(n)
     subs = 0
-    for g, k in enumerate(keys):
-        cols = col_order[c_lo[g]:c_hi[g]]
-        rows = row_order[r_lo[g]:r_hi[g]]
+    # integer columns in no row are box minima: the LP part takes them (its optimum sits on a bound)
+    for has_int, cols, rows in integer_blocks(a_k, block.integrality, row_free_integers_to_lp=True):
         left = SUB_TIME_LIMIT_S if deadline is None else min(SUB_TIME_LIMIT_S, deadline - time.perf_counter())
         if left <= 0:
             return None
-        sub = a_k_csr[rows][:, cols].tocsc()
-        ints = block.integrality[cols] if k >= 0 else None
-        h = _highs(sub, priced[cols], block.lower[cols], block.upper[cols], block.row_lower[keep[rows]],
-                   block.row_upper[keep[rows]], ints, left if k >= 0 else np.inf)
+        lp = highs_lp(a_k_csr[rows][:, cols].tocsc(), priced[cols], block.lower[cols], block.upper[cols],
+                      block.row_lower[keep[rows]], block.row_upper[keep[rows]],
+                      block.integrality[cols] if has_int else None)
+        h = _highs(lp, left if has_int else np.inf)
         h.run()
         info = h.getInfo()
         if info.primal_solution_status != 2:
             return None
-        if k >= 0:
+        if has_int:
             subs += 1
             bound += float(info.mip_dual_bound)
         else:

@@ -25,6 +25,7 @@ import numpy as np
 from pyomo.common.tee import capture_output
 
 from flexopt.lagrangian import Block, lagrangian
+from flexopt.matrix_blocks import highs_lp, integer_blocks
 
 log = logging.getLogger(__name__)
 
@@ -193,32 +194,19 @@ def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None,
     integrality = np.array([1 if v.is_integer() else 0 for v in cols], dtype=np.int32)
     kind = np.fromiter((r.bound_type for r in info.rows), dtype=np.int8, count=m)
     rhs = np.asarray(info.rhs, dtype=float)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n, m
-    lp.col_cost_ = info.c.toarray().ravel() if info.c.shape[0] else np.zeros(n)
-    lp.offset_ = float(info.c_offset[0]) if len(info.c_offset) else 0.0
-    lp.col_lower_, lp.col_upper_ = lower, upper
-    lp.row_lower_ = np.where(kind == 1, -inf, rhs)
-    lp.row_upper_ = np.where(kind == -1, inf, rhs)
     a = info.A.tocsc()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = a.indices.astype(np.int32)
-    lp.a_matrix_.value_ = a.data.astype(float)
-    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
-    if integrality.any():
-        lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous
-                           for k in integrality]
+    cost = info.c.toarray().ravel() if info.c.shape[0] else np.zeros(n)
+    offset = float(info.c_offset[0]) if len(info.c_offset) else 0.0
+    row_lower, row_upper = np.where(kind == 1, -inf, rhs), np.where(kind == -1, inf, rhs)
     col = {id(v): j for j, v in enumerate(cols)}
     if integrality.any() and getattr(options, "decompose", True):
-        full = {"A_csc": a, "A_csr": a.tocsr(), "cost": np.asarray(lp.col_cost_, dtype=float), "lower": lower,
-                "upper": upper, "row_lower": np.asarray(lp.row_lower_, dtype=float),
-                "row_upper": np.asarray(lp.row_upper_, dtype=float), "offset": lp.offset_,
+        full = {"A_csc": a, "A_csr": a.tocsr(), "cost": cost, "lower": lower, "upper": upper,
+                "row_lower": row_lower, "row_upper": row_upper, "offset": offset,
                 "coupling": _row_mask(info.rows, coupling)}
         groups = _split(full, integrality, options)
         return _solve_groups(groups, full, integrality, options, col, rounder, time.perf_counter() - t0, m)
     h = _new_highs()
-    h.passModel(lp)
+    h.passModel(highs_lp(a, cost, lower, upper, row_lower, row_upper, integrality, offset))
     _set_options(h, options)
     translate_s = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -316,31 +304,11 @@ class _Group:
     seconds: float = 0.0
 
 
-def _components(a_csc: Any, n: int, m: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """Connected components of the column/row graph: (count, label per column, label per row)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    coo = a_csc.tocoo()
-    graph = coo_matrix((np.ones(coo.nnz, dtype=np.int8), (coo.col, n + coo.row)), shape=(n + m, n + m))
-    count, labels = connected_components(graph, directed=False)
-    return count, labels[:n], labels[n:]
-
-
 def _sub_highs(lp_full: dict, cols: np.ndarray, rows: np.ndarray, options: Any) -> highspy.Highs:
-    a = lp_full["A_csr"][rows][:, cols].tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = len(cols), len(rows)
-    lp.col_cost_ = lp_full["cost"][cols]
-    lp.col_lower_, lp.col_upper_ = lp_full["lower"][cols], lp_full["upper"][cols]
-    lp.row_lower_, lp.row_upper_ = lp_full["row_lower"][rows], lp_full["row_upper"][rows]
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = a.indices.astype(np.int32)
-    lp.a_matrix_.value_ = a.data.astype(float)
-    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = len(cols), len(rows)
     h = _new_highs()
-    h.passModel(lp)  # continuous: the relaxation is solved first, integrality is set afterwards
+    # continuous: the relaxation is solved first, integrality is set afterwards
+    h.passModel(highs_lp(lp_full["A_csr"][rows][:, cols].tocsc(), lp_full["cost"][cols], lp_full["lower"][cols],
+                         lp_full["upper"][cols], lp_full["row_lower"][rows], lp_full["row_upper"][rows]))
     _set_options(h, options)
     return h
 
@@ -348,24 +316,9 @@ def _sub_highs(lp_full: dict, cols: np.ndarray, rows: np.ndarray, options: Any) 
 def _split(lp_full: dict, integrality: np.ndarray, options: Any) -> list[_Group]:
     """One group per connected component holding integers, plus one LP group for all purely continuous ones
     (a single group too: it still gets the Lagrangian and neighbourhood steps)."""
-    n, m = len(integrality), len(lp_full["row_lower"])
-    count, col_lab, row_lab = _components(lp_full["A_csc"], n, m)
-    has_int = np.zeros(count, dtype=bool)
-    has_int[col_lab[integrality.astype(bool)]] = True
-    lab = np.where(has_int[col_lab], col_lab, -1)  # every continuous component goes to group -1
-    rlab = np.where(has_int[row_lab], row_lab, -1)
-    keys = np.unique(lab)
-    col_order, row_order = np.argsort(lab, kind="stable"), np.argsort(rlab, kind="stable")
-    col_bounds = np.searchsorted(lab[col_order], keys, side="left"), np.searchsorted(lab[col_order], keys, "right")
-    row_bounds = np.searchsorted(rlab[row_order], keys, side="left"), np.searchsorted(rlab[row_order], keys, "right")
-    groups = []
-    for g in range(len(keys)):
-        cols = col_order[col_bounds[0][g]:col_bounds[1][g]]
-        rows = row_order[row_bounds[0][g]:row_bounds[1][g]]
-        h = _sub_highs(lp_full, cols, rows, options)
-        groups.append(_Group(cols=cols, rows=rows, h=h,
-                             int_idx=np.flatnonzero(integrality[cols]).astype(np.int32)))
-    return groups
+    return [_Group(cols=cols, rows=rows, h=_sub_highs(lp_full, cols, rows, options),
+                   int_idx=np.flatnonzero(integrality[cols]).astype(np.int32))
+            for _has_int, cols, rows in integer_blocks(lp_full["A_csc"], integrality)]
 
 
 def _status_name(h: highspy.Highs) -> str:

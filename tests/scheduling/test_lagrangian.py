@@ -8,6 +8,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from flexopt.lagrangian import Block, lagrangian
+from flexopt.matrix_blocks import highs_lp, integer_blocks
 from flexopt.models.water_heater import WaterHeaterFormulation
 from flexopt.problem import SolveOptions, schedule
 
@@ -33,17 +34,22 @@ def _two_devices() -> Block:
 def _lp_duals(b: Block) -> tuple[float, np.ndarray]:
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    a = b.a_csr.tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = b.cost, b.lower, b.upper
-    lp.row_lower_, lp.row_upper_ = b.row_lower, b.row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
-    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = a.shape[1], a.shape[0]
-    h.passModel(lp)
+    h.passModel(highs_lp(b.a_csr.tocsc(), b.cost, b.lower, b.upper, b.row_lower, b.row_upper))  # the relaxation
     h.run()
     return h.getInfo().objective_function_value, np.asarray(h.getSolution().row_dual)
+
+
+def test_blocks_split_devices_and_put_continuous_parts_and_row_free_integers_together():
+    b = _two_devices()
+    keep = np.flatnonzero(~b.coupling)
+    a_k = b.a_csr[keep].tocsc()  # coupling rows dropped: two devices, and the imports in no row
+    blocks = [(h, c.tolist(), r.tolist()) for h, c, r in integer_blocks(a_k, b.integrality)]
+    assert blocks == [(False, [4, 5], []), (True, [0, 1], [0]), (True, [2, 3], [1])]
+    alone = b.integrality.copy()
+    alone[4] = 1  # an integer import in no row: its own integer block, or the LP's with row_free_integers_to_lp
+    assert [c.tolist() for _h, c, _r in integer_blocks(a_k, alone)] == [[5], [0, 1], [2, 3], [4]]
+    merged = list(integer_blocks(a_k, alone, row_free_integers_to_lp=True))
+    assert [(h, c.tolist()) for h, c, _r in merged] == [(False, [4, 5]), (True, [0, 1]), (True, [2, 3])]
 
 
 def test_lagrangian_bound_closes_the_per_device_integrality_gap():
