@@ -63,8 +63,12 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
     inputs = Inputs(loaded, horizon)
     dest = request.out or next_version_dir(request.store, loaded.portfolio.portfolio.name, request.day, request.kind)
     used = {name for _, name in series_refs(loaded.portfolio)}
-    for name in loaded.portfolio.data_sources:  # read every series now: bad data fails before the solve
+    sources = loaded.portfolio.data_sources
+    progress(f"reading {len(used)} data sources")
+    for name in sources:  # read every series now: bad data fails before the solve
         if name in used:
+            if sources[name].kind == "history":
+                progress(f"forecasting {name} from its history")
             inputs.source(name)
     timings["load"] = time.perf_counter() - t0
 
