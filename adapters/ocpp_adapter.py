@@ -30,7 +30,7 @@ from flexopt.adapters.base import (
     convert,
     utcnow,
 )
-from flexopt.adapters.ocpp_central import CentralSystem
+from flexopt.adapters.ocpp_central import CentralSystem, ConnectorState
 from flexopt.adapters.ocpp_profiles import ChargingProfileSpec, Purpose, clear_profile_call, set_profile_call
 from flexopt.endpoints import OcppEndpoint
 
@@ -90,9 +90,11 @@ class OcppAdapter(DeviceAdapter):
             raise AdapterError("invalid", f"a charging limit cannot be in {unit}") from exc
         return watts if rate == "W" else watts / (self.voltage_v * self.phases)
 
+    def _connector(self) -> ConnectorState:
+        return self.central.chargers[self.cp_id].connector(self.endpoint.connector_id)
+
     def _spec(self, command: Setpoint) -> ChargingProfileSpec:
-        connector = self.central.chargers[self.cp_id].connector(self.endpoint.connector_id)
-        tx = connector.transaction_id
+        tx = self._connector().transaction_id
         purpose: Purpose
         if command.profile == "tx" or (command.profile == "auto" and tx is not None):
             if tx is None:
@@ -144,8 +146,7 @@ class OcppAdapter(DeviceAdapter):
         spec = self._spec(command)
         status = await self._call(set_profile_call(self._version(), spec))
         detail = f"{spec.purpose} {spec.periods[0][1]:g} {spec.rate_unit}"
-        wait_s = self._tx_grace_left(spec)
-        if status == "Rejected" and wait_s is not None:
+        if status == "Rejected" and (wait_s := self._tx_grace_left(spec)) is not None:
             await asyncio.sleep(wait_s)
             status = await self._call(set_profile_call(self._version(), spec))
             detail += f" (sent again {wait_s:.1f} s later: rejected while the transaction was starting)"
@@ -157,7 +158,7 @@ class OcppAdapter(DeviceAdapter):
         """Seconds until the transaction of this TxProfile is TX_START_GRACE_S old; None when it already is."""
         if spec.purpose != "TxProfile":
             return None
-        connector = self.central.chargers[self.cp_id].connector(self.endpoint.connector_id)
+        connector = self._connector()
         if connector.transaction_id != spec.transaction_id or connector.transaction_assigned_at is None:
             return None
         left = TX_START_GRACE_S - (time.monotonic() - connector.transaction_assigned_at)
