@@ -186,7 +186,7 @@ class EvSession(Strict):
 
     arrival_local: dt.time
     departure_local: dt.time
-    energy_kwh: float = Field(gt=0, description="energy the vehicle needs by departure")
+    energy_kwh: float = Field(gt=0, description="energy the vehicle battery needs by departure (after charging losses)")
     units: int | None = Field(default=None, ge=1, description="how many of the chargers see it (default: all)")
     vehicle_battery_kwh: float | None = Field(default=None, gt=0, description="needed for V2G")
     arrival_soc_pct: Percent | None = None
@@ -212,6 +212,10 @@ class EvCharger(AssetBase):
     min_current_a: float = Field(
         default=6.0, ge=0, description="AC chargers cannot charge below this; 0 = no minimum"
     )
+    charge_efficiency: Efficiency = Field(
+        default=0.95, description="share of the energy drawn from the grid that reaches the vehicle battery")
+    discharge_efficiency: Efficiency = Field(
+        default=0.95, description="V2G: share of the energy taken from the vehicle battery that reaches the grid")
     sessions: list[EvSession] = Field(default_factory=list)
 
     @property
