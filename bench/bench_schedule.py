@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 run(f"fleet-{n} persistent", loaded, inputs, SolveOptions(time_limit_s=args.time_limit,
                                                                           backend="persistent"))
                 run(f"fleet-{n} battery binary always", loaded, inputs,
-                    SolveOptions(time_limit_s=args.time_limit, battery_binary="always"))
+                    SolveOptions(time_limit_s=args.time_limit, mode_binary="always"))
                 from flexopt.models.water_heater import WaterHeaterFormulation
                 WaterHeaterFormulation.relax_elements = True
                 try:

@@ -40,8 +40,9 @@ class SolveOptions:
     time_limit_s: float | None = None
     threads: int | None = None
     backend: Literal["matrix", "persistent"] = "matrix"
-    # battery charge/discharge exclusivity binary: only where dumping could pay ("auto"), always, never
-    battery_binary: Literal["auto", "always", "never"] = "auto"
+    # one-mode binaries (battery and V2G charge/discharge, reversible climate heat/cool): only where dumping
+    # energy could pay ("auto"), always, never
+    mode_binary: Literal["auto", "always", "never"] = "auto"
     verbose: bool = False  # print the HiGHS log
     # relax-and-round first: accept the rounded LP schedule when within mip_gap, else use it as the MIP start
     mip_start: bool = True
@@ -75,7 +76,7 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     site_index = {s.id: k for k, s in enumerate(sites)}
     ctx = ModelContext(horizon=horizon, inputs=inputs, penalties=pf.penalties,
                        dumping_possible=_dumping_possible(pf, sites, points),
-                       battery_binary=options.battery_binary)
+                       mode_binary=options.mode_binary)
     groups = _group_assets(pf, initial_state or {})
     m = pyo.ConcreteModel(name="flexopt")
     forms: list[Formulation] = []
@@ -127,14 +128,14 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     sites_df = _sites_frame(horizon, sites, points, net, base_by_site)
     kpis = compute_kpis(horizon, sites, points, net, base_by_site, shifted)
     extract_s = time.perf_counter() - t1
-    sim = sum(getattr(f, "simultaneous_kwh", 0.0) for f in forms)
+    simultaneous = {f.asset_type: round(f.simultaneous_kwh, 6) for f in forms if f.simultaneous_kwh is not None}
     kpis["violations"] = {"count": len(violations), "list": [v.to_dict() for v in violations]}
     kpis["solver"] = {
         "name": "highs", "backend": out.backend, "method": out.method, "status": out.status,
         "termination": out.termination,
         "mip_gap": out.mip_gap, "bound": out.bound, "objective": out.objective, "binaries": out.binaries,
         "integers": out.integers, "variables": out.variables, "constraints": out.constraints,
-        "battery_simultaneous_kwh": round(sim, 6),
+        "simultaneous_modes_kwh": simultaneous,
     }
     if out.components is not None:
         kpis["solver"]["components"] = out.components

@@ -25,6 +25,11 @@ from flexopt.violations import Violation, runs
 # Reads the solved values of one Pyomo Var component, in the order of its index.
 ValueReader = Callable[[Any], np.ndarray]
 
+# A price on energy that passes through storage or a reversible unit, far below any tariff: where prices are zero
+# wasting energy (charging and discharging at once, heating and cooling at once) costs nothing, and the solver
+# would be free to report it. This makes the physically plain schedule the unique optimum.
+TIE_BREAK_EUR_PER_KWH = 1e-5
+
 
 @dataclass
 class AssetItem:
@@ -48,7 +53,16 @@ class ModelContext:
     penalties: Penalties
     # site id -> True when storage at the site could profit from dumping energy (negative prices, export limits)
     dumping_possible: dict[str, bool] = field(default_factory=dict)
-    battery_binary: str = "auto"
+    # one-mode binaries (charge or discharge, heat or cool): where dumping could pay ("auto"), always, never
+    mode_binary: str = "auto"
+
+    def exclusive_modes(self, item: AssetItem) -> bool:
+        """Whether an asset that can draw power in two opposite ways needs a binary to run one at a time.
+
+        Doing both at once only wastes energy, which pays only where energy can be dumped at a profit; elsewhere
+        the LP never does it (ties at zero prices are broken by :data:`TIE_BREAK_EUR_PER_KWH`)."""
+        return self.mode_binary == "always" or (
+            self.mode_binary == "auto" and self.dumping_possible.get(item.site.id, False))
 
     @property
     def n(self) -> int:
@@ -112,6 +126,8 @@ class Formulation(ABC):
         self.items = items
         self.ctx = ctx
         self.block: Any = None
+        # energy (kWh) the solution ran through two opposite modes at once, for types that have two; set by extract
+        self.simultaneous_kwh: float | None = None
 
     @abstractmethod
     def build(self, block: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from flexopt.models.base import (
+    TIE_BREAK_EUR_PER_KWH,
     AssetSchedule,
     CostTerms,
     Formulation,
@@ -35,15 +36,13 @@ class BatteryFormulation(Formulation):
         self.pc_max = np.array([it.asset.max_charge_kw * it.count for it in self.items])
         self.pd_max = np.array([it.asset.max_discharge_kw * it.count for it in self.items])
         self.soc0_kwh = np.array([self._start_pct(it) / 100 * it.asset.energy_kwh * it.count for it in self.items])
+        # the day's target: an intraday run starts from a measured SoC but must still end where the day should
         self.term_kwh = np.array([
-            (it.asset.terminal_soc_pct if it.asset.terminal_soc_pct is not None else self._start_pct(it))
+            (it.asset.terminal_soc_pct if it.asset.terminal_soc_pct is not None else it.asset.initial_soc_pct)
             / 100 * it.asset.energy_kwh * it.count for it in self.items])
         self.lo_kwh = np.array([it.asset.soc_min_pct / 100 * it.asset.energy_kwh * it.count for it in self.items])
         self.hi_kwh = np.array([it.asset.soc_max_pct / 100 * it.asset.energy_kwh * it.count for it in self.items])
-        mode = self.ctx.battery_binary
-        self.binary = np.array([
-            mode == "always" or (mode == "auto" and self.ctx.dumping_possible.get(it.site.id, False))
-            for it in self.items], dtype=bool)
+        self.binary = np.array([self.ctx.exclusive_modes(it) for it in self.items], dtype=bool)
         self.n_t = n_t
 
     @staticmethod
@@ -105,10 +104,9 @@ class BatteryFormulation(Formulation):
         c = CostTerms()
         T, dt = self.n_t, self.ctx.dt_h
         for j, it in enumerate(self.items):
-            deg = it.asset.degradation_cost_eur_per_kwh * dt
-            if deg:
-                for t in range(T):
-                    c.add(deg, self.pd[j * T + t])
+            deg = (it.asset.degradation_cost_eur_per_kwh + TIE_BREAK_EUR_PER_KWH) * dt
+            for t in range(T):
+                c.add(deg, self.pd[j * T + t])
             c.add(self.ctx.penalties.terminal_soc_eur_per_kwh, self.short[j])
         return c
 

@@ -1,6 +1,10 @@
 """EV chargers: daily sessions with energy needed by departure (soft), minimum charging current as a real
 on/off decision, and V2G discharge on bidirectional chargers.
 
+The state is the energy put into the vehicle battery since arrival: charging adds efficiency x drawn energy,
+discharging takes drawn energy / efficiency, so cycling a car costs its losses. Where the vehicle battery is known
+its energy stays between the minimum SoC (V2G) and full in every interval.
+
 A session seen by ``units`` identical chargers is one aggregate with an integer "chargers on" (0..units)
 instead of one binary per charger: the set of reachable total powers is the same (k*min .. k*max for k
 on), without the symmetry of interchangeable chargers.
@@ -14,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from flexopt.models.base import (
+    TIE_BREAK_EUR_PER_KWH,
     AssetSchedule,
     CostTerms,
     Formulation,
@@ -34,13 +39,17 @@ class Visit:
     entry: int
     idx: np.ndarray  # interval indices while plugged in
     units: int
-    target_kwh: float  # delivered energy wanted by the end of idx (total over units)
+    target_kwh: float  # energy wanted in the vehicle battery by the end of idx (total over units)
     start_kwh: float  # delivered before idx[0]
-    lo_kwh: float  # lowest delivered energy allowed (negative with V2G)
-    hi_kwh: float
+    lo_kwh: float  # lowest delivered energy allowed in any interval (negative with V2G: below arrival)
+    hi_kwh: float  # highest delivered energy in any interval: the vehicle battery is full (inf when unknown)
+    soft_hi_kwh: float  # delivered energy above this at departure is priced (chargers with a minimum current)
     charge_kw: float  # totals over units
     discharge_kw: float
     min_kw: float  # per charger when on; 0 = no on/off decision
+    eta_charge: float
+    eta_discharge: float
+    exclusive: bool  # a binary keeps charging and discharging apart
     label: str
     offset: int = 0  # position of idx[0] in the flat variables
 
@@ -62,24 +71,27 @@ class EvChargerFormulation(Formulation):
                 u = s.units or it.count
                 for idx in daily_occurrences(h, s.arrival_local, s.departure_local):
                     need = s.energy_kwh * u
-                    # vehicle energy limits: V2G never below min SoC; arriving with `energy_kwh` missing from full
-                    # when the arrival SoC is not given
-                    if a.max_discharge_kw > 0:
+                    lo, hi = 0.0, np.inf
+                    if s.vehicle_battery_kwh is not None:
+                        # the vehicle battery bounds the energy in every interval: full at the top, the minimum SoC
+                        # at the bottom (V2G); arriving with `energy_kwh` missing from full when no SoC is given
                         cap = s.vehicle_battery_kwh * u
                         arr = (s.arrival_soc_pct / 100 * cap) if s.arrival_soc_pct is not None else max(cap - need, 0)
-                        lo, hi = s.min_soc_pct / 100 * cap - arr, max(cap - arr, need)
-                        lo = min(lo, 0.0)
-                    else:
-                        # a charger that is on delivers at least min power for an interval: allow that overshoot
-                        lo, hi = 0.0, need + a.min_charge_kw * u * self.ctx.dt_h
+                        hi = cap - arr
+                        if a.max_discharge_kw > 0:
+                            lo = min(s.min_soc_pct / 100 * cap - arr, 0.0)
+                    # a charger that is on delivers at least min power for an interval: allow that overshoot
+                    soft_hi = need + a.charge_efficiency * a.min_charge_kw * u * self.ctx.dt_h
                     target = need
                     depart = h.local[idx[-1]].normalize() + _td(s.departure_local)
                     if idx[-1] == h.n - 1 and depart > end_local:
                         # the horizon ends before departure: only keep the target reachable after the horizon
                         hours_left = (depart - end_local).total_seconds() / 3600
-                        target = max(need - a.max_charge_kw * u * hours_left, 0.0)
-                    v = Visit(j, idx, u, target, 0.0, lo, hi, a.max_charge_kw * u, a.max_discharge_kw * u,
-                              a.min_charge_kw, f"{s.arrival_local:%H:%M}-{s.departure_local:%H:%M}")
+                        target = max(need - a.charge_efficiency * a.max_charge_kw * u * hours_left, 0.0)
+                    v = Visit(j, idx, u, target, 0.0, lo, hi, soft_hi, a.max_charge_kw * u, a.max_discharge_kw * u,
+                              a.min_charge_kw, a.charge_efficiency, a.discharge_efficiency,
+                              a.max_discharge_kw > 0 and self.ctx.exclusive_modes(it),
+                              f"{s.arrival_local:%H:%M}-{s.departure_local:%H:%M}")
                     if idx[0] == 0 and minutes(s.arrival_local) < first_min:
                         ongoing.append(v)
                     visits.append(v)
@@ -99,25 +111,23 @@ class EvChargerFormulation(Formulation):
         for v in self.visits:
             v.offset = off
             off += v.idx.size
-        n = off
-        c_ub = np.concatenate([np.full(v.idx.size, v.charge_kw) for v in self.visits]) if n else np.zeros(0)
-        d_ub = np.concatenate([np.full(v.idx.size, v.discharge_kw) for v in self.visits]) if n else np.zeros(0)
-        e_lo = np.concatenate([np.full(v.idx.size, v.lo_kwh) for v in self.visits]) if n else np.zeros(0)
-        self.c = add_var(block, "charge_kw", np.zeros(n), c_ub)
-        self.v2g = [k for k, v in enumerate(self.visits) if v.discharge_kw > 0]
-        self.d = add_var(block, "discharge_kw", np.zeros(n), d_ub)
-        # the upper limit is soft (checked at departure, where it binds for a monotone charge), so rounding the
-        # chargers-on integers can never make the model infeasible
-        self.e = add_var(block, "delivered_kwh", e_lo, np.full(n, np.inf))
-        self.short = add_var(block, "short_kwh", np.zeros(len(self.visits)), np.full(len(self.visits), np.inf))
-        self.excess = add_var(block, "excess_kwh", np.zeros(len(self.visits)), np.full(len(self.visits), np.inf))
+
+        def per_interval(attr: str) -> np.ndarray:
+            return np.concatenate([np.full(v.idx.size, getattr(v, attr)) for v in self.visits]) if off else np.zeros(0)
+
+        self.c = add_var(block, "charge_kw", np.zeros(off), per_interval("charge_kw"))
+        self.d = add_var(block, "discharge_kw", np.zeros(off), per_interval("discharge_kw"))
+        self.e = add_var(block, "delivered_kwh", per_interval("lo_kwh"), per_interval("hi_kwh"))
+        n_v = len(self.visits)
+        self.short = add_var(block, "short_kwh", np.zeros(n_v), np.full(n_v, np.inf))
+        self.excess = add_var(block, "excess_kwh", np.zeros(n_v), np.full(n_v, np.inf))
         rows, rhs = [], []
         for v in self.visits:
             for q in range(v.idx.size):
                 i = v.offset + q
-                cols, vars_ = [1.0, -dt], [self.e[i], self.c[i]]
+                cols, vars_ = [1.0, -dt * v.eta_charge], [self.e[i], self.c[i]]
                 if v.discharge_kw > 0:
-                    cols.append(dt)
+                    cols.append(dt / v.eta_discharge)
                     vars_.append(self.d[i])
                 if q:
                     cols.append(-1.0)
@@ -128,10 +138,31 @@ class EvChargerFormulation(Formulation):
         add_rows(block, "departure", [([1.0, 1.0], [self.e[v.offset + v.idx.size - 1], self.short[k]])
                                       for k, v in enumerate(self.visits)],
                  [v.target_kwh for v in self.visits], None)
+        # soft, so rounding the chargers-on integers can never make the model infeasible
         add_rows(block, "vehicle_full", [([1.0, -1.0], [self.e[v.offset + v.idx.size - 1], self.excess[k]])
                                          for k, v in enumerate(self.visits)],
-                 None, [v.hi_kwh for v in self.visits])
+                 None, [v.soft_hi_kwh for v in self.visits])
+        self._one_mode(block)
         self._on_off(block)
+
+    def _one_mode(self, block) -> None:
+        """Where wasting energy could pay, a binary per interval: the vehicles charge or discharge, not both."""
+        moded = [k for k, v in enumerate(self.visits) if v.exclusive]
+        size = sum(self.visits[k].idx.size for k in moded)
+        self.charging = add_var(block, "charging", np.zeros(size), np.ones(size), integer=True)
+        self.mode_pos: dict[int, int] = {}
+        rows, up, pos = [], [], 0
+        for k in moded:
+            v = self.visits[k]
+            self.mode_pos[k] = pos
+            for q in range(v.idx.size):
+                i, b = v.offset + q, self.charging[pos + q]
+                rows.append(([1.0, -v.charge_kw], [self.c[i], b]))
+                up.append(0.0)
+                rows.append(([1.0, v.discharge_kw], [self.d[i], b]))
+                up.append(v.discharge_kw)
+            pos += v.idx.size
+        add_rows(block, "one_mode", rows, None, up)
 
     def _on_off(self, block) -> None:
         self.switched = [k for k, v in enumerate(self.visits) if v.min_kw > 0]
@@ -161,18 +192,23 @@ class EvChargerFormulation(Formulation):
         self.on_pos = pos
 
     def round_integers(self, values: ValueReader) -> list:
-        """Chargers on: the fewest that can carry the relaxed charging power (excess energy is soft)."""
-        if not self.switched:
-            return []
-        c = values(self.block.charge_kw)
+        """Chargers on: the fewest that can carry the relaxed charging power, none below half a charger's minimum
+        (the other intervals make up the energy; a full vehicle is a hard bound); the mode: the larger flow."""
+        c, d = values(self.block.charge_kw), values(self.block.discharge_kw)
         out = []
-        for k in self.switched:
-            v = self.visits[k]
-            per_max = v.charge_kw / v.units
-            ck = c[v.offset:v.offset + v.idx.size]
-            on = np.minimum(np.ceil(ck / per_max - 1e-6), v.units)
-            out.append(np.where(ck > 1e-6, np.maximum(on, 1), 0.0))
-        return [(self.block.chargers_on, np.concatenate(out))]
+        if self.mode_pos:
+            modes = [c[v.offset:v.offset + v.idx.size] >= d[v.offset:v.offset + v.idx.size]
+                     for k, v in enumerate(self.visits) if k in self.mode_pos]
+            out.append((self.block.charging, np.concatenate(modes).astype(float)))
+        if self.switched:
+            ons = []
+            for k in self.switched:
+                v = self.visits[k]
+                ck = c[v.offset:v.offset + v.idx.size]
+                on = np.minimum(np.ceil(ck / (v.charge_kw / v.units) - 1e-6), v.units)
+                ons.append(np.where(ck >= 0.5 * v.min_kw, np.maximum(on, 1), 0.0))
+            out.append((self.block.chargers_on, np.concatenate(ons)))
+        return out
 
     def power(self) -> PowerTerms:
         p = PowerTerms(np.zeros((len(self.items), self.ctx.n)))
@@ -185,14 +221,18 @@ class EvChargerFormulation(Formulation):
 
     def cost(self) -> CostTerms:
         c = CostTerms()
-        for k in range(len(self.visits)):
+        for k, v in enumerate(self.visits):
             c.add(self.ctx.penalties.ev_energy_eur_per_kwh, self.short[k])
             c.add(self.ctx.penalties.ev_energy_eur_per_kwh, self.excess[k])
+            if v.discharge_kw > 0:
+                for q in range(v.idx.size):
+                    c.add(TIE_BREAK_EUR_PER_KWH * self.ctx.dt_h, self.d[v.offset + q])
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:
         J, T = len(self.items), self.ctx.n
         c, d, e = values(self.block.charge_kw), values(self.block.discharge_kw), values(self.block.delivered_kwh)
+        self.simultaneous_kwh = float(np.minimum(c, d).sum() * self.ctx.dt_h)
         power = np.zeros((J, T))
         state = np.full((J, T), np.nan)
         for v in self.visits:
@@ -207,16 +247,16 @@ class EvChargerFormulation(Formulation):
         dt = self.ctx.dt_h
         out = np.zeros((len(self.items), self.ctx.n))
         for v in self.visits:
-            left = max(v.target_kwh - v.start_kwh, 0.0)
+            left = max(min(v.target_kwh, v.hi_kwh) - v.start_kwh, 0.0)
             for t in v.idx:
-                kwh = min(v.charge_kw * dt, left)
-                out[v.entry, t] += kwh / dt
+                kwh = min(v.eta_charge * v.charge_kw * dt, left)
+                out[v.entry, t] += kwh / (v.eta_charge * dt)
                 left -= kwh
         return out
 
     def violations(self, values: ValueReader) -> list[Violation]:
         h = self.ctx.horizon
-        short = values(self.block.short_kwh)
+        short, excess = values(self.block.short_kwh), values(self.block.excess_kwh)
         out = []
         for k, v in enumerate(self.visits):
             if short[k] > 1e-3:
@@ -226,10 +266,17 @@ class EvChargerFormulation(Formulation):
                     start=h.index[v.idx[0]], end=h.ends[v.idx[-1]], amount=float(short[k]), unit="kWh",
                     detail=f"session {v.label} ({v.units} charger(s)) got {v.target_kwh - short[k]:.3f} of "
                            f"{v.target_kwh:.3f} kWh by departure"))
+            if excess[k] > 1e-3:
+                it = self.items[v.entry]
+                out.append(Violation(
+                    kind="ev_energy_excess", site_id=it.site.id, asset_id=it.asset.id, congestion_point=None,
+                    start=h.index[v.idx[0]], end=h.ends[v.idx[-1]], amount=float(excess[k]), unit="kWh",
+                    detail=f"session {v.label} ({v.units} charger(s)) got {excess[k]:.3f} kWh more than "
+                           f"{v.soft_hi_kwh:.3f} kWh (its need plus one interval at the minimum current)"))
         return out
 
     def counts(self) -> dict[str, int]:
-        return {"integers": len(self.on)}
+        return {"integers": len(self.on), "binaries": len(self.charging)}
 
 
 def _td(t) -> pd.Timedelta:

@@ -2,7 +2,8 @@
 
 Discretised exactly for a piecewise-constant input: T[t] = a*T[t-1] + (1-a)*(T_out + R*COP*P/n) with
 a = exp(-dt/(R*C)). ``count`` identical zones are one aggregate holding their common temperature;
-``min_electric_kw`` > 0 adds an integer "units on" (0..count). Comfort bands are soft.
+``min_electric_kw`` > 0 adds an integer "units on" (0..count). A reversible unit (``mode: both``) runs one mode per
+interval within its rating. Comfort bands are soft.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from flexopt.models.base import (
+    TIE_BREAK_EUR_PER_KWH,
     AssetSchedule,
     CostTerms,
     Formulation,
@@ -89,7 +91,29 @@ class ThermalFormulation(Formulation):
                  self.lo.ravel(), None)
         add_rows(block, "band_high", [([1.0, -1.0], [self.temp[i], self.over[i]]) for i in range(J * T)],
                  None, self.hi.ravel())
+        self._one_mode(block)
         self._on_off(block)
+
+    def _one_mode(self, block) -> None:
+        """A reversible unit heats or cools, never both: its total power stays within its rating, and where
+        wasting energy could pay a binary per interval picks the mode (heat <= P*b, cool <= P*(1-b))."""
+        T = self.ctx.n
+        both = [j for j in range(len(self.items)) if self.heats[j] and self.cools[j]]
+        add_rows(block, "rating", [([1.0, 1.0], [self.ph[j * T + t], self.pc[j * T + t]])
+                                   for j in both for t in range(T)],
+                 None, np.repeat([self.pmax[j] for j in both], T))
+        self.moded = [j for j in both if self.ctx.exclusive_modes(self.items[j])]
+        self.heating = add_var(block, "heating", np.zeros(len(self.moded) * T), np.ones(len(self.moded) * T),
+                               integer=True)
+        rows, up = [], []
+        for k, j in enumerate(self.moded):
+            for t in range(T):
+                i, b = j * T + t, self.heating[k * T + t]
+                rows.append(([1.0, -self.pmax[j]], [self.ph[i], b]))
+                up.append(0.0)
+                rows.append(([1.0, self.pmax[j]], [self.pc[i], b]))
+                up.append(self.pmax[j])
+        add_rows(block, "one_mode", rows, None, up)
 
     def _on_off(self, block) -> None:
         T = self.ctx.n
@@ -121,17 +145,22 @@ class ThermalFormulation(Formulation):
         return c, v
 
     def round_integers(self, values: ValueReader) -> list:
-        """Units on: the fewest that can carry the relaxed electric power (temperatures are soft)."""
-        if not self.switched:
-            return []
+        """Units on: the fewest that can carry the relaxed electric power (temperatures are soft); the mode: the
+        larger of the relaxed heating and cooling."""
         J, T = len(self.items), self.ctx.n
-        p = as_matrix(values(self.block.heat_kw), J, T) + as_matrix(values(self.block.cool_kw), J, T)
+        heat, cool = as_matrix(values(self.block.heat_kw), J, T), as_matrix(values(self.block.cool_kw), J, T)
         out = []
-        for j in self.switched:
-            a = self.items[j].asset
-            on = np.minimum(np.ceil(p[j] / a.max_electric_kw - 1e-6), self.items[j].count)
-            out.append(np.where(p[j] >= 0.5 * a.min_electric_kw, np.maximum(on, 1), 0.0))
-        return [(self.block.units_on, np.concatenate(out))]
+        if self.moded:
+            out.append((self.block.heating, (heat[self.moded] >= cool[self.moded]).astype(float).ravel()))
+        if self.switched:
+            p = heat + cool
+            on_all = []
+            for j in self.switched:
+                a = self.items[j].asset
+                on = np.minimum(np.ceil(p[j] / a.max_electric_kw - 1e-6), self.items[j].count)
+                on_all.append(np.where(p[j] >= 0.5 * a.min_electric_kw, np.maximum(on, 1), 0.0))
+            out.append((self.block.units_on, np.concatenate(on_all)))
+        return out
 
     def power(self) -> PowerTerms:
         J, T = len(self.items), self.ctx.n
@@ -151,11 +180,16 @@ class ThermalFormulation(Formulation):
             for t in range(T):
                 c.add(pen * dt * it.count, self.under[j * T + t])
                 c.add(pen * dt * it.count, self.over[j * T + t])
+                if self.heats[j] and self.cools[j]:
+                    c.add(TIE_BREAK_EUR_PER_KWH * dt, self.ph[j * T + t])
+                    c.add(TIE_BREAK_EUR_PER_KWH * dt, self.pc[j * T + t])
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:
         J, T = len(self.items), self.ctx.n
-        p = as_matrix(values(self.block.heat_kw), J, T) + as_matrix(values(self.block.cool_kw), J, T)
+        heat, cool = as_matrix(values(self.block.heat_kw), J, T), as_matrix(values(self.block.cool_kw), J, T)
+        self.simultaneous_kwh = float(np.minimum(heat, cool).sum() * self.ctx.dt_h)
+        p = heat + cool
         temp = as_matrix(values(self.block.temp_c), J, T)
         return [AssetSchedule(p[j], p[j] / it.count, "kW", temp[j], "degC") for j, it in enumerate(self.items)]
 
@@ -189,7 +223,7 @@ class ThermalFormulation(Formulation):
         return out
 
     def counts(self) -> dict[str, int]:
-        return {"integers": len(self.on)}
+        return {"integers": len(self.on), "binaries": len(self.heating)}
 
 
 @register

@@ -26,7 +26,7 @@ def _portfolio(tmp_path, builder, **battery):
 @pytest.mark.parametrize("binary", ["auto", "always"])
 def test_arbitrage_fills_cheap_and_empties_to_terminal_in_peak(tmp_path, portfolio_builder, binary):
     loaded, inputs = _portfolio(tmp_path, portfolio_builder)
-    res = schedule(loaded, inputs, SolveOptions(battery_binary=binary))
+    res = schedule(loaded, inputs, SolveOptions(mode_binary=binary))
     # charge 5 kWh into the cell at the low price (5/0.9 from the grid), give the same 5 kWh back at the high
     # price (5*0.9 to the grid); the terminal SoC (= start, 5 kWh) stops it going lower
     load_cost = 12 * LOW + 12 * HIGH
@@ -40,7 +40,7 @@ def test_arbitrage_fills_cheap_and_empties_to_terminal_in_peak(tmp_path, portfol
     assert bess.power_kw.iloc[:48].min() >= -1e-9  # no discharging at the low price
     assert (bess.power_kw.iloc[:48] * 0.25).sum() == pytest.approx(5 / ETA, abs=1e-6)
     assert (bess.power_kw.iloc[48:] * 0.25).sum() == pytest.approx(-5 * ETA, abs=1e-6)
-    assert res.kpis["solver"]["battery_simultaneous_kwh"] == pytest.approx(0.0, abs=1e-6)
+    assert res.kpis["solver"]["simultaneous_modes_kwh"]["battery"] == pytest.approx(0.0, abs=1e-6)
     assert res.kpis["solver"]["binaries"] == (96 if binary == "always" else 0)
     assert res.violations == []
 

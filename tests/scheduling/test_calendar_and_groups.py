@@ -18,7 +18,7 @@ def test_dst_days_have_their_true_length_and_local_sessions(tmp_path, portfolio_
     local = horizon.local
     # cheapest in the local hour 09:00-10:00, so the 08:00-11:00 session charges there
     prices = np.where(local.hour == 9, 0.10, 0.20)
-    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0,
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0, "charge_efficiency": 1.0,
           "sessions": [{"arrival_local": "08:00", "departure_local": "11:00", "energy_kwh": 11.0}]}
     loaded, inputs = portfolio_builder.build(
         tmp_path, [{"id": "site-1", "assets": [ev, {"id": "load-1", "type": "load", "power_kw": 1.0}]}],
@@ -51,10 +51,11 @@ def test_identical_chargers_match_separate_chargers(tmp_path, portfolio_builder)
             tmp_path / sub, [{"id": "depot", "assets": chargers}], series={"price": prices},
             tariff={"import_price_eur_per_kwh": {"source": "price"}}))
 
-    separate = run("a", [{"id": f"ev-{i}", "type": "ev_charger", "max_charge_kw": 11.0, "sessions": [session]}
-                         for i in range(4)])
+    lossless = {"charge_efficiency": 1.0}
+    separate = run("a", [{"id": f"ev-{i}", "type": "ev_charger", "max_charge_kw": 11.0, "sessions": [session],
+                          **lossless} for i in range(4)])
     grouped = run("b", [{"id": "evs", "type": "ev_charger", "count": 4, "max_charge_kw": 11.0,
-                         "sessions": [session]}])
+                         "sessions": [session], **lossless}])
     # each vehicle: 11 kWh in the 0.10 hour, 4 kWh in the 0.12 hour
     expected = 4 * (11 * 0.10 + 4 * 0.12)
     assert separate.kpis["cost_eur"] == pytest.approx(expected, abs=1e-6)
@@ -74,7 +75,7 @@ def test_identical_chargers_match_separate_chargers(tmp_path, portfolio_builder)
 def test_initial_state_overrides_start_values(tmp_path, portfolio_builder):
     start = pd.Timestamp("2024-06-01 12:00", tz="UTC")
     bess = {"id": "bess-1", "type": "battery", "power_kw": 5.0, "energy_kwh": 10.0, "soc_min_pct": 0.0,
-            "soc_max_pct": 100.0, "charge_efficiency": 1.0, "discharge_efficiency": 1.0,
+            "soc_max_pct": 100.0, "charge_efficiency": 1.0, "discharge_efficiency": 1.0, "terminal_soc_pct": 80.0,
             "degradation_cost_eur_per_kwh": 0.01}
     ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0, "current_type": "dc",
           "sessions": [{"arrival_local": "08:00", "departure_local": "16:00", "energy_kwh": 20.0}]}
@@ -85,14 +86,32 @@ def test_initial_state_overrides_start_values(tmp_path, portfolio_builder):
     assert inputs.horizon.n == 48
     b = res.schedule[res.schedule.asset_id == "bess-1"]
     # flat price and a wear cost: cycling only costs, so the battery stays at its start (80 % = 8 kWh),
-    # which is also its target
+    # which is also its terminal target
     np.testing.assert_allclose(b.state.to_numpy(), 8.0, atol=1e-6)
     e = res.schedule[res.schedule.asset_id == "ev-1"]
-    # 6 kWh still needed before 16:00; the session started before the horizon
+    # 6 kWh still needed in the car before 16:00 (6 / 0.95 from the grid); the session started before the horizon
     assert e.state.iloc[15] == pytest.approx(20.0, abs=1e-6)
-    assert e.power_kw.sum() * 0.25 == pytest.approx(6.0, abs=1e-6)
-    assert res.kpis["cost_eur"] == pytest.approx(6.0 * 0.1, abs=1e-9)
+    assert e.power_kw.sum() * 0.25 == pytest.approx(6.0 / 0.95, abs=1e-6)
+    assert res.kpis["cost_eur"] == pytest.approx(6.0 / 0.95 * 0.1, abs=1e-6)
     with pytest.raises(ValueError, match=r"unknown key.*soc_kwh.*allowed: soc_pct"):
         schedule(loaded, inputs, initial_state={"bess-1": {"soc_kwh": 3}})
     with pytest.raises(ValueError, match="unknown asset 'nope'"):
         schedule(loaded, inputs, initial_state={"nope": {"soc_pct": 3}})
+
+
+def test_intraday_keeps_the_days_terminal_soc(tmp_path, portfolio_builder):
+    # measured at 10 % at noon, the battery must still end the day at its configured 60 %: it buys the energy,
+    # however it is priced, or the shortfall is a reported violation
+    start = pd.Timestamp("2024-06-01 12:00", tz="UTC")
+    bess = {"id": "bess-1", "type": "battery", "power_kw": 1.0, "energy_kwh": 10.0, "soc_min_pct": 0.0,
+            "soc_max_pct": 100.0, "initial_soc_pct": 60.0, "charge_efficiency": 1.0, "discharge_efficiency": 1.0}
+    loaded, _ = portfolio_builder.build(tmp_path, [{"id": "site-1", "assets": [bess]}])
+    inputs = Inputs(loaded, Horizon.between(start.to_pydatetime(), dt.datetime(2024, 6, 2), "UTC"))
+    res = schedule(loaded, inputs, initial_state={"bess-1": {"soc_pct": 10}})
+    assert res.schedule.state.iloc[-1] == pytest.approx(6.0, abs=1e-6)
+    assert res.violations == []
+    # 2 kW of charging short of reach: 1 kWh/h for 3 h from 10 % cannot make 60 %, and the report says by how much
+    late = Inputs(loaded, Horizon.between(dt.datetime(2024, 6, 1, 21), dt.datetime(2024, 6, 2), "UTC"))
+    res = schedule(loaded, late, initial_state={"bess-1": {"soc_pct": 10}})
+    (v,) = res.violations
+    assert v.kind == "terminal_soc" and v.amount == pytest.approx(6.0 - 1.0 - 3.0, abs=1e-6)

@@ -8,6 +8,8 @@ import pytest
 from flexopt.problem import SolveOptions, schedule
 
 Q = 0.25  # hours per interval
+ETA = 0.95  # default charge and discharge efficiency of a charger
+LOSSLESS = {"charge_efficiency": 1.0, "discharge_efficiency": 1.0}  # for hand-computable energy sums
 
 
 def _prices(base: float, spans: dict[tuple[float, float], float]) -> np.ndarray:
@@ -28,7 +30,7 @@ def _run(tmp_path, builder, charger: dict, prices: np.ndarray, options: SolveOpt
 
 def test_energy_by_departure_in_the_cheapest_hours(tmp_path, portfolio_builder):
     prices = _prices(0.20, {(12, 13): 0.10, (14, 15): 0.15})
-    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0,
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0, **LOSSLESS,
           "sessions": [{"arrival_local": "08:00", "departure_local": "18:00", "energy_kwh": 22.0}]}
     res = _run(tmp_path, portfolio_builder, ev, prices)
     p = res.schedule.power_kw.to_numpy()
@@ -60,17 +62,53 @@ def test_minimum_current_forces_a_whole_interval_at_minimum_power(tmp_path, port
 
 def test_v2g_discharges_in_the_price_peak_and_still_delivers(tmp_path, portfolio_builder):
     prices = _prices(0.10, {(17, 18): 0.40})
-    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 7.4, "max_discharge_kw": 7.2,
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 7.4, "max_discharge_kw": 7.2, "min_current_a": 0,
           "sessions": [{"arrival_local": "08:00", "departure_local": "20:00", "energy_kwh": 10.0,
                         "vehicle_battery_kwh": 60.0, "arrival_soc_pct": 50.0, "min_soc_pct": 20.0}]}
     res = _run(tmp_path, portfolio_builder, ev, prices)
-    p = res.schedule.power_kw.to_numpy()
+    p, e = res.schedule.power_kw.to_numpy(), res.schedule.state.to_numpy()
     np.testing.assert_allclose(p[68:72], -7.2, atol=1e-6)  # full V2G output through the peak hour
-    # the 7.2 kWh given back is recharged at 0.10 on top of the 10 kWh needed
-    assert res.kpis["cost_eur"] == pytest.approx((10 + 7.2) * 0.10 - 7.2 * 0.40, abs=1e-6)
-    assert res.kpis["baseline_cost_eur"] == pytest.approx(10 * 0.10, abs=1e-9)
-    assert res.schedule.state.iloc[79] == pytest.approx(10.0, abs=1e-6)
+    # the 7.2 kWh given back took 7.2 / ETA from the car, recharged with 7.2 / ETA**2 at 0.10 on top of the
+    # 10 / ETA the 10 kWh need; the losses make the cycle cost, the peak price still pays for it
+    assert res.kpis["cost_eur"] == pytest.approx((10 / ETA + 7.2 / ETA**2) * 0.10 - 7.2 * 0.40, abs=1e-6)
+    assert res.kpis["baseline_cost_eur"] == pytest.approx(10 / ETA * 0.10, abs=1e-6)
+    assert e[79] == pytest.approx(10.0, abs=1e-6)
+    assert e[68:72][-1] == pytest.approx(e[67] - 7.2 / ETA, abs=1e-6)
+    # the car (30 of 60 kWh on arrival) never goes below 20 % nor above full
+    assert np.nanmin(e) >= 12.0 - 30.0 - 1e-6 and np.nanmax(e) <= 60.0 - 30.0 + 1e-6
     assert res.violations == []
+
+
+def test_v2g_car_stays_within_its_battery_in_every_interval(tmp_path, portfolio_builder):
+    # negative prices at noon pay for any energy drawn; the car arrives at 90 % of 40 kWh and may take only 4 kWh
+    # more, however cheap, and give back down to 20 % when the evening price peaks
+    prices = _prices(0.10, {(12, 15): -0.05, (18, 19): 0.40})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 7.4, "max_discharge_kw": 7.2,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "20:00", "energy_kwh": 2.0,
+                        "vehicle_battery_kwh": 40.0, "arrival_soc_pct": 90.0, "min_soc_pct": 20.0}]}
+    res = _run(tmp_path, portfolio_builder, ev, prices)
+    e, p = res.schedule.state.to_numpy(), res.schedule.power_kw.to_numpy()
+    plugged = ~np.isnan(e)
+    assert e[plugged].max() <= 4.0 + 1e-6  # full battery
+    assert e[plugged].min() >= 8.0 - 36.0 - 1e-6  # 20 % SoC
+    assert e[plugged].max() == pytest.approx(4.0, abs=1e-6)  # it does fill up at the negative price
+    # one mode per interval: the energy follows the net power with its losses
+    de = np.diff(np.r_[0.0, e[plugged]])
+    expected = Q * np.where(p[plugged] > 0, ETA * p[plugged], p[plugged] / ETA)
+    np.testing.assert_allclose(de, expected, atol=1e-6)
+    assert res.kpis["solver"]["simultaneous_modes_kwh"]["ev_charger"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_pointless_v2g_cycling_costs_its_losses(tmp_path, portfolio_builder):
+    # a spread smaller than the round-trip loss (0.95**2): nothing to gain from discharging, so no cycling
+    prices = _prices(0.20, {(12, 13): 0.19, (17, 18): 0.19 / 0.95**2 - 0.005})
+    ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 7.4, "max_discharge_kw": 7.2, "min_current_a": 0,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "20:00", "energy_kwh": 5.0,
+                        "vehicle_battery_kwh": 60.0, "arrival_soc_pct": 50.0}]}
+    res = _run(tmp_path, portfolio_builder, ev, prices)
+    p = res.schedule.power_kw.to_numpy()
+    assert p.min() >= -1e-6
+    assert (p * Q).sum() == pytest.approx(5.0 / ETA, abs=1e-6)
 
 
 def test_energy_that_cannot_be_delivered_is_reported(tmp_path, portfolio_builder):
@@ -80,7 +118,7 @@ def test_energy_that_cannot_be_delivered_is_reported(tmp_path, portfolio_builder
     res = _run(tmp_path, portfolio_builder, ev, prices)
     (v,) = res.violations
     assert v.kind == "ev_energy" and v.asset_id == "ev-1" and v.unit == "kWh"
-    assert v.amount == pytest.approx(10.0 - 7.4, abs=1e-6)  # one hour at 7.4 kW
+    assert v.amount == pytest.approx(10.0 - 7.4 * ETA, abs=1e-6)  # one hour at 7.4 kW, 95 % into the car
     assert v.start.hour == 8 and v.end.hour == 9
 
 
@@ -102,6 +140,6 @@ def test_relax_and_round_answer_reports_its_bound(tmp_path, portfolio_builder):
     res = _run(tmp_path, portfolio_builder, ev, prices, SolveOptions(mip_gap=0.9))
     s = res.kpis["solver"]
     assert s["method"] == "lp_round"
-    assert s["bound"] == pytest.approx(0.5 * 0.10, abs=1e-9)  # the relaxation charges exactly 0.5 kWh
+    assert s["bound"] == pytest.approx(0.5 / ETA * 0.10, abs=1e-9)  # the relaxation draws exactly 0.5 / ETA kWh
     assert s["objective"] == pytest.approx(4.14 * Q * 0.10, abs=1e-9)  # one whole quarter-hour at 4.14 kW
     assert s["mip_gap"] == pytest.approx((s["objective"] - s["bound"]) / s["objective"], abs=1e-9)

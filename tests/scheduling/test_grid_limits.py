@@ -19,7 +19,7 @@ def test_congestion_limit_binds_and_is_met(tmp_path, portfolio_builder):
     sites = [
         {"id": "site-1", "congestion_point": "cp-1", "assets": [{"id": "load-1", "type": "load", "power_kw": 10.0}]},
         {"id": "site-2", "congestion_point": "cp-1", "assets": [
-            {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0,
+            {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0, "charge_efficiency": 1.0,
              "sessions": [{"arrival_local": "08:00", "departure_local": "12:00", "energy_kwh": 22.0}]}]},
     ]
     loaded, inputs = portfolio_builder.build(

@@ -64,3 +64,28 @@ def test_too_small_heat_pump_reports_the_comfort_shortfall(tmp_path, portfolio_b
     assert v.kind == "comfort_low" and v.asset_id == "hp-1" and v.unit == "degC"
     assert v.amount == pytest.approx(20 - t_end, abs=1e-6)
     assert v.start == res.schedule.interval_start.iloc[0] and v.end == res.schedule.interval_end.iloc[-1]
+
+
+def test_reversible_unit_runs_one_mode_within_its_rating_at_negative_prices(tmp_path, portfolio_builder):
+    # paid to draw power: heating and cooling at once would draw twice the rating with no effect on the room
+    prices = np.r_[np.full(48, 0.10), np.full(48, -0.05)]
+    res = _run(tmp_path, portfolio_builder, prices, mode="both", cop_cooling=3.0, outdoor_temp_c=21.0)
+    p, temp = res.schedule.power_kw.to_numpy(), res.schedule.state.to_numpy()
+    assert p.max() <= 3.0 + 1e-6
+    assert p[48:].max() == pytest.approx(3.0, abs=1e-6)  # it does use the negative price, in one mode
+    # the temperature follows one mode per interval: the change is +g*p (heating) or -g*p (cooling)
+    prev = np.r_[20.0, temp[:-1]]
+    free = A * prev + (1 - A) * 21.0
+    g = (1 - A) * R_K_PER_KW * COP
+    one_mode = np.isclose(temp, free + g * p, atol=1e-6) | np.isclose(temp, free - g * p, atol=1e-6)
+    assert one_mode.all()
+    assert res.kpis["solver"]["simultaneous_modes_kwh"]["heat_pump"] == pytest.approx(0.0, abs=1e-6)
+    assert res.kpis["solver"]["binaries"] > 0
+
+
+def test_reversible_unit_minimum_power_applies_to_the_mode_it_runs_in(tmp_path, portfolio_builder):
+    prices = np.r_[np.full(48, 0.10), np.full(48, -0.05)]
+    res = _run(tmp_path, portfolio_builder, prices, mode="both", outdoor_temp_c=21.0, min_electric_kw=1.0)
+    p = res.schedule.power_kw.to_numpy()
+    assert ((p < 1e-6) | (p >= 1.0 - 1e-6)).all()
+    assert p.max() <= 3.0 + 1e-6
