@@ -62,6 +62,10 @@ class GroupAdapter(DeviceAdapter):
         self.last_results: list[CommandResult] = []
         self.last_telemetry: list[Telemetry] = []
         self.last_connected: list[bool] = []
+        # on/off shares: intervals each device was switched on, and the split last sent (re-sent unchanged when the
+        # same interval is dispatched again)
+        self.on_intervals: list[int] = [0] * len(self.children)
+        self._last_split: tuple[object, float, list[float]] | None = None
 
     @property
     def count(self) -> int:
@@ -115,12 +119,32 @@ class GroupAdapter(DeviceAdapter):
     def split(self, setpoint: Setpoint) -> list[float]:
         """The value for each device: the same per-device setpoint, except an on/off share strictly between 0
         and 1 (the schedule's "k of N elements on"), which switches round(share x N) devices fully on and the
-        rest off, the first ones first."""
+        rest off: the coldest devices as measured, else those switched on for the fewest intervals so far.
+
+        That round robin keeps every device's heating within one interval of the others, which is what the
+        schedule assumed for its coldest and hottest tank (models/water_heater.py). Dispatching the same interval
+        again repeats its split instead of counting it twice."""
         n, v = self.count, setpoint.value
-        if setpoint.unit == "on_off" and 0.0 < v < 1.0 and not setpoint.periods:
-            on = round(v * n)
-            return [1.0] * on + [0.0] * (n - on)
-        return [v] * n
+        if not (setpoint.unit == "on_off" and 0.0 < v < 1.0 and not setpoint.periods):
+            return [v] * n
+        key = setpoint.valid_from
+        if key is not None and self._last_split is not None and self._last_split[:2] == (key, v):
+            return list(self._last_split[2])
+        chosen = self._coldest_first()[:round(v * n)]
+        values = [0.0] * n
+        for i in chosen:
+            values[i] = 1.0
+            self.on_intervals[i] += 1
+        self._last_split = (key, v, values)
+        return list(values)
+
+    def _coldest_first(self) -> list[int]:
+        """Device positions, coldest first by the last reading when every device reported a temperature, else by
+        fewest intervals on; ties keep the device order."""
+        temps = [t.temp_c if t.quality == "good" else None for t in self.last_telemetry]
+        if len(temps) == self.count and all(x is not None and x == x for x in temps):
+            return sorted(range(self.count), key=lambda i: (temps[i], self.on_intervals[i], i))
+        return sorted(range(self.count), key=lambda i: (self.on_intervals[i], i))
 
     # --- combining ------------------------------------------------------------------------------
     def _failed(self, setpoint: Setpoint, asset_id: str, status: CommandStatus, reason: str) -> CommandResult:

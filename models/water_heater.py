@@ -4,7 +4,7 @@ Tank: C = litres * 4.186/3600 kWh/K. Standby loss is the tank's UA at its thermo
 "standby loss" figure is likewise one number at one temperature): a constant L K per interval. The mean tank
 temperature is then a function of the cumulative number of element-intervals K[t] alone,
 
-    T[t] = T0 - L*(t+1) - draws up to t / C + (dt*P/C) * K[t] / count,
+    T[t] = T0 - L*(t+1) - draws up to t / C + unmet draws up to t / C + (dt*P/C) * K[t] / count,
 
 so the model holds K (integer, stepping 0..count per interval) and no temperature variables. With the minimum
 and maximum written on K, each heater's own problem has an integral LP relaxation once the two rounding (chord)
@@ -14,12 +14,18 @@ single heater needed thousands of branch-and-bound nodes (docs/benchmarks.md). T
 per interval, e.g. 1.5 W/K * 10 K = 15 W on a tank running 10 K below its thermostat (the plan is then slightly
 pessimistic: a colder tank loses less than planned).
 
-``count`` identical heaters are one aggregate: K counts element-intervals over all of them. The mean alone would
-let half the tanks run cold, so the minimum is held by the least-heated tank under round-robin dispatch (elements
-go to the tanks that have had fewest heating intervals): its cumulative heating intervals S[t] step 0/1 and it
-never gets more than its share, count*S[t] <= K[t]; exact with a constant loss. The minimum (comfort, hygiene) is
-soft at the comfort penalty; the maximum (the element's cut-out) is soft at ten times that, so it binds in practice
-yet rounding the integers never makes the model infeasible.
+``count`` identical heaters are one aggregate: K counts element-intervals over all of them. The dispatcher gives
+the elements on to the tanks that have had the fewest heating intervals (round robin), so the tanks' cumulative
+heating intervals differ by at most one: the coldest tank has floor(K/count), the hottest ceil(K/count). The
+model holds both, S[t] (count*S <= K) and H[t] (count*H >= K), integers stepping 0/1: the minimum is held by the
+coldest tank, the cut-out by the hottest; exact with a constant loss. The minimum (comfort, hygiene) is soft at
+the comfort penalty; the maximum (the element's cut-out) is soft at a price far above anything heating could
+gain, so it binds in practice yet rounding the integers never makes the model infeasible.
+
+A tank cannot be colder than the water that refills it: a draw that would take it below the cold-water
+temperature leaves the rest unmet (a variable per draw, priced above anything a warmer tank could save, so it is
+only used where the tank is empty, and reported as ``hot_water_unmet``), never a temperature below what is
+physical.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from flexopt.violations import Violation
 
 WATER_KWH_PER_L_K = 4.186 / 3600
 DEADBAND_K = 2.5  # unmanaged thermostat: on at thermostat - 2.5 K, off at thermostat + 2.5 K
-MAX_TEMP_PENALTY_FACTOR = 10.0  # above the cut-out costs ten times the comfort penalty
+MAX_TEMP_PENALTY_FACTOR = 2.0  # a K above the cut-out for one interval costs twice a K of unmet hot water
 _EPS = 1e-9
 
 
@@ -97,6 +103,15 @@ class WaterHeaterFormulation(Formulation):
         self.free = self.t0[:, None] - np.cumsum(self.draw_k, axis=1) - self.loss[:, None] * np.arange(1, T + 1)
         self.lo = np.array([it.asset.min_temp_c for it in self.items])
         self.hi = np.array([max(it.asset.max_temp_c, self.t0[j]) for j, it in enumerate(self.items)])
+        # no tank gets colder than the water refilling it (or the room, or where it was measured at the start)
+        self.floor = np.array([min(it.asset.cold_water_temp_c, it.asset.ambient_temp_c, self.t0[j])
+                               for j, it in enumerate(self.items)])
+        self.cap_kwh = cap
+        # Unmet hot water is physics, not a preference: the tank runs empty only when nothing else can prevent it.
+        # Its price per K of one tank exceeds anything a warmer tank could save (comfort over the whole horizon and
+        # the heat itself at 100 EUR/kWh), and the cut-out's price per K and interval exceeds it in turn.
+        pen = self.ctx.penalties.comfort_eur_per_degc_h
+        self.unmet_eur_per_k = self.n * (2 * pen * T * dt + 100.0 * cap)
 
     def build(self, block) -> None:
         self._params()
@@ -111,42 +126,77 @@ class WaterHeaterFormulation(Formulation):
         m = len(self.multi)
         self.s = add_var(block, "coldest_intervals", np.zeros(m * T), np.tile(steps, m).astype(float),
                          integer=integer)
-        coldest = {j: (self.k, j * T, 1.0) for j in range(J)}
-        coldest.update({j: (self.s, q * T, 1.0) for q, j in enumerate(self.multi)})
+        self.hot = add_var(block, "hottest_intervals", np.zeros(m * T), np.tile(steps, m).astype(float),
+                           integer=integer)
+        # (variable list, offset) of the coldest and the hottest tank's cumulative heating intervals
+        coldest = {j: (self.k, j * T) for j in range(J)}
+        coldest.update({j: (self.s, q * T) for q, j in enumerate(self.multi)})
+        hottest = {j: (self.k, j * T) for j in range(J)}
+        hottest.update({j: (self.hot, q * T) for q, j in enumerate(self.multi)})
         self._steps(block, "element_steps", self.k, J, self.n)
         self._steps(block, "coldest_steps", self.s, m, np.ones(m))
+        self._steps(block, "hottest_steps", self.hot, m, np.ones(m))
         rows = [([1.0, -self.n[j]], [self.k[j * T + t], self.s[q * T + t]])
                 for q, j in enumerate(self.multi) for t in range(T)]
         add_rows(block, "coldest_share", rows, np.zeros(len(rows)), None)
-        # minimum, on the coldest tank: step*x + under >= lo - free, and its rounding row
-        low, low_rhs = [], []
+        rows = [([-1.0, self.n[j]], [self.k[j * T + t], self.hot[q * T + t]])
+                for q, j in enumerate(self.multi) for t in range(T)]
+        add_rows(block, "hottest_share", rows, np.zeros(len(rows)), None)
+        unmet = self._unmet(block)
+        # minimum, on the coldest tank: step*x + unmet + under >= lo - free, and its rounding row (valid with the
+        # unmet draws on the left: they are >= 0 like `under`); the physical floor, hard: step*x + unmet >= floor
+        low, low_rhs, floor, floor_rhs = [], [], [], []
         for j in range(J):
-            var, off, _ = coldest[j]
+            var, off = coldest[j]
             st = self.step[j]
             for t in range(T):
                 i = j * T + t
+                u_c, u_v = unmet(j, t)
                 need = self.lo[j] - self.free[j, t]
-                low.append(([st, 1.0], [var[off + t], self.under[i]]))
+                low.append(([st, *u_c, 1.0], [var[off + t], *u_v, self.under[i]]))
                 low_rhs.append(need)
                 chord = None if self.relax_elements else _chord_low(need / st)
                 if chord is not None:
-                    low.append(([st * chord[0], 1.0], [var[off + t], self.under[i]]))
+                    low.append(([st * chord[0], *u_c, 1.0], [var[off + t], *u_v, self.under[i]]))
                     low_rhs.append(st * chord[1])
+                if self.floor[j] - self.free[j, t] > 0:
+                    floor.append(([st, *u_c], [var[off + t], *u_v]))
+                    floor_rhs.append(self.floor[j] - self.free[j, t])
         add_rows(block, "min_temp", low, low_rhs, None)
-        # maximum (cut-out), on the mean: step/n * K - over <= hi - free, and its rounding row
+        add_rows(block, "cold_water_floor", floor, floor_rhs, None)
+        # maximum (cut-out), on the hottest tank: step*y + unmet - over <= hi - free; its rounding row is written
+        # without the unmet draws, which it still holds for (they only add to the left-hand side)
         high, high_rhs = [], []
         for j in range(J):
-            st = self.step[j] / self.n[j]
+            var, off = hottest[j]
+            st = self.step[j]
             for t in range(T):
                 i = j * T + t
+                u_c, u_v = unmet(j, t)
                 room = self.hi[j] - self.free[j, t]
-                high.append(([st, -1.0], [self.k[i], self.over[i]]))
+                high.append(([st, *u_c, -1.0], [var[off + t], *u_v, self.over[i]]))
                 high_rhs.append(room)
                 chord = None if self.relax_elements else _chord_high(room / st)
                 if chord is not None:
-                    high.append(([st * chord[0], -1.0], [self.k[i], self.over[i]]))
+                    high.append(([st * chord[0], -1.0], [var[off + t], self.over[i]]))
                     high_rhs.append(st * chord[1])
         add_rows(block, "max_temp", high, None, high_rhs)
+
+    def _unmet(self, block):
+        """A variable per draw (K of one tank's temperature the draw could not take); returns the terms of the
+        unmet draws up to interval t of entry j."""
+        self.draw_at = [(j, t) for j in range(len(self.items)) for t in np.flatnonzero(self.draw_k[j] > 0)]
+        self.unmet = add_var(block, "unmet_draw_c", np.zeros(len(self.draw_at)),
+                             [self.draw_k[j, t] for j, t in self.draw_at])
+        by_entry: dict[int, list[tuple[int, object]]] = {}
+        for (j, t), var in zip(self.draw_at, self.unmet, strict=True):
+            by_entry.setdefault(j, []).append((int(t), var))
+
+        def terms(j: int, t: int) -> tuple[list[float], list]:
+            upto = [var for td, var in by_entry.get(j, []) if td <= t]
+            return [1.0] * len(upto), upto
+
+        return terms
 
     def _steps(self, block, name: str, cum: list, entries: int, most: np.ndarray) -> None:
         """0 <= cum[t] - cum[t-1] <= most (the first interval is held by the variable's bound)."""
@@ -160,19 +210,22 @@ class WaterHeaterFormulation(Formulation):
 
     def round_integers(self, values: ValueReader) -> list:
         """Round the cumulative counts up (heat is never short by more than the relaxation allows), raised where
-        the coldest tank's rounded share needs it, stepping at most ``count`` per interval and never past the
-        cut-out; the coldest tank heats when its relaxed cumulative share passes a whole interval."""
+        the coldest tank's rounded share needs it, stepping at most ``count`` per interval and never taking the
+        hottest tank past the cut-out; the coldest tank heats when its relaxed cumulative share passes a whole
+        interval, the hottest is the rounded-up share."""
         if self.relax_elements:
             return []
         J, T = len(self.items), self.ctx.n
         want = np.ceil(as_matrix(values(self.block.element_intervals), J, T) - 1e-6)
+        unmet = self._unmet_cumulative(values)
         pos = {j: q for q, j in enumerate(self.multi)}
         share_lp = np.ceil(values(self.block.coldest_intervals).reshape(len(self.multi), T) - 1e-6)
         k = np.zeros((J, T))
         s = np.zeros((len(self.multi), T))
         for j in range(J):
-            n, st = self.n[j], self.step[j] / self.n[j]
-            room = np.floor((self.hi[j] - self.free[j]) / st + 1e-9)
+            n = self.n[j]
+            # whole heating intervals the hottest tank may have had by t: count * that for the group
+            room = n * np.floor((self.hi[j] - self.free[j] - unmet[j]) / self.step[j] + 1e-9)
             prev = prev_share = 0.0
             for t in range(T):
                 target = want[j, t] if j not in pos else max(want[j, t], n * share_lp[pos[j], t])
@@ -184,6 +237,15 @@ class WaterHeaterFormulation(Formulation):
         out = [(self.block.element_intervals, k.ravel())]
         if self.multi:
             out.append((self.block.coldest_intervals, s.ravel()))
+            out.append((self.block.hottest_intervals, np.ceil(k[self.multi] / self.n[self.multi, None] - 1e-9)
+                        .ravel()))
+        return out
+
+    def _unmet_cumulative(self, values: ValueReader) -> np.ndarray:
+        """(entries, T) unmet draws up to each interval, in K of one tank."""
+        out = np.zeros((len(self.items), self.ctx.n))
+        for (j, t), u in zip(self.draw_at, values(self.block.unmet_draw_c), strict=True):
+            out[j, t:] += u
         return out
 
     def _on(self, values: ValueReader) -> np.ndarray:
@@ -210,12 +272,14 @@ class WaterHeaterFormulation(Formulation):
         for j, it in enumerate(self.items):
             for t in range(T):
                 c.add(pen * dt * it.count, self.under[j * T + t])
-                c.add(MAX_TEMP_PENALTY_FACTOR * pen * dt * it.count, self.over[j * T + t])
+                c.add(MAX_TEMP_PENALTY_FACTOR * self.unmet_eur_per_k[j], self.over[j * T + t])
+        for (j, _t), u in zip(self.draw_at, self.unmet, strict=True):
+            c.add(self.unmet_eur_per_k[j], u)
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:
         on = self._on(values)
-        temp = self.free + (self.step / self.n)[:, None] * np.cumsum(on, axis=1)
+        temp = self.free + self._unmet_cumulative(values) + (self.step / self.n)[:, None] * np.cumsum(on, axis=1)
         # setpoint: share of the entry's elements switched on (0/1 for a single heater)
         return [AssetSchedule(on[j] * self.elem[j], on[j] / it.count, "1", temp[j], "degC")
                 for j, it in enumerate(self.items)]
@@ -251,7 +315,21 @@ class WaterHeaterFormulation(Formulation):
                                        lambda m, i, it=it: f"{'coldest ' if it.count > 1 else ''}tank up to "
                                                            f"{m:.2f} K below its minimum "
                                                            f"{it.asset.min_temp_c:g} degC ({i:.2f} K·h)")
+        unmet = values(self.block.unmet_draw_c)
+        for (j, t), u in zip(self.draw_at, unmet, strict=True):
+            if u * self.cap_kwh[j] <= 1e-3:
+                continue
+            it = self.items[j]
+            kwh, a = u * self.cap_kwh[j], it.asset
+            litres = kwh / (WATER_KWH_PER_L_K * (a.draw_temp_c - a.cold_water_temp_c))
+            amount = np.zeros(self.ctx.n)
+            amount[t] = kwh * it.count
+            out += interval_violations(
+                "hot_water_unmet", it, h, amount, "kWh",
+                lambda m, _i, it=it, litres=litres, kwh=kwh: f"a draw the tank{'s' if it.count > 1 else ''} could "
+                f"not supply: {m:.3f} kWh ({kwh:.3f} kWh, {litres:.1f} l at {it.asset.draw_temp_c:g} degC per tank)"
+                f"; the tank is then at the cold-water temperature")
         return out
 
     def counts(self) -> dict[str, int]:
-        return {"integers": 0 if self.relax_elements else len(self.k) + len(self.s)}
+        return {"integers": 0 if self.relax_elements else len(self.k) + len(self.s) + len(self.hot)}

@@ -8,7 +8,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from flexopt.adapters.base import Setpoint, SetpointLimits
+from flexopt.adapters.base import Setpoint, SetpointLimits, Telemetry
 from flexopt.adapters.factory import adapter_for, adapter_for_asset, address_problems, limits_for
 from flexopt.adapters.group import GroupAdapter
 from flexopt.adapters.sim.bms import BmsSimulator
@@ -171,3 +171,36 @@ async def test_an_on_off_share_switches_that_many_devices_fully_on():
     finally:
         await group.close()
         await sim.stop()
+
+
+def _plain_group(n: int) -> GroupAdapter:
+    limits = SetpointLimits(0.0, 1.0, "on_off")
+    endpoints = device_endpoints(ModbusEndpoint.model_validate(
+        {"protocol": "modbus", "host": "127.0.0.1", "port": 1, "device_id": 1,
+         "registers": {"setpoint": {"address": 5, "table": "coil"}}}), n)
+    return GroupAdapter("wh", [adapter_for(f"wh/{k}", e, limits) for k, e in enumerate(endpoints, 1)])
+
+
+def test_on_off_shares_go_round_robin_so_no_tank_gets_two_intervals_ahead():
+    """The schedule holds the hottest tank of a group at ceil(K/N) heating intervals: the split must too."""
+    group = _plain_group(3)
+    t0 = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    shares = [1 / 3, 2 / 3, 1 / 3, 1 / 3, 2 / 3, 1.0, 1 / 3, 2 / 3]
+    total = 0
+    for q, share in enumerate(shares):
+        at = t0 + dt.timedelta(minutes=15 * q)
+        first = group.split(Setpoint("wh", share, "on_off", valid_from=at))
+        again = group.split(Setpoint("wh", share, "on_off", valid_from=at))  # the same interval dispatched twice
+        assert again == first
+        total += round(share * 3) if share < 1 else 0
+        assert sum(first) == round(share * 3)
+        assert max(group.on_intervals) - min(group.on_intervals) <= 1
+        assert sum(group.on_intervals) == total
+
+
+def test_measured_temperatures_pick_the_coldest_tanks():
+    group = _plain_group(3)
+    now = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    group.last_telemetry = [Telemetry(asset_id=f"wh/{k}", at=now, connected=True, temp_c=t)
+                            for k, t in enumerate((61.0, 48.0, 55.0), 1)]
+    assert group.split(Setpoint("wh", 2 / 3, "on_off", valid_from=now)) == [0.0, 1.0, 1.0]
