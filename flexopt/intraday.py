@@ -1,7 +1,8 @@
 """Intraday re-optimisation: where the new horizon starts and from which device states.
 
-Without measurements, the run continues from what the latest stored schedule of the day expected at
-the first interval, so a cron job never restarts batteries or tanks from their configured defaults.
+Without measurements, the run continues from what the newest stored schedule of the day expected at the first
+interval, so a cron job never restarts batteries or tanks from their configured defaults; an asset whose state no
+stored run holds is named in a warning.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from flexopt.config_loader import LoadedPortfolio
-from flexopt.portfolio import Battery
-from flexopt.storage import latest_version_dir
+from flexopt.portfolio import Battery, EvCharger, Thermal, WaterHeater
+from flexopt.storage import version_dirs
 
 
 def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datetime | None = None) -> dt.datetime:
@@ -54,10 +55,32 @@ def state_at(schedule: pd.DataFrame, loaded: LoadedPortfolio, start: dt.datetime
     return states
 
 
+def needs_state(asset, start_local: dt.datetime) -> bool:
+    """Whether an asset's run from ``start_local`` depends on where it stands then: storage and temperatures
+    always, an EV charger only while one of its cars is plugged in across that time."""
+    if isinstance(asset, EvCharger):
+        now = start_local.time()
+        return any(s.arrival_local < now < s.departure_local for s in asset.sessions)
+    return isinstance(asset, Battery | Thermal | WaterHeater)
+
+
 def initial_state_from_store(loaded: LoadedPortfolio, store: Path, day: dt.date,
-                             start: dt.datetime) -> tuple[dict[str, dict], str]:
-    run = latest_version_dir(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead"))
-    if run is None:
-        return {}, ""
-    schedule = pd.read_parquet(run / "schedule.parquet")
-    return state_at(schedule, loaded, start), str(run)
+                             start: dt.datetime) -> tuple[dict[str, dict], str, list[str]]:
+    """Each asset's state at ``start`` from the newest stored run of the day that holds it (a run covers
+    ``start`` when one of its intervals ends there: a re-run from the same interval finds the run before it).
+
+    Returns the states, the run folder(s) they came from, and one warning per asset that needs a state and
+    starts from its configuration instead."""
+    states: dict[str, dict] = {}
+    used: list[str] = []
+    for run in version_dirs(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead")):
+        found = state_at(pd.read_parquet(run / "schedule.parquet"), loaded, start)
+        new = {k: v for k, v in found.items() if k not in states}
+        if new:
+            states.update(new)
+            used.append(str(run))
+    local = start.astimezone(ZoneInfo(loaded.portfolio.portfolio.timezone))
+    warnings = [f"{a.id} ({a.type}): no stored schedule of {day.isoformat()} holds its state at "
+                f"{local.isoformat(timespec='minutes')}; it starts from its configuration"
+                for _, a in loaded.portfolio.assets() if a.id not in states and needs_state(a, local)]
+    return states, ", ".join(used), warnings

@@ -36,7 +36,7 @@ from flexopt.adapters.group import GroupAdapter
 from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.endpoints import OcppCentralSystem
 from flexopt.outputs import jsonable
-from flexopt.storage import latest_version_dir, next_version_dir
+from flexopt.storage import next_version_dir, version_dirs
 
 SCHEDULE_KINDS = ("intraday", "day-ahead")
 DISPATCH_DIR = "dispatch"
@@ -91,7 +91,8 @@ def _covers(run: ScheduleRun, at: dt.datetime) -> bool:
 def find_schedule_run(store: Path, portfolio_name: str, day: dt.date, at: dt.datetime | None = None) -> ScheduleRun:
     """The newest run (intraday or day-ahead) of a local day in the store; with ``at``, the newest one whose
     intervals contain it (an intraday run written before its first interval leaves the earlier run in force)."""
-    newest = latest_version_dir(store, portfolio_name, day, SCHEDULE_KINDS)
+    runs = version_dirs(store, portfolio_name, day, SCHEDULE_KINDS)
+    newest = runs[0] if runs else None
     if newest is None:
         raise ScheduleNotFound(
             f"no schedule for {portfolio_name} on {day.isoformat()} in {store} (looked for "
@@ -101,10 +102,7 @@ def find_schedule_run(store: Path, portfolio_name: str, day: dt.date, at: dt.dat
     run = load_schedule_run(newest)
     if at is None or _covers(run, at):
         return run
-    base = newest.parent.parent
-    others = sorted((p for kind in SCHEDULE_KINDS for p in (base / kind).glob("v*") if (p / "run.json").is_file()),
-                    key=lambda p: (p / "run.json").stat().st_mtime, reverse=True)
-    for path in others:
+    for path in runs[1:]:
         candidate = load_schedule_run(path)
         if _covers(candidate, at):
             return candidate

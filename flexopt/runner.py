@@ -34,6 +34,7 @@ class RunRequest:
     threads: int | None = None
     initial_state: dict[str, dict] = field(default_factory=dict)
     state_source: str = ""
+    state_warnings: list[str] = field(default_factory=list)  # assets that start from their configuration
 
 
 @dataclass
@@ -113,6 +114,7 @@ def _run_record(loaded: LoadedPortfolio, request: RunRequest, horizon: Horizon, 
                     "intervals": horizon.n, "resolution_min": round(horizon.dt_h * 60)},
         "options": {"mip_gap": options.mip_gap, "time_limit_s": options.time_limit_s, "threads": options.threads},
         "initial_state": request.initial_state, "initial_state_source": request.state_source,
+        "initial_state_warnings": request.state_warnings,
         "input_files": sources,
         "outputs": [p.name for p in written] + ["kpis.json", "run.json"],
     }

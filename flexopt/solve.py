@@ -61,6 +61,14 @@ _HINTS = {
 _FINAL = ("optimal", "rounded", "lagrangian", "neighbourhood")
 
 
+def relative_gap(objective: float, bound: float) -> float:
+    """(objective - bound) / |objective|, never negative: a bound a rounding error above the objective (-2e-16)
+    means the schedule is optimal, not better than optimal."""
+    if not np.isfinite(objective):
+        return float("inf")
+    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+
+
 class SolveError(RuntimeError):
     """The solver returned no usable schedule; the message says the status and what to try."""
 
@@ -138,7 +146,7 @@ def _outcome(h: highspy.Highs, col: dict[int, int], translate_s: float, solve_s:
         is_int = integrality.astype(bool)
         binaries = int(np.sum(is_int & (lower >= 0) & (upper <= 1)))
         return SolveOutcome(status=name, termination="optimal", objective=objective, bound=bound,
-                            mip_gap=(objective - bound) / max(abs(objective), 1e-9), variables=len(lower),
+                            mip_gap=relative_gap(objective, bound), variables=len(lower),
                             constraints=n_rows, binaries=binaries, integers=int(is_int.sum()) - binaries,
                             translate_s=translate_s, solve_s=solve_s, backend=backend, _x=x, _col=col,
                             method="lp_round")
@@ -153,7 +161,8 @@ def _outcome(h: highspy.Highs, col: dict[int, int], translate_s: float, solve_s:
     x = np.asarray(h.getSolution().col_value, dtype=float)
     objective = float(info.objective_function_value)
     if is_int.any():
-        bound, gap = float(info.mip_dual_bound), float(info.mip_gap)
+        bound = float(info.mip_dual_bound)
+        gap = relative_gap(objective, bound)
     else:
         bound, gap = objective, 0.0
     return SolveOutcome(status=name, termination=termination, objective=objective, bound=bound, mip_gap=gap,
@@ -564,7 +573,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
     method = "decomposed" if rest else next((s for s in ("neighbourhood", "lagrangian") if s in states), "lp_round")
     status = "kOptimal" if all_ok else next(_k for _k, v in _TERMINATION.items() if v == termination)
     return SolveOutcome(status=status, termination=termination, objective=objective, bound=bound,
-                        mip_gap=(objective - bound) / max(abs(objective), 1e-9), variables=n, constraints=n_rows,
+                        mip_gap=relative_gap(objective, bound), variables=n, constraints=n_rows,
                         binaries=binaries, integers=int(is_int.sum()) - binaries, translate_s=translate_s,
                         solve_s=time.perf_counter() - t_start, backend="matrix",
                         method=method, _x=x, _col=col, components=components)

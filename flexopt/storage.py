@@ -36,11 +36,16 @@ def next_version_dir(store: Path, portfolio: str, day: dt.date, kind: str) -> Pa
     return base / f"v{max(versions, default=0) + 1:03d}"
 
 
-def latest_version_dir(store: Path, portfolio: str, day: dt.date, kinds: tuple[str, ...]) -> Path | None:
-    """The most recently written run of that day among ``kinds`` (by modification time)."""
+def version_dirs(store: Path, portfolio: str, day: dt.date, kinds: tuple[str, ...]) -> list[Path]:
+    """Every complete run of that day among ``kinds``, most recently written first (by modification time)."""
     runs = [p for kind in kinds for p in (store / _slug(portfolio) / day.isoformat() / kind).glob("v*")
             if (p / "run.json").is_file()]
-    return max(runs, key=lambda p: (p / "run.json").stat().st_mtime, default=None)
+    return sorted(runs, key=lambda p: (p / "run.json").stat().st_mtime, reverse=True)
+
+
+def latest_version_dir(store: Path, portfolio: str, day: dt.date, kinds: tuple[str, ...]) -> Path | None:
+    """The most recently written run of that day among ``kinds``."""
+    return next(iter(version_dirs(store, portfolio, day, kinds)), None)
 
 
 @contextmanager

@@ -103,6 +103,34 @@ def test_store_versions_and_intraday_continues_from_the_stored_schedule(portfoli
     assert intraday["interval_start"].nunique() == 40  # 14:00 to midnight
 
 
+def test_intraday_rerun_from_the_same_interval_keeps_every_state(portfolio, tmp_path):
+    """The second run from 14:00 finds no row ending at 14:00 in the first (which starts there): it must take the
+    states from the newest run that holds them, never the configured defaults."""
+    store = tmp_path / "runs"
+    assert runner.invoke(app, ["schedule", "day-ahead", str(portfolio), "--date", DAY, "--store", str(store)]
+                         ).exit_code == 0
+    runs = []
+    for _ in range(2):
+        result = runner.invoke(app, ["schedule", "intraday", str(portfolio), "--from", f"{DAY}T14:00",
+                                     "--store", str(store)])
+        assert result.exit_code == 0, result.output
+        assert "warning" not in result.output
+        runs.append(json.loads((store / "cli-test" / DAY / "intraday" / f"v00{len(runs) + 1}" / "run.json")
+                               .read_text()))
+    assert runs[1]["initial_state"] == runs[0]["initial_state"]
+    assert runs[1]["initial_state"]["bat"]["soc_pct"] != pytest.approx(50.0)  # not the configured start
+    assert runs[1]["initial_state_source"].endswith("day-ahead/v001")
+
+
+def test_intraday_names_every_asset_that_starts_from_its_configuration(portfolio, tmp_path):
+    result = runner.invoke(app, ["schedule", "intraday", str(portfolio), "--from", f"{DAY}T14:00",
+                                 "--store", str(tmp_path / "empty")])
+    assert result.exit_code == 0, result.output
+    assert "warning: bat (battery): no stored schedule" in result.output
+    run = json.loads(next((tmp_path / "empty").rglob("run.json")).read_text())
+    assert run["initial_state_warnings"] and "bat (battery)" in run["initial_state_warnings"][0]
+
+
 def test_measured_state_file_overrides(portfolio, tmp_path):
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"bat": {"soc_pct": 90}}))

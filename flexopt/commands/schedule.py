@@ -131,12 +131,15 @@ def intraday(
         except (OSError, json.JSONDecodeError) as exc:
             typer.echo(f"--state {state}: cannot read JSON ({exc})", err=True)
             raise typer.Exit(EXIT_INVALID) from None
+        warnings: list[str] = []
     else:
-        initial, source = initial_state_from_store(loaded, store, day, start_local)
+        initial, source, warnings = initial_state_from_store(loaded, store, day, start_local)
     request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out, store=store,
                          mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, initial_state=initial,
-                         state_source=source)
+                         state_source=source, state_warnings=warnings)
     Console().print(f"intraday from {start_local.isoformat()} ({len(initial)} asset states from {source or 'config'})")
+    for text in warnings:
+        typer.echo(f"warning: {text}", err=True)
     execute(request, Console())
 
 

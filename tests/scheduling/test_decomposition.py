@@ -79,3 +79,12 @@ def test_gap_budget_holds_for_the_merged_objective(tmp_path, portfolio_builder):
         assert s["termination"] == "optimal"
         assert 0 <= s["mip_gap"] <= gap + 1e-12
         assert s["objective"] >= s["bound"] - 1e-9
+
+
+def test_a_bound_a_rounding_error_above_the_objective_is_a_zero_gap():
+    from flexopt.solve import relative_gap
+
+    assert relative_gap(1.0, 1.0 + 2.2e-16) == 0.0  # was stored as -2.2e-16 and printed "gap -0.000%"
+    assert relative_gap(-5.0, -5.0 + 1e-12) == 0.0
+    assert relative_gap(100.0, 99.0) == pytest.approx(0.01)
+    assert relative_gap(float("inf"), 1.0) == float("inf")
