@@ -132,7 +132,10 @@ class BatteryFormulation(Formulation):
         idx = np.flatnonzero(self.binary)
         pc = values(self.block.charge_kw).reshape(-1, T)[idx]
         pd = values(self.block.discharge_kw).reshape(-1, T)[idx]
-        return [(self.block.charging, (pc >= pd).astype(float).ravel())]
+        # the mode of the relaxation's net effect on the SoC, which one mode alone reproduces
+        eta_c = np.array([self.items[j].asset.charge_efficiency for j in idx])[:, None]
+        eta_d = np.array([self.items[j].asset.discharge_efficiency for j in idx])[:, None]
+        return [(self.block.charging, (eta_c * pc >= pd / eta_d).astype(float).ravel())]
 
     def violations(self, values: ValueReader) -> list[Violation]:
         short = values(self.block.terminal_short_kwh)

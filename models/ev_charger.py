@@ -193,12 +193,12 @@ class EvChargerFormulation(Formulation):
 
     def round_integers(self, values: ValueReader) -> list:
         """Chargers on: the fewest that can carry the relaxed charging power, none below half a charger's minimum
-        (the other intervals make up the energy; a full vehicle is a hard bound); the mode: the larger flow."""
+        (the other intervals make up the energy; a full vehicle is a hard bound); the mode: the net effect."""
         c, d = values(self.block.charge_kw), values(self.block.discharge_kw)
         out = []
-        if self.mode_pos:
-            modes = [c[v.offset:v.offset + v.idx.size] >= d[v.offset:v.offset + v.idx.size]
-                     for k, v in enumerate(self.visits) if k in self.mode_pos]
+        if self.mode_pos:  # the relaxation's net effect on the vehicles' energy, which one mode alone reproduces
+            modes = [v.eta_charge * c[v.offset:v.offset + v.idx.size] >= d[v.offset:v.offset + v.idx.size]
+                     / v.eta_discharge for k, v in enumerate(self.visits) if k in self.mode_pos]
             out.append((self.block.charging, np.concatenate(modes).astype(float)))
         if self.switched:
             ons = []

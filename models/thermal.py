@@ -146,12 +146,14 @@ class ThermalFormulation(Formulation):
 
     def round_integers(self, values: ValueReader) -> list:
         """Units on: the fewest that can carry the relaxed electric power (temperatures are soft); the mode: the
-        larger of the relaxed heating and cooling."""
+        net effect of the relaxed heating and cooling on the temperature, which one mode alone reproduces."""
         J, T = len(self.items), self.ctx.n
         heat, cool = as_matrix(values(self.block.heat_kw), J, T), as_matrix(values(self.block.cool_kw), J, T)
         out = []
         if self.moded:
-            out.append((self.block.heating, (heat[self.moded] >= cool[self.moded]).astype(float).ravel()))
+            m = self.moded
+            warms = self.g_heat[m, None] * heat[m] >= self.g_cool[m, None] * cool[m]
+            out.append((self.block.heating, warms.astype(float).ravel()))
         if self.switched:
             p = heat + cool
             on_all = []
