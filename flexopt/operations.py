@@ -372,6 +372,8 @@ def read_rounds(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
     records: list[dict[str, Any]] = []
     problems: list[str] = []
     for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(record, dict) or "summary" not in record:
