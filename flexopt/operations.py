@@ -37,7 +37,7 @@ from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.endpoints import OcppCentralSystem
 from flexopt.outputs import jsonable
 from flexopt.storage import completed_runs, day_dir
-from flexopt.tempdirs import Leftover, TempDir, clean_stale, fsync_path
+from flexopt.tempdirs import TempDir, fsync_path
 
 SCHEDULE_KINDS = ("intraday", "day-ahead")
 DISPATCH_DIR = "dispatch"
@@ -338,7 +338,7 @@ def write_round(folder: Path, record: dict[str, Any], at: dt.datetime) -> Path:
     """Write the record as ``<folder>/<UTC stamp of at>-<n>.json`` with the first free n. The file appears
     complete or not at all: it is written and fsynced in a locked hidden folder, then hard-linked to its name
     (a rename that refuses to replace an existing file). A writer killed midway leaves only that hidden
-    folder, which :func:`clean_leftovers` removes once its writer is provably gone."""
+    folder, which :func:`flexopt.storage.clean_leftovers` removes once its writer is provably gone."""
     folder.mkdir(parents=True, exist_ok=True)
     with TempDir(folder, "round") as tmp:
         file = tmp.path / "record.json"
@@ -357,12 +357,6 @@ def write_round(folder: Path, record: dict[str, Any], at: dt.datetime) -> Path:
                 n += 1
     fsync_path(folder)
     return dest
-
-
-def clean_leftovers(folder: Path) -> list[Leftover]:
-    """Remove what killed writers left in a dispatch folder: hidden temporary folders whose writer is gone,
-    and ``.round-*.json`` temporary files of earlier flexopt versions older than a day."""
-    return clean_stale(folder, legacy=lambda name: name.startswith(".round-") and name.endswith(".json"))
 
 
 def read_rounds(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:

@@ -28,7 +28,8 @@ VERSION_FILE = "version.json"
 LOCK_FILE = ".lock"
 _VERSION = re.compile(r"v(\d+)")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_LEGACY_RUN_TEMP = re.compile(r"\.v\d+\.\w+")  # flexopt before version.json: .v001.<random>
+# temporary names of flexopt before owned temp folders: runs .v001.<random>/, dispatch records .round-<random>.json
+_LEGACY_TEMP = re.compile(r"\.v\d+\.\w+|\.round-\w+\.json")
 
 
 class StorageError(RuntimeError):
@@ -121,10 +122,10 @@ def _sequence(run: Path) -> int:
 class RunTarget:
     """A run being written: files go into :attr:`tmp`; :meth:`commit` makes it a run under its final name."""
 
-    def __init__(self, parent: Path, label: str, legacy: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, parent: Path, label: str, clean: Callable[[], list[Leftover]]) -> None:
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.cleaned: list[Leftover] = clean_stale(parent, legacy)
+            self.cleaned = clean()
             self._temp = TempDir(parent, label)
         except OSError as exc:
             raise StorageError(f"cannot write in {parent}: {exc.strerror or exc}") from None
@@ -143,7 +144,7 @@ class _VersionTarget(RunTarget):
         check_writable(store, "--store")
         self.day = day_dir(store, portfolio, day)
         self.kind = kind
-        super().__init__(self.day / kind, "run", _legacy_run_temp)
+        super().__init__(self.day / kind, "run", lambda: clean_leftovers(store, portfolio))
 
     def commit(self) -> Path:
         """Under the day's lock: the next version of the kind and the next completion sequence of the day,
@@ -178,7 +179,7 @@ class _DirTarget(RunTarget):
         check_new_dir(dest)
         check_writable(dest, "--out")
         self.dest = dest
-        super().__init__(dest.parent, "out")
+        super().__init__(dest.parent, "out", lambda: clean_stale(dest.parent))
 
     def commit(self) -> Path:
         """One rename onto ``dest``, which POSIX allows only when it is missing or an empty folder."""
@@ -226,5 +227,13 @@ def sha256_of(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _legacy_run_temp(name: str) -> bool:
-    return bool(_LEGACY_RUN_TEMP.fullmatch(name))
+def clean_leftovers(store: Path, portfolio: str) -> list[Leftover]:
+    """Remove what killed writers left anywhere in the portfolio's folder of the store (every day's run kinds
+    and dispatch folder, so a day that gets no further run is cleaned too): see :mod:`flexopt.tempdirs`."""
+    base = store / portfolio_slug(portfolio)
+    folders = sorted(p for p in base.glob("*/*") if not p.name.startswith(".") and p.is_dir())
+    return [leftover for folder in folders for leftover in clean_stale(folder, _legacy_temp)]
+
+
+def _legacy_temp(name: str) -> bool:
+    return bool(_LEGACY_TEMP.fullmatch(name))

@@ -49,6 +49,7 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                    duration_s: float | None, options: Any, connect_wait_s: float, console: Console) -> int:
     """Run the rounds; returns how many critical alarms were raised."""
     from flexopt import operations as ops
+    from flexopt.storage import clean_leftovers
 
     name, tz = portfolio.portfolio.name, portfolio.tz
     resolution = portfolio.portfolio.resolution_min
@@ -79,7 +80,7 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                 schedule = None
             record = await session.round(schedule, t, options)
             folder = ops.dispatch_folder(store, name, t.astimezone(tz).date())
-            for leftover in ops.clean_leftovers(folder):
+            for leftover in clean_leftovers(store, name):
                 console.print(str(leftover), highlight=False, soft_wrap=True)
             path = ops.write_round(folder, record, t)
             ops.append_summary(folder, record, path)

@@ -79,6 +79,15 @@ def test_killed_run_is_cleaned_and_a_live_writer_is_left_alone(tiny, kit, tmp_pa
         assert os.path.isdir(killed_tmp) and os.path.basename(killed_tmp).startswith(TEMP_PREFIX)
         assert (kind_dir / os.path.basename(killed_tmp) / "schedule.parquet").is_file()  # half a run, hidden
         assert latest_version_dir(store, "tiny", day, ("day-ahead",)) is None
+        # the earlier scheme's temp folders on another day: one untouched for two days, one fresh
+        other_day = store / "tiny" / "2024-06-11" / "intraday"
+        old, fresh = other_day / ".v001.abc123", other_day / ".v002.def456"
+        for folder in (old, fresh):
+            folder.mkdir(parents=True)
+            (folder / "schedule.csv").write_text("half")
+        two_days_ago = dt.datetime.now().timestamp() - 2 * 86400
+        for path in (old / "schedule.csv", old):
+            os.utime(path, (two_days_ago, two_days_ago))
 
         messages = []
         outcome = run_schedule(RunRequest(portfolio_path=tiny, kind="day-ahead", day=day, store=store),
@@ -88,6 +97,8 @@ def test_killed_run_is_cleaned_and_a_live_writer_is_left_alone(tiny, kit, tmp_pa
         assert any(m.startswith(f"removed leftover {killed_tmp}") and f"pid {killed.pid}" in m and "is gone" in m
                    for m in messages), messages
         assert os.path.isdir(live_tmp) and (kind_dir / os.path.basename(live_tmp) / OWNER_FILE).is_file()
+        assert not old.exists() and fresh.exists()
+        assert any(m.startswith(f"removed leftover {old}") and "changed for 48 h" in m for m in messages), messages
 
         # the live writer finishes after a later run: it lands as the next version and is the newest
         assert release(live, kit) == str(kind_dir / "v002")
@@ -100,6 +111,8 @@ def test_killed_run_is_cleaned_and_a_live_writer_is_left_alone(tiny, kit, tmp_pa
 
 
 def test_killed_dispatch_record_is_cleaned_and_readers_skip_damage(kit, tmp_path):
+    from flexopt.storage import clean_leftovers  # here: the module is importable before the fix
+
     folder = tmp_path / "runs" / "p" / "2024-06-25" / "dispatch"
     at = "2024-06-25T12:00:00+00:00"
     killed = kit.start_script(PAUSED_ROUND, str(folder), at)
@@ -120,7 +133,7 @@ def test_killed_dispatch_record_is_cleaned_and_readers_skip_damage(kit, tmp_path
     live = kit.start_script(PAUSED_ROUND, str(folder), at)
     try:
         live_tmp = kit.wait_for_line(live, "PAUSED ")
-        cleaned = ops.clean_leftovers(folder)
+        cleaned = clean_leftovers(tmp_path / "runs", "p")
         assert {str(c.path) for c in cleaned} == {killed_tmp, str(old)}
         assert all(c.removed for c in cleaned)
         assert os.path.isdir(live_tmp) and fresh.exists()
