@@ -16,10 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +49,7 @@ class TempDir:
     """A hidden folder in ``parent``, locked and owned by this process until :meth:`moved` or :meth:`close`."""
 
     def __init__(self, parent: Path, label: str) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{label}-", dir=parent))
+        self.path = _new_folder(parent, f"{TEMP_PREFIX}{label}-")
         self._moved = False
         try:
             self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
@@ -92,6 +92,18 @@ class TempDir:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new folder with a random name; unlike ``mkdtemp`` (0700) it gets the umask's permissions, which the
+    run keeps once renamed into place, so other users of the store can read it as before."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
 
 
 def fsync_path(path: Path) -> None:

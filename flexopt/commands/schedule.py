@@ -118,9 +118,11 @@ def intraday(
 ) -> None:
     """Re-optimise from an interval to the end of its local day (for cron), from measured or expected states."""
     from flexopt.intraday import first_interval, initial_state_from_store
-    from flexopt.storage import check_writable
+    from flexopt.storage import check_new_dir, check_writable
 
     try:  # the store is read for the states below and written at the end: check it before either
+        if out is not None:
+            check_new_dir(out)
         check_writable(out if out is not None else store, "--out" if out is not None else "--store")
     except StorageError as exc:
         typer.echo(f"error: {exc}", err=True)
