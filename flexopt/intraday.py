@@ -16,7 +16,7 @@ import pandas as pd
 
 from flexopt.config_loader import LoadedPortfolio
 from flexopt.portfolio import Battery, EvCharger, Thermal, WaterHeater
-from flexopt.storage import version_dirs
+from flexopt.storage import completed_runs
 
 
 def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datetime | None = None) -> dt.datetime:
@@ -73,7 +73,7 @@ def initial_state_from_store(loaded: LoadedPortfolio, store: Path, day: dt.date,
     starts from its configuration instead."""
     states: dict[str, dict] = {}
     used: list[str] = []
-    for run in version_dirs(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead")):
+    for run in completed_runs(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead")):
         found = state_at(pd.read_parquet(run / "schedule.parquet"), loaded, start)
         new = {k: v for k, v in found.items() if k not in states}
         if new:

@@ -11,6 +11,7 @@ alarms from there, not from exit codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -18,7 +19,6 @@ import json
 import math
 import os
 import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +36,8 @@ from flexopt.adapters.group import GroupAdapter
 from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.endpoints import OcppCentralSystem
 from flexopt.outputs import jsonable
-from flexopt.storage import next_version_dir, version_dirs
+from flexopt.storage import completed_runs, day_dir
+from flexopt.tempdirs import TempDir, fsync_path
 
 SCHEDULE_KINDS = ("intraday", "day-ahead")
 DISPATCH_DIR = "dispatch"
@@ -71,16 +72,20 @@ class ScheduleRun:
 
 
 def load_schedule_run(path: Path) -> ScheduleRun:
-    """Read ``schedule.parquet`` (and ``run.json`` when present) of a run folder."""
+    """Read ``schedule.parquet`` (and ``run.json`` when present) of a run folder; a damaged one is
+    :class:`ScheduleNotFound` with the reason, not a traceback."""
     file = path / "schedule.parquet"
     if not file.is_file():
         raise ScheduleNotFound(f"{path}: no schedule.parquet (is this a run folder of flexopt schedule?)")
-    frame = pd.read_parquet(file)
-    for col in ("interval_start", "interval_end"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    info: dict[str, Any] = {}
-    if (path / "run.json").is_file():
-        info = json.loads((path / "run.json").read_text())
+    try:
+        frame = pd.read_parquet(file)
+        for col in ("interval_start", "interval_end"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        info: dict[str, Any] = {}
+        if (path / "run.json").is_file():
+            info = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are OSError or ValueError
+        raise ScheduleNotFound(f"{path}: cannot read the run ({type(exc).__name__}: {exc})") from None
     return ScheduleRun(path, frame, info)
 
 
@@ -89,25 +94,28 @@ def _covers(run: ScheduleRun, at: dt.datetime) -> bool:
 
 
 def find_schedule_run(store: Path, portfolio_name: str, day: dt.date, at: dt.datetime | None = None) -> ScheduleRun:
-    """The newest run (intraday or day-ahead) of a local day in the store; with ``at``, the newest one whose
-    intervals contain it (an intraday run written before its first interval leaves the earlier run in force)."""
-    runs = version_dirs(store, portfolio_name, day, SCHEDULE_KINDS)
-    newest = runs[0] if runs else None
-    if newest is None:
+    """The last completed run (intraday or day-ahead) of a local day in the store; with ``at``, the last one
+    whose intervals contain it (an intraday run written before its first interval leaves the earlier run in
+    force). A run that cannot be read is passed over and named in the error when nothing else fits."""
+    runs = completed_runs(store, portfolio_name, day, SCHEDULE_KINDS)
+    if not runs:
         raise ScheduleNotFound(
             f"no schedule for {portfolio_name} on {day.isoformat()} in {store} (looked for "
             f"{'/'.join(SCHEDULE_KINDS)} runs); run `flexopt schedule day-ahead ... --date {day.isoformat()}` "
             "or pass --run RUN_DIR"
         )
-    run = load_schedule_run(newest)
-    if at is None or _covers(run, at):
-        return run
-    for path in runs[1:]:
-        candidate = load_schedule_run(path)
-        if _covers(candidate, at):
+    unreadable = []
+    for path in runs:
+        try:
+            candidate = load_schedule_run(path)
+        except ScheduleNotFound as exc:
+            unreadable.append(str(exc))
+            continue
+        if at is None or _covers(candidate, at):
             return candidate
-    raise ScheduleNotFound(f"no schedule run for {portfolio_name} on {day.isoformat()} in {store} covers "
-                           f"{at.isoformat()} (newest: {newest})")
+    covers = "" if at is None else f" covers {at.isoformat()}"
+    raise ScheduleNotFound(f"no schedule run for {portfolio_name} on {day.isoformat()} in {store}{covers} "
+                           f"(newest: {runs[0]})" + "".join(f"; {u}" for u in unreadable))
 
 
 def parse_at(text: str | None, tz: str) -> dt.datetime:
@@ -328,34 +336,63 @@ def _stamp(at: dt.datetime) -> str:
 
 def write_round(folder: Path, record: dict[str, Any], at: dt.datetime) -> Path:
     """Write the record as ``<folder>/<UTC stamp of at>-<n>.json`` with the first free n. The file appears
-    complete or not at all (temp file + hard link, which refuses to replace an existing name)."""
+    complete or not at all: it is written and fsynced in a locked hidden folder, then hard-linked to its name
+    (a rename that refuses to replace an existing file). A writer killed midway leaves only that hidden
+    folder, which :func:`flexopt.storage.clean_leftovers` removes once its writer is provably gone."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".round-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with TempDir(folder, "round") as tmp:
+        file = tmp.path / "record.json"
+        with open(file, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
         n = 1
         while True:
             dest = folder / f"{_stamp(at)}-{n}.json"
             try:
-                os.link(tmp, dest)
-                return dest
+                os.link(file, dest)
+                break
             except FileExistsError:
                 n += 1
-    finally:
-        os.unlink(tmp)
+    fsync_path(folder)
+    return dest
+
+
+def read_rounds(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every round record of a dispatch folder in file-name order, and one line for each file that is not a
+    readable record (damaged by hand or by a disk): skipped and reported, never a crash. Hidden files are
+    temporary and not records."""
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict) or "summary" not in record:
+                raise ValueError("not a round record")
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: skipped, not a readable round record ({exc})")
+            continue
+        record["file"] = path.name
+        records.append(record)
+    return records, problems
 
 
 def append_summary(folder: Path, record: dict[str, Any], file: Path) -> Path:
-    """Append one line to ``rounds.csv`` (header only when the file is new); existing lines are never touched."""
+    """Append one line to ``rounds.csv``; existing lines are never touched. The header is written to a
+    temporary file and linked into place, so a killed writer never leaves a file without one."""
     path = folder / SUMMARY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            csv.writer(f).writerow(SUMMARY_COLUMNS)
-    except FileExistsError:
-        pass
+    if not path.exists():
+        with TempDir(folder, "summary") as tmp:
+            header = tmp.path / SUMMARY_FILE
+            with open(header, "w", encoding="utf-8", newline="") as f:
+                csv.writer(f).writerow(SUMMARY_COLUMNS)
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):  # another round created it first
+                os.link(header, path)
     s = record["summary"]
     row = [file.name, record["at"], record["interval_start"], (record["schedule"] or {}).get("path"), s["assets"],
            s["confirmed"], s["failed"], s["clamped"], s["skipped"], s["alarms_critical"], s["alarms_warning"]]
@@ -458,9 +495,8 @@ def _ssl(cfg: Any) -> ssl.SSLContext | None:
 
 def dispatch_folder(store: Path, portfolio_name: str, day: dt.date) -> Path:
     """Rounds of a local day live beside that day's schedule runs: ``<store>/<portfolio>/<day>/dispatch/``
-    (whichever run each round used is named inside the record)."""
-    base = next_version_dir(store, portfolio_name, day, SCHEDULE_KINDS[0]).parent.parent
-    return base / DISPATCH_DIR
+    (the same safe portfolio folder name as the runs; whichever run each round used is named in the record)."""
+    return day_dir(store, portfolio_name, day) / DISPATCH_DIR
 
 
 def next_boundary(now: dt.datetime, resolution_min: int) -> dt.datetime:

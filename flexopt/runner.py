@@ -18,7 +18,7 @@ from flexopt import __version__
 from flexopt.config_loader import LoadedPortfolio, load_portfolio, series_refs
 from flexopt.inputs import Horizon, Inputs
 from flexopt.outputs import write_frame, write_json
-from flexopt.storage import atomic_dir, next_version_dir, sha256_of
+from flexopt.storage import StorageError, new_run, sha256_of
 
 
 @dataclass
@@ -54,6 +54,9 @@ def horizon_for(loaded: LoadedPortfolio, request: RunRequest) -> Horizon:
 
 
 def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _m: None) -> RunOutcome:
+    """Load, check the destination, read the data, solve, write. The destination is claimed right after the
+    portfolio file is read, so an unusable ``--store`` or ``--out`` fails before data are read or solved;
+    a versioned run gets its number only when it is complete (concurrent runs all land)."""
     from flexopt.problem import SolveOptions, schedule
 
     timings: dict[str, float] = {}
@@ -62,33 +65,42 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
     loaded = load_portfolio(request.portfolio_path)
     horizon = horizon_for(loaded, request)
     inputs = Inputs(loaded, horizon)
-    dest = request.out or next_version_dir(request.store, loaded.portfolio.portfolio.name, request.day, request.kind)
-    used = {name for _, name in series_refs(loaded.portfolio)}
-    sources = loaded.portfolio.data_sources
-    progress(f"reading {len(used)} data sources")
-    for name in sources:  # read every series now: bad data fails before the solve
-        if name in used:
-            if sources[name].kind == "history":
-                progress(f"forecasting {name} from its history")
-            inputs.source(name)
-    timings["load"] = time.perf_counter() - t0
+    with new_run(request.store, loaded.portfolio.portfolio.name, request.day, request.kind,
+                 request.out) as target:
+        for leftover in target.cleaned:
+            progress(str(leftover))
+        used = {name for _, name in series_refs(loaded.portfolio)}
+        sources = loaded.portfolio.data_sources
+        progress(f"reading {len(used)} data sources")
+        for name in sources:  # read every series now: bad data fails before the solve
+            if name in used:
+                if sources[name].kind == "history":
+                    progress(f"forecasting {name} from its history")
+                inputs.source(name)
+        timings["load"] = time.perf_counter() - t0
 
-    options = SolveOptions(mip_gap=request.mip_gap, time_limit_s=request.time_limit_s, threads=request.threads)
-    result = schedule(loaded, inputs, options, initial_state=request.initial_state or None, progress=progress)
-    for stage in ("build", "solve", "extract"):
-        timings[stage] = float(result.kpis.get("timings_s", {}).get(stage, float("nan")))
+        options = SolveOptions(mip_gap=request.mip_gap, time_limit_s=request.time_limit_s, threads=request.threads)
+        result = schedule(loaded, inputs, options, initial_state=request.initial_state or None, progress=progress)
+        for stage in ("build", "solve", "extract"):
+            timings[stage] = float(result.kpis.get("timings_s", {}).get(stage, float("nan")))
 
-    t_write = time.perf_counter()
-    progress(f"writing {dest}")
-    kpis = dict(result.kpis)
-    with atomic_dir(dest) as tmp:
-        written = write_frame(result.schedule, tmp, "schedule") + write_frame(result.sites, tmp, "sites")
-        timings["write"] = time.perf_counter() - t_write
-        timings["total"] = time.perf_counter() - t0
-        kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}
-        write_json(kpis, tmp / "kpis.json")
-        write_json(_run_record(loaded, request, horizon, inputs, options, written), tmp / "run.json")
-    return RunOutcome(directory=dest, result=result, kpis=kpis, timings_s=timings)
+        t_write = time.perf_counter()
+        progress(f"writing the run in {request.out or target.tmp.parent}"
+                 + ("" if request.out else " (numbered when complete)"))
+        kpis = dict(result.kpis)
+        tmp = target.tmp
+        try:
+            written = write_frame(result.schedule, tmp, "schedule") + write_frame(result.sites, tmp, "sites")
+            timings["write"] = time.perf_counter() - t_write
+            timings["total"] = time.perf_counter() - t0
+            kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}
+            write_json(kpis, tmp / "kpis.json")
+            write_json(_run_record(loaded, request, horizon, inputs, options, written), tmp / "run.json")
+        except OSError as exc:
+            raise StorageError(f"cannot write the run in {tmp.parent}: {exc.strerror or exc}") from None
+        directory = target.commit()
+    progress(f"written {directory}")
+    return RunOutcome(directory=directory, result=result, kpis=kpis, timings_s=timings)
 
 
 def _run_record(loaded: LoadedPortfolio, request: RunRequest, horizon: Horizon, inputs: Inputs, options,

@@ -11,18 +11,22 @@ import pytest
 
 from flexopt.intraday import first_interval
 from flexopt.outputs import write_frame, write_json
-from flexopt.storage import StorageError, atomic_dir, check_new_dir, latest_version_dir, next_version_dir
+from flexopt.storage import StorageError, atomic_dir, check_new_dir, latest_version_dir, new_run
 
 
 def test_versions_count_up_and_never_collide(tmp_path):
     day = dt.date(2024, 6, 12)
-    first = next_version_dir(tmp_path, "My Portfolio", day, "day-ahead")
-    assert first == tmp_path / "My-Portfolio" / "2024-06-12" / "day-ahead" / "v001"
-    with atomic_dir(first) as tmp:
-        (tmp / "run.json").write_text("{}")
-    second = next_version_dir(tmp_path, "My Portfolio", day, "day-ahead")
+    with new_run(tmp_path, "my-portfolio", day, "day-ahead") as target:
+        (target.tmp / "run.json").write_text("{}")
+        first = target.commit()
+    assert first == tmp_path / "my-portfolio" / "2024-06-12" / "day-ahead" / "v001"
+    with new_run(tmp_path, "my-portfolio", day, "day-ahead") as target:
+        (target.tmp / "run.json").write_text("{}")
+        second = target.commit()
     assert second.name == "v002"
-    assert latest_version_dir(tmp_path, "My Portfolio", day, ("day-ahead",)) == first
+    assert latest_version_dir(tmp_path, "my-portfolio", day, ("day-ahead",)) == second
+    assert json.loads((second / "version.json").read_text())["sequence"] == 2
+    assert sorted(p.name for p in first.parent.iterdir()) == ["v001", "v002"]  # no temporary folder left
 
 
 def test_existing_non_empty_directory_is_refused(tmp_path):

@@ -49,6 +49,7 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                    duration_s: float | None, options: Any, connect_wait_s: float, console: Console) -> int:
     """Run the rounds; returns how many critical alarms were raised."""
     from flexopt import operations as ops
+    from flexopt.storage import clean_leftovers
 
     name, tz = portfolio.portfolio.name, portfolio.tz
     resolution = portfolio.portfolio.resolution_min
@@ -79,6 +80,8 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                 schedule = None
             record = await session.round(schedule, t, options)
             folder = ops.dispatch_folder(store, name, t.astimezone(tz).date())
+            for leftover in clean_leftovers(store, name):
+                console.print(str(leftover), highlight=False, soft_wrap=True)
             path = ops.write_round(folder, record, t)
             ops.append_summary(folder, record, path)
             critical += record["summary"]["alarms_critical"]
@@ -130,7 +133,13 @@ def register(app: typer.Typer) -> None:
         telemetry, deviations, alarms) in a new file under <store>/<portfolio>/<day>/dispatch/. Device failures
         are alarms in the record, never a crash: exit 0 whenever the rounds ran."""
         from flexopt import operations as ops
+        from flexopt.storage import StorageError, check_writable
 
+        try:  # rounds are recorded in the store: an unusable one fails before any device is touched
+            check_writable(store, "--store")
+        except StorageError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
         loaded = load_or_exit(portfolio)
         pf = loaded.portfolio
         if at is not None and not once:

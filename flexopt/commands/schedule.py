@@ -51,7 +51,8 @@ def execute(request: RunRequest, console: Console) -> dict:
         typer.echo(f"solver failed: {exc}", err=True)
         raise typer.Exit(EXIT_SOLVER) from None
     print_kpis(outcome.kpis, console)
-    console.print(f"schedule written to [bold]{outcome.directory}[/bold]")
+    # one line whatever its length: scripts and parallel cron jobs read the folder from it
+    console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
     return outcome.kpis
 
 
@@ -59,7 +60,9 @@ def print_kpis(kpis: dict, console: Console) -> None:
     table = Table("KPI", "value", title="schedule KPIs")
     table.add_row("cost (EUR)", f"{kpis.get('cost_eur', float('nan')):,.2f}")
     table.add_row("baseline cost (EUR)", f"{kpis.get('baseline_cost_eur', float('nan')):,.2f}")
-    table.add_row("saving (EUR)", f"{kpis.get('saving_eur', float('nan')):,.2f} ({kpis.get('saving_pct', 0):.1f} %)")
+    pct = kpis.get("saving_pct")  # None when the baseline costs nothing
+    table.add_row("saving (EUR)", f"{kpis.get('saving_eur', float('nan')):,.2f}"
+                  + ("" if pct is None else f" ({pct:.1f} %)"))
     table.add_row("energy shifted (kWh)", f"{kpis.get('energy_shifted_kwh', float('nan')):,.1f}")
     solver = kpis.get("solver", {})
     table.add_row("solver", f"{solver.get('status', '?')}, gap {solver.get('mip_gap', float('nan')):.3%}")
@@ -115,7 +118,15 @@ def intraday(
 ) -> None:
     """Re-optimise from an interval to the end of its local day (for cron), from measured or expected states."""
     from flexopt.intraday import first_interval, initial_state_from_store
+    from flexopt.storage import check_new_dir, check_writable
 
+    try:  # the store is read for the states below and written at the end: check it before either
+        if out is not None:
+            check_new_dir(out)
+        check_writable(out if out is not None else store, "--out" if out is not None else "--store")
+    except StorageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     loaded = load_or_exit(portfolio)
     info = loaded.portfolio.portfolio
     try:
