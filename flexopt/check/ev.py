@@ -112,7 +112,7 @@ def _group(case: AssetCase, group: list[Visit]) -> list[Breach]:
     left = np.concatenate(([False], (active[:, :-1] & ~active[:, 1:]).any(axis=0)))
     mismatch = np.where(left, 0.0, np.abs(reported - expected))
     out = _at(case, ts, "ev_state", mismatch, "kWh", reported, expected,
-              f"state vs energy from the previous state and the power (eta_c {a.charge_efficiency:g}, "
+              f"state vs the energy the power gives (eta_c {a.charge_efficiency:g}, "
               f"eta_d {a.discharge_efficiency:g}){note}")
     # vehicle battery: capacity, minimum SoC (V2G) or no energy taken (one-way); on the energy the power gives
     inside = reported if not single else energy

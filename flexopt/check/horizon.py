@@ -42,6 +42,7 @@ def run_horizon(folder: RunFolder) -> RunHorizon:
     try:
         start, end = pd.Timestamp(h["start_utc"]), pd.Timestamp(h["end_utc"])
         resolution = pd.Timedelta(minutes=int(h["resolution_min"]))
+        int(h["intervals"])
         ZoneInfo(folder.timezone)
     except (ValueError, TypeError, KeyError) as exc:
         raise CheckInputError(f"{where}: horizon or timezone unreadable ({exc})") from None

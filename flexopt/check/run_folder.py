@@ -57,6 +57,8 @@ def read_run_folder(path: Path) -> RunFolder:
     horizon = run.get("horizon")
     if not isinstance(horizon, dict) or any(k not in horizon for k in HORIZON_FIELDS):
         raise CheckInputError(f"{path / 'run.json'}: needs horizon {{{', '.join(HORIZON_FIELDS)}}}")
+    if not isinstance(run.get("initial_state") or {}, dict):
+        raise CheckInputError(f"{path / 'run.json'}: initial_state must be an object {{asset_id: {{key: value}}}}")
     if not run.get("timezone"):
         raise CheckInputError(f"{path / 'run.json'}: has no timezone")
     if not isinstance(kpis.get("violations", {}), dict | list):

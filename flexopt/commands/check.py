@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(to_json(result), indent=2))
         else:
-            print_report(result, Console(width=220))
+            console = Console()
+            # a pipe or a CI log gets room for the table instead of rich's 80 columns
+            print_report(result, console if console.is_terminal else Console(width=200))
         if result.unreported:
             raise typer.Exit(EXIT_BREACH)

@@ -7,8 +7,8 @@ extended by a clearly labelled copy of the real prices 364 days earlier (same we
 DST day too). The bundled data are never changed. Intraday: from 12:00 on the negative-price day, then again from
 the same interval into the same store.
 
-all_pilots (every device of the six files) runs on every day; each single pilot file on the summer day, its DST
-edge on the autumn day. Run time on 2 shared cores: see docs/check.md.
+all_pilots (every device of the six files) runs on every day; each pilot file alone (its own tariff, time zone and
+congestion points) on the summer, negative-price and autumn DST days. Run time: see docs/check.md.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ EXTENDED_PRICE_FILE = "TEST_ONLY_be_prices_extended_with_2023_shifted_364_days.c
 SHIFT = pd.Timedelta(days=364)
 
 CASES = ([("all_pilots", d) for d in (SUMMER, NEGATIVE, WINTER, SPRING_DST, AUTUMN_DST)]
-         + [(p, SUMMER) for p in PILOTS] + [(p, AUTUMN_DST) for p in ("seville", "france")])
+         + [(p, d) for d in (SUMMER, NEGATIVE, AUTUMN_DST) for p in PILOTS])
 
 
 @pytest.fixture(scope="module")
