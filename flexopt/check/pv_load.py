@@ -1,0 +1,37 @@
+"""PV and uncontrolled load: their power is given by their series; only curtailable PV may feed in less."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flexopt.check.breaches import Breach
+from flexopt.check.context import AssetCase
+
+
+def pv_scale(asset) -> float:
+    """Factor from the series to one array: peak_kw / series_peak_kw; without series_peak_kw today's rule is to
+    use the series as it is (one small function, so the rule changes in one place)."""
+    return asset.peak_kw / asset.series_peak_kw if asset.series_peak_kw else 1.0
+
+
+def available_kw(case: AssetCase) -> np.ndarray:
+    """Output the entry's arrays can give (positive kW, all ``count`` devices)."""
+    a = case.asset
+    if a.generation_kw is None:
+        return np.zeros(case.n)
+    return np.clip(case.values(a.generation_kw) * pv_scale(a), 0, None) * case.count
+
+
+def check_pv(case: AssetCase) -> list[Breach]:
+    g, p = available_kw(case), case.power_kw
+    if case.asset.curtailable:
+        return case.over("pv_output", np.maximum(-g - p, p), "kW", value=p, limit=np.where(p > 0, 0.0, -g),
+                         note="curtailable PV outside -available..0 kW")
+    return case.over("pv_output", np.abs(p + g), "kW", value=p, limit=-g,
+                     note="PV that cannot be curtailed differs from -available output")
+
+
+def check_load(case: AssetCase) -> list[Breach]:
+    want = case.values(case.asset.power_kw) * case.count
+    p = case.power_kw
+    return case.over("load_power", np.abs(p - want), "kW", value=p, limit=want, note="load differs from its series")
