@@ -29,6 +29,11 @@ class SiteData:
     export_limit_kw: float
     peak_charge_eur_per_kw: float
     notes: list[str]
+    timezone: str = "UTC"  # the site's wall clock: its days for the daily peak charge
+
+    def days(self, horizon: Horizon) -> np.ndarray:
+        """The site's local day of each interval."""
+        return local_days(Horizon(horizon.index, self.timezone))
 
 
 @dataclass
@@ -57,7 +62,8 @@ def site_data(pf: Portfolio, inputs: Inputs) -> list[SiteData]:
             id=site.id, congestion_point=site.congestion_point, import_price=imp, export_price=exp,
             import_limit_kw=np.inf if conn.import_limit_kw is None else conn.import_limit_kw,
             export_limit_kw=np.inf if conn.export_limit_kw is None else conn.export_limit_kw,
-            peak_charge_eur_per_kw=tariff.peak_charge_eur_per_kw, notes=notes))
+            peak_charge_eur_per_kw=tariff.peak_charge_eur_per_kw, notes=notes,
+            timezone=site.timezone or pf.portfolio.timezone))
     return out
 
 
@@ -127,16 +133,14 @@ class GridModel:
 
     def _peaks(self, block) -> None:
         T = self.h.n
-        days = local_days(self.h)
-        self.peak_keys: list[tuple[int, int]] = []
-        for s, site in enumerate(self.sites):
-            if site.peak_charge_eur_per_kw > 0:
-                self.peak_keys += [(s, int(d)) for d in np.unique(days)]
+        days = {s: site.days(self.h) for s, site in enumerate(self.sites) if site.peak_charge_eur_per_kw > 0}
+        self.peak_keys: list[tuple[int, int]] = [(s, int(d)) for s, site_days in days.items()
+                                                 for d in np.unique(site_days)]
         self.peak = add_var(block, "peak_import_kw", np.zeros(len(self.peak_keys)), np.full(len(self.peak_keys),
                                                                                               np.inf))
         rows = []
         for k, (s, d) in enumerate(self.peak_keys):
-            for t in np.flatnonzero(days == d):
+            for t in np.flatnonzero(days[s] == d):
                 c, v = self.net_terms[s * T + t]
                 rows.append(([1.0] + [-x for x in c], [self.peak[k], *v]))
         add_rows(block, "peak", rows, np.zeros(len(rows)), None)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from flexopt.grid import SiteData
-from flexopt.models.calendar import local_days
 
 
 def site_cost_eur(net_kw: np.ndarray, site: SiteData, days: np.ndarray, dt_h: float) -> float:
-    """What the site pays: import at import price + fee, export at export price - fee, daily peak charge."""
+    """What the site pays: import at import price + fee, export at export price - fee, peak charge per local day
+    of the site (``days``)."""
     imp = np.clip(net_kw, 0.0, None)
     exp = np.clip(-net_kw, 0.0, None)
     energy = float(np.sum(imp * site.import_price - exp * site.export_price) * dt_h)
@@ -21,10 +21,9 @@ def site_cost_eur(net_kw: np.ndarray, site: SiteData, days: np.ndarray, dt_h: fl
 
 def compute_kpis(horizon, sites: list[SiteData], points, net_kw: np.ndarray, base_kw: np.ndarray,
                  shifted_kwh: float) -> dict:
-    days = local_days(horizon)
     dt = horizon.dt_h
-    cost = sum(site_cost_eur(net_kw[s], site, days, dt) for s, site in enumerate(sites))
-    base = sum(site_cost_eur(base_kw[s], site, days, dt) for s, site in enumerate(sites))
+    cost = sum(site_cost_eur(net_kw[s], site, site.days(horizon), dt) for s, site in enumerate(sites))
+    base = sum(site_cost_eur(base_kw[s], site, site.days(horizon), dt) for s, site in enumerate(sites))
     peaks: dict[str, dict[str, float]] = {}
     for s, site in enumerate(sites):
         peaks[site.id] = {"optimised": float(max(net_kw[s].max(), 0.0)), "baseline": float(max(base_kw[s].max(), 0.0))}

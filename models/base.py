@@ -64,6 +64,12 @@ class ModelContext:
         return self.mode_binary == "always" or (
             self.mode_binary == "auto" and self.dumping_possible.get(item.site.id, False))
 
+    def site_horizon(self, item: AssetItem) -> Horizon:
+        """The run's intervals on the site's wall clock: sessions, comfort windows and draws are local to the
+        site (its ``timezone``, else the portfolio's)."""
+        tz = item.site.timezone or self.horizon.tz
+        return self.horizon if tz == self.horizon.tz else Horizon(self.horizon.index, tz)
+
     @property
     def n(self) -> int:
         return self.horizon.n

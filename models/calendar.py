@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 
 from flexopt.inputs import Horizon
 
@@ -50,10 +52,16 @@ def daily_occurrences(horizon: Horizon, start_local: dt.time, end_local: dt.time
 
 
 def instants(horizon: Horizon, at_local: dt.time) -> np.ndarray:
-    """Indices of the intervals containing the daily instant ``at_local`` (one per local day at most)."""
-    s, e = start_end_minutes(horizon)
-    a = minutes(at_local) + at_local.second / 60.0
-    hits = np.flatnonzero((s <= a) & (a < e))
-    # the repeated hour of a DST fall-back day holds the instant twice: keep the first
-    _, first = np.unique(local_days(horizon)[hits], return_index=True)
-    return hits[np.sort(first)]
+    """Indices of the intervals containing the daily instant ``at_local`` (one per local day at most). On a DST
+    fall-back day the first of the two occurrences counts; on a spring-forward day a time the clock skips happens
+    when it jumps (02:30 becomes 03:00)."""
+    zone = ZoneInfo(horizon.tz)
+    hits = []
+    for ordinal in np.unique(local_days(horizon)):
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=int(ordinal))
+        when = pd.Timestamp(dt.datetime.combine(day, at_local)).tz_localize(
+            zone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
+        t = np.flatnonzero((horizon.index <= when) & (horizon.ends > when))
+        if t.size:
+            hits.append(int(t[0]))
+    return np.array(hits, dtype=int)

@@ -60,11 +60,11 @@ class EvChargerFormulation(Formulation):
     state_keys = ("energy_delivered_kwh",)
 
     def _visits(self) -> list[Visit]:
-        h = self.ctx.horizon
-        first_min = h.local_minutes()[0]
-        end_local = h.local[-1] + (h.index[1] - h.index[0])
         visits = []
         for j, it in enumerate(self.items):
+            h = self.ctx.site_horizon(it)
+            first_min = h.local_minutes()[0]
+            end_local = h.local[-1] + (h.index[1] - h.index[0])
             a = it.asset
             ongoing = []
             for s in a.sessions:

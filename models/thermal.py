@@ -53,7 +53,7 @@ class ThermalFormulation(Formulation):
                                 for j, it in enumerate(self.items)])
         self.t_out = np.array([self.ctx.inputs.values(it.asset.outdoor_temp_c) for it in self.items]).reshape(
             len(self.items), h.n)
-        bands = [comfort_band(it.asset, h) for it in self.items]
+        bands = [comfort_band(it.asset, self.ctx.site_horizon(it)) for it in self.items]
         self.lo = np.array([b[0] for b in bands]).reshape(len(self.items), h.n)
         self.hi = np.array([b[1] for b in bands]).reshape(len(self.items), h.n)
         self.t0 = np.array([float(it.initial_state.get("temp_c", it.asset.initial_temp_c)) for it in self.items])

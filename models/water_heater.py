@@ -97,7 +97,8 @@ class WaterHeaterFormulation(Formulation):
         ua = np.array([it.asset.standby_loss_w_per_k / 1000 for it in self.items])
         ref = np.array([it.asset.thermostat_c - it.asset.ambient_temp_c for it in self.items])
         self.loss = dt * ua * ref / cap  # K per interval, at the thermostat temperature
-        self.draw_k = np.array([draw_kwh(it.asset, h) for it in self.items]).reshape(J, T) / cap[:, None]
+        self.draw_k = np.array([draw_kwh(it.asset, self.ctx.site_horizon(it)) for it in self.items]).reshape(
+            J, T) / cap[:, None]
         self.t0 = np.array([float(it.initial_state.get("temp_c", it.asset.initial_temp_c)) for it in self.items])
         # temperature with no heating at all
         self.free = self.t0[:, None] - np.cumsum(self.draw_k, axis=1) - self.loss[:, None] * np.arange(1, T + 1)

@@ -103,9 +103,11 @@ def intraday_runs(tmp_path_factory) -> list[Path]:
     runs = [run_schedule(RunRequest(portfolio_path=portfolio, kind="day-ahead", day=NEGATIVE, store=store)).directory]
     start = dt.datetime(2024, 7, 4, 12, 0, tzinfo=loaded.portfolio.tz)
     for _ in range(2):
-        state, source = initial_state_from_store(loaded, store, NEGATIVE, start)
+        state, source, warnings = initial_state_from_store(loaded, store, NEGATIVE, start)
+        assert not warnings  # every state at 12:00 is in a stored run, also for the re-run
         runs.append(run_schedule(RunRequest(portfolio_path=portfolio, kind="intraday", day=NEGATIVE, start=start,
-                                            store=store, initial_state=state, state_source=source)).directory)
+                                            store=store, initial_state=state, state_source=source,
+                                            state_warnings=warnings)).directory)
     return runs
 
 

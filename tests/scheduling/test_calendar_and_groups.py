@@ -115,3 +115,17 @@ def test_intraday_keeps_the_days_terminal_soc(tmp_path, portfolio_builder):
     res = schedule(loaded, late, initial_state={"bess-1": {"soc_pct": 10}})
     (v,) = res.violations
     assert v.kind == "terminal_soc" and v.amount == pytest.approx(6.0 - 1.0 - 3.0, abs=1e-6)
+
+
+def test_daily_patterns_follow_the_sites_own_clock(tmp_path, portfolio_builder):
+    # a Madrid portfolio with a site in Lisbon (one hour behind): its 08:00-09:00 session is 07:00-08:00 UTC in June
+    ev = {"id": "ev-lis", "type": "ev_charger", "max_charge_kw": 4.0, "charge_efficiency": 1.0,
+          "sessions": [{"arrival_local": "08:00", "departure_local": "09:00", "energy_kwh": 4.0}]}
+    loaded, inputs = portfolio_builder.build(
+        tmp_path, [{"id": "lisbon", "timezone": "Europe/Lisbon", "assets": [ev]}], day=dt.date(2024, 6, 3),
+        tz="Europe/Madrid")
+    res = schedule(loaded, inputs)
+    charging = res.schedule[res.schedule.power_kw > 1e-6].interval_start
+    assert list(charging.dt.hour.unique()) == [7]
+    assert charging.dt.tz_convert("Europe/Lisbon").dt.hour.unique().tolist() == [8]
+    assert res.violations == []

@@ -134,3 +134,19 @@ def test_draw_larger_than_a_full_tank_is_unmet_hot_water_never_a_subzero_tank(tm
     assert unmet[0].amount == pytest.approx((125 - (temp[79] - 15.0)) * C_KWH_PER_K - heat_80, abs=1e-6)
     assert unmet[0].start == res.schedule.interval_start.iloc[80]
     assert temp[80] == pytest.approx(15.0, abs=1e-6)
+
+
+def test_a_draw_in_the_hour_the_clock_skips_happens_when_it_jumps(tmp_path, portfolio_builder):
+    import datetime as dt
+
+    from flexopt.inputs import Horizon
+    from flexopt.models.calendar import instants
+
+    spring = Horizon.for_day(dt.date(2024, 3, 31), "Europe/Madrid")  # 02:00 -> 03:00
+    (t,) = instants(spring, dt.time(2, 30))
+    assert spring.local[t].hour == 3 and spring.local[t].minute == 0
+    autumn = Horizon.for_day(dt.date(2024, 10, 27), "Europe/Madrid")  # 03:00 -> 02:00: the first 02:30 counts
+    (t,) = instants(autumn, dt.time(2, 30))
+    assert autumn.local[t].hour == 2 and autumn.local[t].minute == 30 and autumn.index[t].hour == 0
+    late = Horizon.between(dt.datetime(2024, 6, 1, 14), dt.datetime(2024, 6, 2), "Europe/Madrid")
+    assert instants(late, dt.time(7, 0)).size == 0  # a draw before an intraday start is not in its horizon
