@@ -104,9 +104,8 @@ class WaterHeaterFormulation(Formulation):
         self.free = self.t0[:, None] - np.cumsum(self.draw_k, axis=1) - self.loss[:, None] * np.arange(1, T + 1)
         self.lo = np.array([it.asset.min_temp_c for it in self.items])
         self.hi = np.array([max(it.asset.max_temp_c, self.t0[j]) for j, it in enumerate(self.items)])
-        # no tank gets colder than the water refilling it (or the room, or where it was measured at the start)
-        self.floor = np.array([min(it.asset.cold_water_temp_c, it.asset.ambient_temp_c, self.t0[j])
-                               for j, it in enumerate(self.items)])
+        # no tank gets colder than the water refilling it (or than it was measured at the start)
+        self.floor = np.array([min(it.asset.cold_water_temp_c, self.t0[j]) for j, it in enumerate(self.items)])
         self.cap_kwh = cap
         # Unmet hot water is physics, not a preference: the tank runs empty only when nothing else can prevent it.
         # Its price per K of one tank exceeds anything a warmer tank could save (comfort over the whole horizon and

@@ -37,6 +37,7 @@ def simulate(case: AssetCase, elements_on: np.ndarray) -> dict[str, np.ndarray]:
     loss = case.dt_h * a.standby_loss_w_per_k / 1000 * (a.thermostat_c - a.ambient_temp_c) / cap
     drawn = draws_kwh(case) / cap
     tanks = np.full(n, float(case.initial.get("temp_c", a.initial_temp_c)))
+    floor = min(a.cold_water_temp_c, float(tanks[0]))  # a tank measured colder at the start is not warmed by water
     heated = np.zeros(n, dtype=int)
     out = {key: np.zeros(case.n) for key in ("coldest", "hottest", "mean", "unmet_kwh")}
     for t in range(case.n):
@@ -46,8 +47,8 @@ def simulate(case: AssetCase, elements_on: np.ndarray) -> dict[str, np.ndarray]:
         tanks = tanks - loss - drawn[t] + step * on
         # below cold water: the part a draw took is hot water the tank could not give; standby loss alone only
         # brings a tank to the cold water's temperature (the constant loss is not meant for a cold tank)
-        out["unmet_kwh"][t] = np.clip(a.cold_water_temp_c - tanks, 0, drawn[t]).sum() * cap
-        tanks = np.maximum(tanks, a.cold_water_temp_c)
+        out["unmet_kwh"][t] = np.clip(floor - tanks, 0, drawn[t]).sum() * cap
+        tanks = np.maximum(tanks, floor)
         out["coldest"][t], out["hottest"][t], out["mean"][t] = tanks.min(), tanks.max(), tanks.mean()
     return out
 
