@@ -63,6 +63,13 @@ class LoadedPortfolio:
     path: Path
     files: list[Path]
     base_dir: Path
+    origins: dict[tuple[str, Any], tuple[str, Any]] = field(default_factory=dict)
+    """Where merged entries came from: ("sites", i) -> (file, index there), ("data_sources", name) and
+    ("key", top-level key) -> (file, same)."""
+
+    def file_of(self, kind: str, key: Any) -> str:
+        """The file (as shown to the user) that states a site, congestion point, data source or top-level key."""
+        return self.origins.get((kind, key), (display_path(self.path), key))[0]
 
 
 # --- reading YAML ----------------------------------------------------------------------------
@@ -147,7 +154,7 @@ def _include_paths(data: dict, path: Path, problems: list[Problem]) -> list[Path
 
 
 def _load_tree(
-    path: Path, problems: list[Problem], seen: list[Path], origins: dict[tuple[str, int], tuple[str, int]],
+    path: Path, problems: list[Problem], seen: list[Path], origins: dict[tuple[str, Any], tuple[str, Any]],
     stack: tuple[Path, ...] = (), root: Path | None = None, outside_ok: bool = False,
 ) -> dict:
     """Read ``path`` and merge its includes: lists are concatenated, mappings must not collide.
@@ -184,6 +191,11 @@ def _load_tree(
         if isinstance(data.get(key), list):
             for i in range(len(data[key])):
                 origins[(key, i)] = (shown, i)
+    if isinstance(data.get("data_sources"), dict):
+        for name in data["data_sources"]:
+            origins[("data_sources", name)] = (shown, name)
+    for key in data:
+        origins[("key", key)] = (shown, key)
     for i, inc_path in enumerate(includes):
         if not outside_ok and not _within(inc_path, root):
             problems.append(Problem(shown, f"include[{i}]", f"{display_path(inc_path)} is outside the portfolio's "
@@ -223,9 +235,12 @@ def _merge(data: dict, sub: dict, origins: dict, origins_sub: dict, sub_file: st
             for name in set(mine) & set(value):
                 if mine[name] != value[name]:  # the same definition in two files is fine
                     problems.append(Problem(sub_file, f"{key}.{name}", "defined differently in more than one file"))
+            for name in set(value) - set(mine):
+                origins[(key, name)] = origins_sub.get((key, name), (sub_file, name))
             data[key] = {**value, **mine}
         elif key not in data:
             data[key] = value
+            origins[("key", key)] = origins_sub.get(("key", key), (sub_file, key))
 
 
 # --- turning pydantic errors into problems ---------------------------------------------------
@@ -331,13 +346,22 @@ def _describe(err: dict, parts: list, raw: dict) -> str:
         return msg
     if kind in ("literal_error", "enum"):
         return f"{msg} (got {value!r})"
+    if kind == "invalid_key":
+        return (f"key {value!r} is not text: quote it (YAML reads unquoted null/~, true/false/yes/no/on/off and "
+                "numbers as other types)")
     if kind == "string_type" and isinstance(value, bool):
         return (f"must be text (got {value!r}): YAML reads unquoted yes/no/on/off/true/false as booleans; "
                 "quote it, e.g. country: \"NO\"")
     if kind == "string_type" and isinstance(value, int | float):
         return f"must be text (got the number {value!r}); quote it, e.g. \"{value}\""
-    if not isinstance(value, (dict, list)):
+    if kind == "list_type":
+        msg = "must be a list (one '- item' line per entry, or [a, b])"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        msg = "must be a mapping of keys and values (key: value, or {key: value})"
+    if value is not None and not isinstance(value, (dict, list)) and repr(value) not in msg:
         msg = f"{msg} (got {value!r})"
+    elif isinstance(value, (dict, list)) and kind in ("list_type", "dict_type", "model_type"):
+        msg = f"{msg} (got a {'mapping' if isinstance(value, dict) else 'list'})"
     return msg
 
 
@@ -441,8 +465,15 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
         msg = check_source_columns(src)
         if msg:
             problems.append(Problem(main_file, f"data_sources.{name}.path", msg))
-    if pf.dso_limits_file is not None and not pf.dso_limits_file.is_file():
-        problems.append(Problem(main_file, "dso_limits_file", f"file not found: {pf.dso_limits_file}"))
+    dso = pf.dso_limits_file
+    try:
+        what = None if dso is None or dso.is_file() else \
+            "is a directory, not the CSV file" if dso.is_dir() else "file not found"
+    except (OSError, ValueError) as exc:
+        what = f"cannot be used as a path ({exc.__class__.__name__})"
+    if what is not None:
+        problems.append(Problem(origins.get(("key", "dso_limits_file"), (main_file,))[0], "dso_limits_file",
+                                f"{what}: {display_path(dso)}; check the path (relative to the YAML file)"))
     return problems
 
 
@@ -451,7 +482,7 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
     path = Path(path)
     problems: list[Problem] = []
     files: list[Path] = []
-    origins: dict[tuple[str, int], tuple[str, int]] = {}
+    origins: dict[tuple[str, Any], tuple[str, Any]] = {}
     raw = _load_tree(path, problems, files, origins)
     if problems:
         raise PortfolioError(problems)
@@ -463,4 +494,5 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
     problems = _cross_check(pf, shown, origins)
     if problems:
         raise PortfolioError(problems)
-    return LoadedPortfolio(portfolio=pf, path=path.resolve(), files=files, base_dir=path.resolve().parent)
+    return LoadedPortfolio(portfolio=pf, path=path.resolve(), files=files, base_dir=path.resolve().parent,
+                           origins=origins)

@@ -41,7 +41,7 @@ class Yaml11Number:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 1e4 and float(x).is_integer() else f"{x:g}"
+    return f"{x:,.0f}" if 1e4 <= abs(x) < 1e9 and float(x).is_integer() else f"{x:g}"
 
 
 def _range_text(lo: float, hi: float, lo_open: bool, unit: str) -> str:
@@ -59,6 +59,9 @@ def _not_a_number(value: Any, what: str) -> PydanticCustomError:
         return PydanticCustomError(
             "flexopt_bool", "must be {what}, not true/false (got {got}); YAML reads unquoted yes/no/on/off/true/false "
             "as booleans", {"what": what, "got": repr(value)})
+    if value is None:
+        return PydanticCustomError("flexopt_null", "must be {what} (got null); give a value, or remove the key to use "
+                                   "the default", {"what": what})
     if isinstance(value, str):
         return PydanticCustomError(
             "flexopt_text", "must be {what}, not text (got {got}); write the bare number without quotes or unit "

@@ -102,6 +102,10 @@ def load_yaml_text(text: str) -> Any:
         problem = exc.problem or str(exc)
         if isinstance(exc, yaml.constructor.ConstructorError) and "constructor for the tag" in problem:
             problem += "; tags such as !!python/object are not allowed, remove the tag"
+        elif "another document" in problem:
+            problem += "; a portfolio file holds one YAML document: remove the '---' line and what follows"
+        elif "unhashable key" in problem:
+            problem += "; keys must be plain text"
         elif "nesting depth" in problem:
             problem += f"; a portfolio file nests at most {MAX_DEPTH} levels"
         raise YamlFileError(f"not valid YAML: {problem}", where) from None
