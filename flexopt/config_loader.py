@@ -444,6 +444,9 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
                                         f"duplicate asset id {asset.id!r} (also in site {asset_ids[asset.id]!r}); "
                                         "asset ids must be unique in the portfolio"))
             asset_ids[asset.id] = site.id
+    if not any(site.assets for site in pf.sites):
+        problems.append(Problem(main_file, "sites", "no site has any asset: there is nothing to schedule; add assets "
+                                                    "(a load alone is enough to see its cost)"))
     from flexopt.endpoints import address_clashes
 
     asset_paths = {asset.id: (where(si), ai) for si, site in enumerate(pf.sites) for ai, asset in

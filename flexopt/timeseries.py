@@ -168,10 +168,14 @@ def align(series: pd.Series, index: pd.DatetimeIndex, report: SeriesReport, *, m
     window = series.loc[index[0] - max(src_step, res) * 2: index[-1] + max(src_step, res) * 2].dropna()
     if window.empty:
         raise SeriesError(_outside(report, series, index))
+    aligned = (index[0] - window.index[0]) % min(res, src_step) == pd.Timedelta(0)
     if src_step < res:
         report.resampled = f"averaged from {_fmt(src_step)} to {_fmt(res)}"
         out = window.resample(res, origin=index[0]).mean().reindex(index)
-    elif src_step > res:
+    elif step and not aligned:  # e.g. hourly data on :00 for a day starting at :45 UTC (Pacific/Chatham)
+        report.resampled = f"averaged over the overlapping {_fmt(src_step)} source intervals (not on the interval grid)"
+        out = _overlap_mean(window, index, res, src_step)
+    elif src_step > res or not aligned:
         report.resampled = f"{'held' if step else 'interpolated'} from {_fmt(src_step)} to {_fmt(res)}"
         if step:
             out = window.reindex(window.index.union(index)).ffill(limit=int(src_step / res)).reindex(index)
@@ -195,6 +199,29 @@ def align(series: pd.Series, index: pd.DatetimeIndex, report: SeriesReport, *, m
         out = out.interpolate("linear", limit_direction="both")
         report.filled = report.missing
     return out.astype(float)
+
+
+def _overlap_mean(window: pd.Series, index: pd.DatetimeIndex, res: pd.Timedelta,
+                  src_step: pd.Timedelta) -> pd.Series:
+    """Energy-preserving values for intervals that straddle source intervals: the time-weighted mean of the
+    source values each interval overlaps (missing where less than half of it is covered by data)."""
+    second = pd.Timedelta(seconds=1)
+    starts = ((window.index - index[0]) / second).to_numpy(dtype=float)
+    step_s, res_s = src_step / second, res / second
+    ends = np.minimum(np.append(starts[1:], starts[-1] + step_s), starts + step_s)  # a source interval never
+    values = window.to_numpy(dtype=float)                                          # reaches into a gap
+    seconds = ends - starts
+    cum_v, cum_c = np.cumsum(values * seconds), np.cumsum(seconds)
+    x = np.column_stack([starts, ends]).ravel()
+    fv = np.column_stack([cum_v - values * seconds, cum_v]).ravel()
+    fc = np.column_stack([cum_c - seconds, cum_c]).ravel()
+    q0 = ((index - index[0]) / second).to_numpy(dtype=float)
+    q1 = q0 + res_s
+    covered = np.interp(q1, x, fc) - np.interp(q0, x, fc)
+    energy = np.interp(q1, x, fv) - np.interp(q0, x, fv)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(covered >= 0.5 * res_s, energy / covered, np.nan)
+    return pd.Series(out, index=index)
 
 
 def _in_file(report: SeriesReport) -> str:

@@ -219,3 +219,22 @@ def test_schema_accepts_fragments_and_refuses_typos(file_schema):
     bad["sites"][0]["assets"][0]["enery_kwh"] = 5
     assert list(file_schema.iter_errors(bad))
     assert list(file_schema.iter_errors({**BASE, "tariff": {"import_price_eur_per_kwh": 50}}))
+
+
+def test_hourly_data_on_a_day_that_starts_at_a_quarter_past_is_averaged_by_overlap(tmp_path):
+    """Pacific/Chatham is UTC+12:45: hourly UTC data straddles every local hour (it read as 'no values')."""
+    import numpy as np
+    import pandas as pd
+
+    from flexopt.timeseries import load_on_index
+
+    hours = pd.date_range("2024-06-10T00:00Z", periods=96, freq="1h")
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"timestamp": hours.strftime("%Y-%m-%dT%H:%M:%SZ"), "v": np.arange(96.0)}).to_csv(path, index=False)
+    index = day_index(pd.Timestamp("2024-06-12").date(), "Pacific/Chatham", 60)
+    assert index[0].minute == 15
+    values, report = load_on_index(DataSource(path=path, column="v", unit="kW"), index)
+    first = (index[0] - hours[0]) / pd.Timedelta(hours=1)  # the hour number the first interval starts in
+    expected = 0.75 * np.floor(first + np.arange(len(index))) + 0.25 * (np.floor(first + np.arange(len(index))) + 1)
+    np.testing.assert_allclose(values.to_numpy(), expected)
+    assert report.missing == 0 and "overlapping" in report.resampled

@@ -273,6 +273,7 @@ def build() -> Corpus:
     _paths(c)
     _cli(c)
     _semantics(c)
+    _extremes(c)
     return c
 
 
@@ -777,6 +778,91 @@ def _semantics(c: Corpus) -> None:
                                                                 "data/site.csv": _dst_site()},
           runs=[(VALIDATE, OK_VALIDATE), (["schedule", "day-ahead", "p.yaml", "--date", "2024-10-27", "--store",
                                             "runs", "--time-limit", "30"], OK_RUN)])
+
+
+def _extremes(c: Corpus) -> None:
+    """Valid values at the edges of their ranges, and odd but valid calendars: they must solve, not hang."""
+    thermal = chain(with_asset(CLIMATE), setter("sites.0.assets.3.mode", "both"))
+    for name, path, value in [
+        ("edge-thermal-r-max", "sites.0.assets.3.thermal_resistance_k_per_kw", 1000),
+        ("edge-thermal-r-tiny", "sites.0.assets.3.thermal_resistance_k_per_kw", 1e-6),
+        ("edge-thermal-c-max", "sites.0.assets.3.thermal_capacitance_kwh_per_k", 1e6),
+        ("edge-thermal-c-tiny", "sites.0.assets.3.thermal_capacitance_kwh_per_k", 1e-6),
+        ("edge-cop-max", "sites.0.assets.3.cop_cooling", 10),
+        ("edge-cop-tiny", "sites.0.assets.3.cop_heating", 1e-6),
+    ]:
+        c.mutate(name, f"{path} = {value}", chain(thermal, setter(path, value)))
+    c.mutate("edge-heater-huge-draw", "a 100,000 l draw from a 150 l tank: violations, no crash",
+             chain(with_asset(HEATER), setter("sites.0.assets.3.draws.0.litres", 1e5)),
+             {"exit": 0, "run": True, "violations": True})
+    c.mutate("edge-ev-huge-session", "2,000 kWh wanted from a 1 kW charger: violations",
+             chain(with_asset(EV), setter("sites.0.assets.3.max_charge_kw", 1),
+                   setter("sites.0.assets.3.sessions.0.energy_kwh", 2000)), {"exit": 0, "run": True,
+                                                                               "violations": True})
+    c.mutate("edge-ev-v2g", "a bidirectional charger",
+             chain(with_asset(EV), setter("sites.0.assets.3.max_discharge_kw", 7),
+                   setter("sites.0.assets.3.sessions.0.vehicle_battery_kwh", 60)))
+    c.mutate("edge-count-100000", "100,000 identical batteries", chain(
+        setter("sites.0.assets.0.count", 100_000), setter("sites.0.connection", {}),
+        setter("congestion_points.0.import_limit_kw", 1e6)))
+    c.mutate("edge-no-assets", "no asset anywhere: nothing to schedule (crashed writing an empty schedule)",
+             setter("sites.0.assets", []), bad("p.yaml", "sites", "no site has any asset"))
+    c.mutate("edge-site-without-assets", "a second site without assets",
+             lambda d: d["sites"].append({"id": "empty"}))
+    c.mutate("edge-only-load", "a site with only its load", lambda d: d["sites"][0].update(assets=[asset(d, 2)]))
+    c.mutate("edge-unused-congestion-point", "a congestion point without sites",
+             lambda d: d["congestion_points"].append({"id": "cp2", "import_limit_kw": 1}))
+    c.mutate("edge-penalty-tiny", "penalties of 1e-9", setter("penalties", {
+        "limit_eur_per_kwh": 1e-9, "comfort_eur_per_degc_h": 1e-9, "ev_energy_eur_per_kwh": 1e-9,
+        "terminal_soc_eur_per_kwh": 1e-9}))
+    c.mutate("edge-resolution-5", "5-minute intervals from hourly data", setter("portfolio.resolution_min", 5))
+    for tz, day in (("Asia/Kathmandu", DAY), ("Australia/Lord_Howe", "2024-10-06"), ("Pacific/Chatham", DAY)):
+        name = "edge-tz-" + tz.split("/")[1].lower()
+        c.add(name, f"a portfolio in {tz} (odd UTC offsets or a 30-minute DST shift)",
+              doc={**BASE, "portfolio": {"name": "hostile", "timezone": tz, "resolution_min": 60}},
+              files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
+              runs=[(VALIDATE, OK_VALIDATE), (["schedule", "day-ahead", "p.yaml", "--date", day, "--store", "runs",
+                                                "--time-limit", "30"], OK_RUN)])
+    c.add("edge-from-dst-gap", "intraday from 02:00 on the spring-forward day (a local time that does not exist)",
+          doc=BASE, files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
+          runs=[(["schedule", "intraday", "p.yaml", "--from", "2024-03-31T02:00", "--store", "runs"], OK_RUN)])
+    c.add("edge-single-row", "a price file of one row covers one hour of the day only", doc=BASE,
+          files={"data/prices.csv": "timestamp,price\n2024-06-12T10:00:00Z,50\n"}, expect=bad("prices", "gap of"),
+          validate=OK_VALIDATE)
+    stamps = ["timestamp,price"] + [f"2024-06-{10 + i // 24:02d}T{i % 24:02d}:00:00.123456789Z,50" for i in range(120)]
+    c.add("edge-nanosecond-timestamps", "timestamps with nanoseconds", doc=BASE,
+          files={"data/prices.csv": "\n".join(stamps) + "\n"})
+    c.mutate("edge-parquet-timestamps", "a Parquet file with a real timestamp column",
+             setter("data_sources.prices", {"path": "data/prices.parquet", "column": "price", "unit": "EUR/MWh"}),
+             files={"data/prices.parquet": parquet_typed()})
+    c.mutate("edge-same-column", "time_column and column are the same", setter("data_sources.prices.column",
+                                                                                "timestamp"),
+             bad("prices.csv", "'timestamp'"))
+
+
+def parquet_typed() -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    times = _hours("2024-06-10T00:00", 120, 60)
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"timestamp": pa.array(times, pa.timestamp("us", tz="UTC")),
+                             "price": pa.array([50 + i % 24 for i in range(120)], pa.int64())}), sink)
+    return sink.getvalue()
+
+
+def _long_prices() -> str:
+    rows = ["timestamp,price"] + [f"{_iso(t)},{40 + t.hour}" for t in _hours("2024-03-25T00:00", 24 * 240, 60)]
+    return "\n".join(rows) + "\n"
+
+
+def _long_site() -> str:
+    rows = ["timestamp,pv_kw,load_kw,temp_c"] + [
+        f"{_iso(t)},{max(0.0, math.sin((t.hour - 6) / 12 * math.pi)) * 3:.3f},1.0,12"
+        for t in _hours("2024-03-25T00:00", 24 * 240, 60)]
+    return "\n".join(rows) + "\n"
 
 
 def _dst_prices() -> str:
