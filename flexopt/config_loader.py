@@ -20,6 +20,7 @@ from flexopt.portfolio import ASSET_TYPES, Portfolio, SeriesRef
 from flexopt.yaml_reader import YamlFileError, read_yaml_file
 
 _MERGED_LISTS = ("sites", "congestion_points")
+MAX_INCLUDE_DEPTH = 32  # a file including a file including ...: deeper chains are a mistake (and a stack risk)
 _MERGED_DICTS = ("data_sources",)
 _ENDPOINT_TAGS = ("iec104", "modbus", "ocpp", "http")
 
@@ -80,6 +81,9 @@ def _read_yaml(path: Path, problems: list[Problem]) -> dict | None:
     try:
         if path.is_dir():
             problems.append(Problem(shown, "", "is a directory, not a YAML file; give the portfolio file itself"))
+            return None
+        if path.exists() and not path.is_file():  # a pipe or a device would be read forever
+            problems.append(Problem(shown, "", "is not a regular file (a pipe or a device?); give a YAML file"))
             return None
         data = read_yaml_file(path)
     except FileNotFoundError:
@@ -161,6 +165,10 @@ def _load_tree(
     A file is included once (a second include of it adds nothing); an include cycle is an error.
     Includes must lie in the main file's folder tree unless the main file sets allow_includes_outside."""
     path = path.resolve()
+    if len(stack) >= MAX_INCLUDE_DEPTH:
+        problems.append(Problem(display_path(stack[-1]), "include", f"includes nested more than {MAX_INCLUDE_DEPTH} "
+                                                                    "files deep; include the files from fewer levels"))
+        return {}
     if path in stack:
         chain = " -> ".join(display_path(p) for p in (*stack, path))
         problems.append(Problem(display_path(stack[-1]), "include", f"include cycle: {chain}; remove one include"))
@@ -471,7 +479,8 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
     dso = pf.dso_limits_file
     try:
         what = None if dso is None or dso.is_file() else \
-            "is a directory, not the CSV file" if dso.is_dir() else "file not found"
+            "is a directory, not the CSV file" if dso.is_dir() else \
+            "is not a regular file (a pipe or a device?)" if dso.exists() else "file not found"
     except (OSError, ValueError) as exc:
         what = f"cannot be used as a path ({exc.__class__.__name__})"
     if what is not None:

@@ -76,6 +76,8 @@ def _read_text(file: Path) -> str:
     try:
         if file.is_dir():
             raise DsoLimitsError(f"{path}: is a directory; dso_limits_file names the CSV file itself")
+        if not file.is_file():  # a pipe or a device would be read forever
+            raise DsoLimitsError(f"{path}: not a regular file (a pipe or a device?); give the CSV file")
         if file.stat().st_size > MAX_FILE_BYTES:
             raise DsoLimitsError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MB; keep only the windows needed")
         data = file.read_bytes()

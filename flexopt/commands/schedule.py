@@ -131,12 +131,17 @@ def intraday(
     day = start_local.date()
     if state is not None:
         try:
+            if not state.is_file() or state.stat().st_size > 1 << 20:
+                raise ValueError("must be a JSON file of at most 1 MB (a regular file, not a folder, pipe or device)")
             initial = check_state(json.loads(state.read_text(encoding="utf-8")), loaded)
             source = str(state)
         except OSError as exc:
             typer.echo(f"--state {state}: cannot read the file ({exc.strerror or exc})", err=True)
             raise typer.Exit(EXIT_INVALID) from None
-        except ValueError as exc:  # JSON syntax, encoding, or a state that does not fit the portfolio
+        except UnicodeDecodeError as exc:
+            typer.echo(f"--state {state}: byte {exc.start} is not UTF-8; save the file as UTF-8 JSON", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        except ValueError as exc:  # JSON syntax, or a state that does not fit the portfolio
             typer.echo(f"--state {state}: {exc}", err=True)
             raise typer.Exit(EXIT_INVALID) from None
     else:

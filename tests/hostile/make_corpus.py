@@ -22,6 +22,7 @@ import copy
 import datetime as dt
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,8 @@ class Corpus:
 
     def add(self, name: str, about: str, *, doc: Any = None, text: str | bytes | None = None,
             files: dict[str, str | bytes | None] | None = None, runs: list[tuple[list[str], dict]] | None = None,
-            expect: dict | None = None, validate: dict | None = None, sparse: dict[str, int] | None = None) -> None:
+            expect: dict | None = None, validate: dict | None = None, sparse: dict[str, int] | None = None,
+            special: dict[str, tuple] | None = None) -> None:
         """One case: ``doc`` (dumped) or ``text`` is p.yaml; ``files`` add to or replace (None: remove) the base
         data; ``expect`` is the outcome of validate and schedule, ``validate`` overrides the former."""
         assert name not in self.cases, name
@@ -165,7 +167,9 @@ class Corpus:
             val = validate if validate is not None else ({"exit": exp["exit"], "mentions": exp.get("mentions", [])}
                                                          if exp["exit"] else OK_VALIDATE)
             runs = [(VALIDATE, val), (SCHEDULE, exp)]
-        self.cases[name] = {"about": about, "files": all_files, "sparse": sparse or {},
+        for rel in special or {}:
+            all_files.pop(rel, None)
+        self.cases[name] = {"about": about, "files": all_files, "sparse": sparse or {}, "special": special or {},
                             "runs": [{"args": a, **e} for a, e in runs]}
 
     def mutate(self, name: str, about: str, fn, expect: dict | None = None, **kw: Any) -> None:
@@ -190,6 +194,13 @@ class Corpus:
             for rel, size in case["sparse"].items():  # huge files cost nothing: a hole in the file system
                 with (folder / rel).open("ab") as fh:
                     fh.truncate(size)
+            for rel, (kind, *target) in case["special"].items():  # pipes and links that must not be followed
+                path = folder / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if kind == "fifo":
+                    os.mkfifo(path)
+                else:
+                    path.symlink_to(target[0])
             (folder / "case.json").write_text(json.dumps({"name": name, "about": case["about"],
                                                           "runs": case["runs"]}, indent=1))
         return len(self.cases)
@@ -274,6 +285,7 @@ def build() -> Corpus:
     _cli(c)
     _semantics(c)
     _extremes(c)
+    _special_files(c)
     return c
 
 
@@ -838,6 +850,47 @@ def _extremes(c: Corpus) -> None:
     c.mutate("edge-same-column", "time_column and column are the same", setter("data_sources.prices.column",
                                                                                 "timestamp"),
              bad("prices.csv", "'timestamp'"))
+
+
+def _special_files(c: Corpus) -> None:
+    """Pipes, devices and link loops: reading them would never end (or never stop growing)."""
+    c.add("path-portfolio-fifo", "the portfolio is a named pipe", special={"p.yaml": ("fifo",)},
+          expect=bad("p.yaml", "not a regular file"))
+    c.mutate("data-fifo", "a data file that is a named pipe", lambda d: None, bad("prices.csv", "not a regular file"),
+             special={"data/prices.csv": ("fifo",)})
+    c.mutate("data-dev-zero", "a data file /dev/zero", setter("data_sources.prices.path", "/dev/zero"),
+             bad("/dev/zero", "data_sources.prices"))
+    c.mutate("data-symlink-loop", "a data file that is a link to itself", lambda d: None,
+             bad("data_sources.prices"), special={"data/prices.csv": ("symlink", "prices.csv")})
+    c.mutate("dso-dev-zero", "dso_limits_file: /dev/zero", setter("dso_limits_file", "/dev/zero"),
+             bad("dso_limits_file", "/dev/zero"))
+    c.mutate("dso-fifo", "a DSO limits file that is a named pipe", setter("dso_limits_file", "data/dso.csv"),
+             bad("dso_limits_file", "dso.csv"), special={"data/dso.csv": ("fifo",)})
+    c.add("path-include-dev-urandom", "an include of /dev/urandom (allowed outside the folder)",
+          doc={**BASE, "include": ["/dev/urandom"], "allow_includes_outside": True},
+          expect=bad("/dev/urandom", "not a regular file"))
+    c.add("cli-state-dev-zero", "--state /dev/zero", doc=BASE,
+          runs=[(["schedule", "intraday", "p.yaml", "--store", "runs", "--from", f"{DAY}T14:00", "--state",
+                  "/dev/zero"], bad("--state", "regular file"))])
+    chain_files = {f"inc/f{i}.yaml": dump({"include": [f"f{i + 1}.yaml"]}) for i in range(40)}
+    chain_files["inc/f40.yaml"] = dump({})
+    c.add("path-include-depth", "a chain of 40 includes", doc={**BASE, "include": ["inc/f0.yaml"]},
+          files=chain_files, expect=bad("include", "nested more than 32"))
+    c.mutate("data-parquet-bomb", "a small Parquet file of 6 million rows", setter(
+        "data_sources.prices", {"path": "data/prices.parquet", "column": "price", "unit": "EUR/MWh"}),
+        bad("prices.parquet", "6,000,000 rows"), files={"data/prices.parquet": parquet_bomb(6_000_000)})
+
+
+def parquet_bomb(rows: int) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"timestamp": pa.repeat("2024-06-12T00:00:00Z", rows),
+                             "price": pa.repeat(pa.scalar(50.0), rows)}), sink)
+    return sink.getvalue()
 
 
 def parquet_typed() -> bytes:
