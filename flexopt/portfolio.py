@@ -251,6 +251,12 @@ class EvSession(Strict):
                 f"departure_local ({self.departure_local}) must be after arrival_local ({self.arrival_local}) "
                 "on the same day"
             )
+        if self.vehicle_battery_kwh is not None:
+            room = self.vehicle_battery_kwh * (1 - (self.arrival_soc_pct or 0.0) / 100)
+            if self.energy_kwh > room + 1e-9:
+                raise ValueError(f"energy_kwh ({self.energy_kwh:g}) does not fit into the vehicle: vehicle_battery_kwh "
+                                 f"{self.vehicle_battery_kwh:g} arriving at {self.arrival_soc_pct or 0:g} % takes at "
+                                 f"most {room:g} kWh; lower energy_kwh or check the battery size")
         return self
 
 
@@ -360,6 +366,9 @@ class WaterHeater(AssetBase):
             raise ValueError(f"max_temp_c ({self.max_temp_c}) must be above min_temp_c ({self.min_temp_c})")
         if not self.min_temp_c <= self.thermostat_c <= self.max_temp_c:
             raise ValueError("thermostat_c must lie between min_temp_c and max_temp_c")
+        if self.draws and self.draw_temp_c <= self.cold_water_temp_c:
+            raise ValueError(f"draw_temp_c ({self.draw_temp_c:g}) must be above cold_water_temp_c "
+                             f"({self.cold_water_temp_c:g}): mixed water colder than the mains would heat the tank")
         return self
 
 

@@ -814,6 +814,19 @@ def _extremes(c: Corpus) -> None:
     c.mutate("edge-ev-v2g", "a bidirectional charger",
              chain(with_asset(EV), setter("sites.0.assets.3.max_discharge_kw", 7),
                    setter("sites.0.assets.3.sessions.0.vehicle_battery_kwh", 60)))
+    v2g = chain(with_asset(EV), setter("sites.0.assets.3.max_discharge_kw", 7),
+                setter("sites.0.assets.3.sessions.0.vehicle_battery_kwh", 60))
+    c.mutate("edge-v2g-arrival-below-min", "a vehicle arriving below its V2G minimum",
+             chain(v2g, setter("sites.0.assets.3.sessions.0.arrival_soc_pct", 5)))
+    c.mutate("edge-v2g-energy-above-battery", "100 kWh wanted by a 60 kWh vehicle battery",
+             chain(v2g, setter("sites.0.assets.3.sessions.0.energy_kwh", 100)),
+             bad("p.yaml", "sites[0].assets[3].sessions[0]", "vehicle_battery_kwh"))
+    c.mutate("edge-heater-draw-colder-than-mains", "mixed water at 10 degC from 15 degC mains would heat the tank",
+             chain(with_asset(HEATER), setter("sites.0.assets.3.draw_temp_c", 10)),
+             bad("p.yaml", "sites[0].assets[3]", "cold_water_temp_c"))
+    c.mutate("edge-comfort-overnight", "a comfort window from 22:00 to 06:00 wraps over midnight",
+             chain(with_asset(CLIMATE), setter("sites.0.assets.3.comfort.0.start_local", "22:00"),
+                   setter("sites.0.assets.3.comfort.0.end_local", "06:00")))
     c.mutate("edge-count-100000", "100,000 identical batteries", chain(
         setter("sites.0.assets.0.count", 100_000), setter("sites.0.connection", {}),
         setter("congestion_points.0.import_limit_kw", 1e6)))
