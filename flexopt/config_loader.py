@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flexopt.portfolio import ASSET_TYPES, Portfolio, SeriesRef
+from flexopt.quantities import Yaml11Number
 from flexopt.yaml_reader import YamlFileError, read_yaml_file
 
 _MERGED_LISTS = ("sites", "congestion_points")
@@ -360,6 +361,8 @@ def _describe(err: dict, parts: list, raw: dict) -> str:
     if kind == "string_type" and isinstance(value, bool):
         return (f"must be text (got {value!r}): YAML reads unquoted yes/no/on/off/true/false as booleans; "
                 "quote it, e.g. country: \"NO\"")
+    if kind == "string_type" and isinstance(value, Yaml11Number):
+        return f"must be text (got {value!r}); quote it: \"{value.text}\""
     if kind == "string_type" and isinstance(value, int | float):
         return f"must be text (got the number {value!r}); quote it, e.g. \"{value}\""
     if kind == "list_type":

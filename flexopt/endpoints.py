@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flexopt.quantities import integer, number
+from flexopt.quantities import Yaml11Number, integer, number
 
 # Field types with their ranges (strict: never bool or text, always finite).
 Ioa = integer(1, 16_777_215)
@@ -119,6 +119,9 @@ class HttpRequestSpec(_Strict):
     @classmethod
     def _string_keys(cls, body: dict | None) -> dict | None:
         def check(node: object) -> None:
+            if isinstance(node, Yaml11Number):
+                raise ValueError(f"{node.text} is read by YAML 1.1 as the number {node.value:g}; quote it "
+                                 f"(\"{node.text}\") or write the number in decimal")
             if isinstance(node, dict):
                 for key, value in node.items():
                     if not isinstance(key, str):

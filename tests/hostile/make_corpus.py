@@ -354,6 +354,14 @@ def _types(c: Corpus, A0: str) -> None:
           expect=bad("p.yaml", f"{A0}.endpoint.port", "0502"))
     c.add("type-base60-energy", "energy_kwh: 1:30 is 90 in YAML 1.1",
           text=yaml_text({"energy_kwh: 10\n": "energy_kwh: 1:30\n"}), expect=bad("p.yaml", f"{A0}.energy_kwh", "1:30"))
+    c.add("type-base60-in-http-body", "an unquoted 10:30 inside an HTTP body template would be sent as 630",
+          text=yaml_text({"        energy_kwh: 10\n": "        energy_kwh: 10\n        endpoint: {protocol: http, "
+                          "base_url: 'http://127.0.0.1:1', device_id: b, setpoint: {path: /s, body: {start: 10:30}}, "
+                          "telemetry: {path: /t}}\n"}),
+          expect=bad("p.yaml", f"{A0}.endpoint.setpoint.body", '"10:30"'))
+    c.add("type-base60-in-text", "notes: 10:30 is a number in YAML 1.1",
+          text=yaml_text({"        energy_kwh: 10\n": "        energy_kwh: 10\n        notes: 10:30\n"}),
+          expect=bad("p.yaml", f"{A0}.notes", '"10:30"'))
     c.add("type-exponent-number", "energy_kwh: 1e1 is a number (YAML 1.2), not text",
           text=yaml_text({"energy_kwh: 10\n": "energy_kwh: 1e1\n"}))
     c.add("type-duplicate-key", "energy_kwh twice: the last silently won",
