@@ -30,7 +30,7 @@ def display_path(path: Path) -> str:
     """The path as the user knows it: relative to the working directory when below it."""
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):  # outside the working directory, a link loop, a name too long
         return str(path)
 
 
@@ -165,7 +165,11 @@ def _load_tree(
     """Read ``path`` and merge its includes: lists are concatenated, mappings must not collide.
     A file is included once (a second include of it adds nothing); an include cycle is an error.
     Includes must lie in the main file's folder tree unless the main file sets allow_includes_outside."""
-    path = path.resolve()
+    try:
+        path = path.resolve()
+    except (RuntimeError, OSError, ValueError) as exc:  # a link loop, a name too long
+        problems.append(Problem(display_path(path), "", f"cannot be used as a path ({exc}); give a YAML file"))
+        return {}
     if len(stack) >= MAX_INCLUDE_DEPTH:
         problems.append(Problem(display_path(stack[-1]), "include", f"includes nested more than {MAX_INCLUDE_DEPTH} "
                                                                     "files deep; include the files from fewer levels"))

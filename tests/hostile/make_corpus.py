@@ -877,6 +877,8 @@ def _special_files(c: Corpus) -> None:
     """Pipes, devices and link loops: reading them would never end (or never stop growing)."""
     c.add("path-portfolio-fifo", "the portfolio is a named pipe", special={"p.yaml": ("fifo",)},
           expect=bad("p.yaml", "not a regular file"))
+    c.add("path-portfolio-link-loop", "the portfolio is a link to itself", special={"p.yaml": ("symlink", "p.yaml")},
+          expect=bad("p.yaml", "cannot be used as a path"))
     c.mutate("data-fifo", "a data file that is a named pipe", lambda d: None, bad("prices.csv", "not a regular file"),
              special={"data/prices.csv": ("fifo",)})
     c.mutate("data-dev-zero", "a data file /dev/zero", setter("data_sources.prices.path", "/dev/zero"),
