@@ -10,13 +10,32 @@ from __future__ import annotations
 import copy
 
 from flexopt.portfolio import Portfolio
+from flexopt.quantities import RANGE_KEY
 
 REQUIRED_AFTER_MERGE = ("portfolio", "tariff", "sites")
 
 
 def merged_schema() -> dict:
-    """The schema of a whole portfolio after includes are merged (the pydantic models)."""
-    return Portfolio.model_json_schema()
+    """The schema of a whole portfolio after includes are merged (the pydantic models), every number's range
+    in its description."""
+    schema = Portfolio.model_json_schema()
+    _describe_ranges(schema)
+    return schema
+
+
+def _describe_ranges(node: object) -> None:
+    """Move each number's range (quantities.RANGE_KEY) into the description editors show."""
+    if isinstance(node, list):
+        for item in node:
+            _describe_ranges(item)
+    elif isinstance(node, dict):
+        for holder in [node, *node.get("anyOf", [])]:  # a field's own description first, before its branches
+            if isinstance(holder, dict) and RANGE_KEY in holder:
+                text = holder.pop(RANGE_KEY)
+                base = node.get("description", "")
+                node["description"] = f"{base}; {text}" if base else text[0].upper() + text[1:]
+        for value in node.values():
+            _describe_ranges(value)
 
 
 def portfolio_file_schema() -> dict:

@@ -102,7 +102,7 @@ class SeriesRef(Strict):
     """A reference to a data source, optionally scaled (e.g. a 3 kWp profile used for a 40 kWp array)."""
 
     source: str = Field(description="name of an entry in data_sources")
-    scale: Scale = Field(default=1.0, description="multiplier applied after unit conversion (-1000 to 1000)")
+    scale: Scale = Field(default=1.0, description="multiplier applied after unit conversion")
 
 
 PriceOrSeries = PriceEurPerKwh | SeriesRef
@@ -116,8 +116,8 @@ PowerOrSeries = SignedPowerKw | SeriesRef
 class Tariff(Strict):
     """Energy prices and grid fees in EUR; a number is a constant, ``{source: ...}`` a series."""
 
-    import_price_eur_per_kwh: PriceOrSeries = Field(description="-10 to 10 EUR/kWh, or a series")
-    export_price_eur_per_kwh: PriceOrSeries = Field(default=0.0, description="-10 to 10 EUR/kWh, or a series")
+    import_price_eur_per_kwh: PriceOrSeries = Field(description="a number, or a series {source: name}")
+    export_price_eur_per_kwh: PriceOrSeries = Field(default=0.0, description="a number, or a series {source: name}")
     grid_fee_import_eur_per_kwh: FeeEurPerKwh = 0.0
     grid_fee_export_eur_per_kwh: FeeEurPerKwh = 0.0
     peak_charge_eur_per_kw: PeakChargeEurPerKw = Field(
@@ -317,7 +317,7 @@ class Thermal(AssetBase):
     thermal_resistance_k_per_kw: ResistanceKPerKw = Field(description="R between indoor and outdoor")
     thermal_capacitance_kwh_per_k: CapacitanceKwhPerK = Field(description="C of the zone")
     initial_temp_c: TemperatureC
-    outdoor_temp_c: TemperatureOrSeries = Field(description="-60 to 120 degC, or a series")
+    outdoor_temp_c: TemperatureOrSeries = Field(description="a number, or a series {source: name}")
     default_min_temp_c: TemperatureC = Field(description="band outside the comfort windows")
     default_max_temp_c: TemperatureC
     comfort: list[ComfortWindow] = Field(default_factory=list)
@@ -376,7 +376,7 @@ class Load(AssetBase):
     """Consumption flexopt does not control (positive kW)."""
 
     type: Literal["load"]
-    power_kw: PowerOrSeries = Field(description="kW (-1 GW to 1 GW), or a series")
+    power_kw: PowerOrSeries = Field(description="a number, or a series {source: name}")
 
 
 Asset = Annotated[

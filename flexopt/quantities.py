@@ -19,6 +19,8 @@ from pydantic_core import PydanticCustomError
 
 # The largest rating flexopt plans for: 1 GW (one utility-scale plant or a large fleet in one entry).
 MAX_POWER_KW = 1e6
+RANGE_KEY = "x-range"
+"""Schema keyword holding the range in words; flexopt.file_schema moves it into the field's description."""
 
 
 class Yaml11Number:
@@ -88,7 +90,7 @@ def number(lo: float, hi: float, unit: str = "", *, lo_open: bool = False, nonze
                 {"allowed": allowed, "got": _fmt(x)})
         return x
 
-    schema: dict[str, Any] = {"type": "number", "maximum": hi}
+    schema: dict[str, Any] = {"type": "number", "maximum": hi, RANGE_KEY: allowed}
     schema["exclusiveMinimum" if lo_open else "minimum"] = lo
     return Annotated[float, BeforeValidator(check), WithJsonSchema(schema)]
 
@@ -106,7 +108,9 @@ def integer(lo: int, hi: int) -> Any:
                                       {"lo": _fmt(lo), "hi": _fmt(hi), "got": _fmt(value)})
         return value
 
-    return Annotated[int, BeforeValidator(check), WithJsonSchema({"type": "integer", "minimum": lo, "maximum": hi})]
+    schema = {"type": "integer", "minimum": lo, "maximum": hi,
+              RANGE_KEY: f"a whole number from {_fmt(lo)} to {_fmt(hi)}"}
+    return Annotated[int, BeforeValidator(check), WithJsonSchema(schema)]
 
 
 def _time_of_day(value: Any) -> Any:
