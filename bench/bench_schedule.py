@@ -86,7 +86,7 @@ def _device(kind: str, i: int, rng: np.random.Generator) -> dict:
                 "standby_loss_w_per_k": round(float(rng.uniform(1, 2)), 2), "draws": [morning, evening]}
     peak = round(float(rng.uniform(2, 8)), 1)
     return {"id": did, "type": "pv", "peak_kw": peak, "curtailable": bool(rng.random() < 0.5),
-            "generation_kw": {"source": "pv", "scale": peak}}
+            "generation_kw": {"source": "pv"}, "series_peak_kw": 1.0}  # a per-kWp profile
 
 
 def fleet(n_devices: int, tmp: Path, seed: int = 1) -> tuple[LoadedPortfolio, Inputs]:

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from flexopt.portfolio import ASSET_TYPES, Portfolio, SeriesRef
+from flexopt.quantities import Yaml11Number
+from flexopt.yaml_reader import YamlFileError, read_yaml_file
 
 _MERGED_LISTS = ("sites", "congestion_points")
+MAX_INCLUDE_DEPTH = 32  # a file including a file including ...: deeper chains are a mistake (and a stack risk)
 _MERGED_DICTS = ("data_sources",)
 _ENDPOINT_TAGS = ("iec104", "modbus", "ocpp", "http")
 
@@ -28,7 +30,7 @@ def display_path(path: Path) -> str:
     """The path as the user knows it: relative to the working directory when below it."""
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):  # outside the working directory, a link loop, a name too long
         return str(path)
 
 
@@ -63,65 +65,118 @@ class LoadedPortfolio:
     path: Path
     files: list[Path]
     base_dir: Path
+    origins: dict[tuple[str, Any], tuple[str, Any]] = field(default_factory=dict)
+    """Where merged entries came from: ("sites", i) -> (file, index there), ("data_sources", name) and
+    ("key", top-level key) -> (file, same)."""
+
+    def file_of(self, kind: str, key: Any) -> str:
+        """The file (as shown to the user) that states a site, congestion point, data source or top-level key."""
+        return self.origins.get((kind, key), (display_path(self.path), key))[0]
 
 
 # --- reading YAML ----------------------------------------------------------------------------
 
 
-# libyaml's safe loader parses the pilot files ten times faster than the pure-Python one; same documents.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _read_yaml(path: Path, problems: list[Problem]) -> dict | None:
+    shown = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            problems.append(Problem(shown, "", "is a directory, not a YAML file; give the portfolio file itself"))
+            return None
+        if path.exists() and not path.is_file():  # a pipe or a device would be read forever
+            problems.append(Problem(shown, "", "is not a regular file (a pipe or a device?); give a YAML file"))
+            return None
+        data = read_yaml_file(path)
     except FileNotFoundError:
-        problems.append(Problem(display_path(path), "", "file not found; check the path"))
+        problems.append(Problem(shown, "", "file not found; check the path"))
         return None
     except OSError as exc:
-        problems.append(Problem(str(path), "", f"cannot read the file: {exc.strerror}"))
+        problems.append(Problem(shown, "", f"cannot read the file: {exc.strerror or exc}"))
         return None
-    try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problems.append(Problem(str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+    except YamlFileError as exc:
+        problems.append(Problem(shown, exc.where, exc.message))
         return None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        problems.append(Problem(str(path), "", "the top level must be a mapping (key: value)"))
+        problems.append(Problem(shown, "", f"the top level must be a mapping (key: value), not "
+                                           f"{type(data).__name__}; start with e.g. 'portfolio: {{name: ...}}'"))
         return None
     return data
 
 
-def _resolve_paths(node: Any, base: Path) -> Any:
+def _resolve_paths(node: Any, base: Path, problems: list[Problem], file: str, where: str = "") -> Any:
     """Make ``path`` and ``*_file`` values absolute relative to the file that states them."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
             if isinstance(value, str) and (key == "path" or str(key).endswith("_file")):
-                p = Path(value).expanduser()
-                out[key] = str(p if p.is_absolute() else (base / p).resolve())
+                out[key] = _absolute(value, base, problems, file, here)
             else:
-                out[key] = _resolve_paths(value, base)
+                out[key] = _resolve_paths(value, base, problems, file, here)
         return out
     if isinstance(node, list):
-        return [_resolve_paths(v, base) for v in node]
+        return [_resolve_paths(v, base, problems, file, f"{where}[{i}]") for i, v in enumerate(node)]
     return node
 
 
+def _absolute(value: str, base: Path, problems: list[Problem], file: str, where: str) -> str:
+    try:
+        if not value.strip():
+            raise ValueError("the path is empty")
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else (base / p).resolve())
+    except (ValueError, RuntimeError, OSError) as exc:
+        problems.append(Problem(file, where, f"{value[:80]!r} is not a usable path ({exc}); give a file path, "
+                                             "relative to this YAML file"))
+        return value
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def _include_paths(data: dict, path: Path, problems: list[Problem]) -> list[Path]:
+    shown = display_path(path)
+    includes = data.pop("include", []) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        problems.append(Problem(shown, "include", "must be a list of file paths, e.g. include: [sites/a.yaml]"))
+        return []
+    out = []
+    for i, inc in enumerate(includes):
+        if not isinstance(inc, str) or not inc.strip():
+            problems.append(Problem(shown, f"include[{i}]", f"must be a file path (text), got {inc!r}"))
+            continue
+        try:
+            p = Path(inc).expanduser()
+            out.append((p if p.is_absolute() else path.parent / p).resolve())
+        except (ValueError, RuntimeError, OSError) as exc:
+            problems.append(Problem(shown, f"include[{i}]", f"{inc[:80]!r} is not a usable path ({exc})"))
+    return out
+
+
 def _load_tree(
-    path: Path, problems: list[Problem], seen: list[Path], origins: dict[tuple[str, int], tuple[str, int]],
-    stack: tuple[Path, ...] = (),
+    path: Path, problems: list[Problem], seen: list[Path], origins: dict[tuple[str, Any], tuple[str, Any]],
+    stack: tuple[Path, ...] = (), root: Path | None = None, outside_ok: bool = False,
 ) -> dict:
     """Read ``path`` and merge its includes: lists are concatenated, mappings must not collide.
-    A file is included once (a second include of it adds nothing); an include cycle is an error."""
-    path = path.resolve()
+    A file is included once (a second include of it adds nothing); an include cycle is an error.
+    Includes must lie in the main file's folder tree unless the main file sets allow_includes_outside."""
+    try:
+        path = path.resolve()
+    except (RuntimeError, OSError, ValueError) as exc:  # a link loop, a name too long
+        problems.append(Problem(display_path(path), "", f"cannot be used as a path ({exc}); give a YAML file"))
+        return {}
+    if len(stack) >= MAX_INCLUDE_DEPTH:
+        problems.append(Problem(display_path(stack[-1]), "include", f"includes nested more than {MAX_INCLUDE_DEPTH} "
+                                                                    "files deep; include the files from fewer levels"))
+        return {}
     if path in stack:
         chain = " -> ".join(display_path(p) for p in (*stack, path))
-        problems.append(Problem(display_path(stack[-1]), "include", f"include cycle: {chain}"))
+        problems.append(Problem(display_path(stack[-1]), "include", f"include cycle: {chain}; remove one include"))
         return {}
     if path in seen:
         return {}
@@ -129,42 +184,76 @@ def _load_tree(
     data = _read_yaml(path, problems)
     if data is None:
         return {}
+    shown = display_path(path)
     for key in [k for k in data if isinstance(k, str) and k.startswith("x-")]:
         data.pop(key)  # extension fields: YAML anchors/templates, ignored like in compose files
-    includes = data.pop("include", []) or []
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list):
-        problems.append(Problem(str(path), "include", "must be a list of file paths"))
-        includes = []
-    data = _resolve_paths(data, path.parent)
+    if "allow_includes_outside" in data:
+        flag = data.pop("allow_includes_outside")
+        if stack:
+            problems.append(Problem(shown, "allow_includes_outside", "only the main portfolio file may set it; "
+                                                                     "move it there"))
+        elif not isinstance(flag, bool):
+            problems.append(Problem(shown, "allow_includes_outside", f"must be true or false (got {flag!r})"))
+        else:
+            outside_ok = flag
+    if root is None:
+        root = path.parent
+    includes = _include_paths(data, path, problems)
+    data = _resolve_paths(data, path.parent, problems, shown)
     for key in _MERGED_LISTS:
-        for i in range(len(data.get(key) or [])):
-            origins[(key, i)] = (display_path(path), i)
-    for inc in includes:
-        inc_path = Path(inc)
-        inc_path = inc_path if inc_path.is_absolute() else path.parent / inc_path
-        sub = _load_tree(inc_path, problems, seen, origins_sub := {}, (*stack, path))
-        for key, value in sub.items():
-            if key in _MERGED_LISTS:
-                mine = data.setdefault(key, []) or []
-                offset = len(mine)
-                if not isinstance(value, list):
-                    continue
-                data[key] = mine + value
-                for (k, i), origin in origins_sub.items():
-                    if k == key:
-                        origins[(key, offset + i)] = origin
-            elif key in _MERGED_DICTS:
-                mine = data.setdefault(key, {}) or {}
-                for name in set(mine) & set(value or {}):
-                    if mine[name] != value[name]:  # the same definition in two files is fine
-                        problems.append(Problem(display_path(inc_path), f"{key}.{name}",
-                                                "defined differently in more than one file"))
-                data[key] = {**(value or {}), **mine}
-            elif key not in data:
-                data[key] = value
+        if isinstance(data.get(key), list):
+            for i in range(len(data[key])):
+                origins[(key, i)] = (shown, i)
+    if isinstance(data.get("data_sources"), dict):
+        for name in data["data_sources"]:
+            origins[("data_sources", name)] = (shown, name)
+    for key in data:
+        origins[("key", key)] = (shown, key)
+    for i, inc_path in enumerate(includes):
+        if not outside_ok and not _within(inc_path, root):
+            problems.append(Problem(shown, f"include[{i}]", f"{display_path(inc_path)} is outside the portfolio's "
+                                    f"folder {display_path(root)}; move it inside, or set "
+                                    "allow_includes_outside: true in the main portfolio file"))
+            continue
+        sub = _load_tree(inc_path, problems, seen, origins_sub := {}, (*stack, path), root, outside_ok)
+        _merge(data, sub, origins, origins_sub, display_path(inc_path), problems)
     return data
+
+
+def _merge(data: dict, sub: dict, origins: dict, origins_sub: dict, sub_file: str, problems: list[Problem]) -> None:
+    """Merge an included file's data into ``data`` (the including file's values win)."""
+    for key, value in sub.items():
+        if key in _MERGED_LISTS:
+            mine = data.get(key)
+            mine = [] if mine is None else mine
+            if not isinstance(value, list):
+                problems.append(Problem(sub_file, str(key), f"must be a list (got {type(value).__name__})"))
+                continue
+            if not isinstance(mine, list):
+                continue  # reported by validation against the including file
+            offset = len(mine)
+            data[key] = mine + value
+            for (k, i), origin in origins_sub.items():
+                if k == key:
+                    origins[(key, offset + i)] = origin
+        elif key in _MERGED_DICTS:
+            mine = data.get(key)
+            mine = {} if mine is None else mine
+            value = {} if value is None else value
+            if not isinstance(value, dict):
+                problems.append(Problem(sub_file, str(key), f"must be a mapping (got {type(value).__name__})"))
+                continue
+            if not isinstance(mine, dict):
+                continue
+            for name in set(mine) & set(value):
+                if mine[name] != value[name]:  # the same definition in two files is fine
+                    problems.append(Problem(sub_file, f"{key}.{name}", "defined differently in more than one file"))
+            for name in set(value) - set(mine):
+                origins[(key, name)] = origins_sub.get((key, name), (sub_file, name))
+            data[key] = {**value, **mine}
+        elif key not in data:
+            data[key] = value
+            origins[("key", key)] = origins_sub.get(("key", key), (sub_file, key))
 
 
 # --- turning pydantic errors into problems ---------------------------------------------------
@@ -179,7 +268,7 @@ def _strip_tags(loc: tuple) -> list:
             (part in ASSET_TYPES and prev == "assets") or (part in _ENDPOINT_TAGS and loc[i - 1] == "endpoint")
         ):
             continue
-        if isinstance(part, str) and part in ("float", "SeriesRef", "function-after[_order()]"):
+        if isinstance(part, str) and (part in ("float", "SeriesRef") or part.startswith("function-")):
             continue
         out.append(part)
     return out
@@ -266,10 +355,28 @@ def _describe(err: dict, parts: list, raw: dict) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    if kind.startswith("flexopt_"):  # our own messages already show the value and the fix
+        return msg
     if kind in ("literal_error", "enum"):
         return f"{msg} (got {value!r})"
-    if not isinstance(value, (dict, list)):
+    if kind == "invalid_key":
+        return (f"key {value!r} is not text: quote it (YAML reads unquoted null/~, true/false/yes/no/on/off and "
+                "numbers as other types)")
+    if kind == "string_type" and isinstance(value, bool):
+        return (f"must be text (got {value!r}): YAML reads unquoted yes/no/on/off/true/false as booleans; "
+                "quote it, e.g. country: \"NO\"")
+    if kind == "string_type" and isinstance(value, Yaml11Number):
+        return f"must be text (got {value!r}); quote it: \"{value.text}\""
+    if kind == "string_type" and isinstance(value, int | float):
+        return f"must be text (got the number {value!r}); quote it, e.g. \"{value}\""
+    if kind == "list_type":
+        msg = "must be a list (one '- item' line per entry, or [a, b])"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        msg = "must be a mapping of keys and values (key: value, or {key: value})"
+    if value is not None and not isinstance(value, (dict, list)) and repr(value) not in msg:
         msg = f"{msg} (got {value!r})"
+    elif isinstance(value, (dict, list)) and kind in ("list_type", "dict_type", "model_type"):
+        msg = f"{msg} (got a {'mapping' if isinstance(value, dict) else 'list'})"
     return msg
 
 
@@ -278,10 +385,17 @@ def _problems_from_validation(exc: ValidationError, raw: dict, main_file: str,
     problems = []
     seen_msgs: set[tuple[str, str]] = set()
     for err in exc.errors():
-        parts = _strip_tags(tuple(err["loc"]))
-        # a number-or-series field reports both union branches; keep the clearer one
-        if err["type"] in ("model_type", "model_attributes_type") and parts and "price" in str(parts[-1]):
+        loc = tuple(err["loc"])
+        parts = _strip_tags(loc)
+        # a number-or-series field reports both union branches; keep the one that fits what was written
+        number_branch = any(isinstance(p, str) and p.startswith("function-before[") for p in loc)
+        if "SeriesRef" in loc and err["type"] in ("model_type", "model_attributes_type"):
             continue
+        if number_branch and isinstance(err.get("input"), dict):
+            continue
+        if number_branch and err["type"] in ("flexopt_text", "flexopt_type", "flexopt_bool"):
+            err = {**err, "msg": err["msg"].replace("must be a number", "must be a number or a series "
+                                                    "{source: NAME}", 1)}
         file = main_file
         if len(parts) >= 2 and isinstance(parts[1], int) and (parts[0], parts[1]) in origins:
             file, local_index = origins[(parts[0], parts[1])]
@@ -345,6 +459,9 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
                                         f"duplicate asset id {asset.id!r} (also in site {asset_ids[asset.id]!r}); "
                                         "asset ids must be unique in the portfolio"))
             asset_ids[asset.id] = site.id
+    if not any(site.assets for site in pf.sites):
+        problems.append(Problem(main_file, "sites", "no site has any asset: there is nothing to schedule; add assets "
+                                                    "(a load alone is enough to see its cost)"))
     from flexopt.endpoints import address_clashes
 
     asset_paths = {asset.id: (where(si), ai) for si, site in enumerate(pf.sites) for ai, asset in
@@ -366,8 +483,16 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
         msg = check_source_columns(src)
         if msg:
             problems.append(Problem(main_file, f"data_sources.{name}.path", msg))
-    if pf.dso_limits_file is not None and not pf.dso_limits_file.is_file():
-        problems.append(Problem(main_file, "dso_limits_file", f"file not found: {pf.dso_limits_file}"))
+    dso = pf.dso_limits_file
+    try:
+        what = None if dso is None or dso.is_file() else \
+            "is a directory, not the CSV file" if dso.is_dir() else \
+            "is not a regular file (a pipe or a device?)" if dso.exists() else "file not found"
+    except (OSError, ValueError) as exc:
+        what = f"cannot be used as a path ({exc.__class__.__name__})"
+    if what is not None:
+        problems.append(Problem(origins.get(("key", "dso_limits_file"), (main_file,))[0], "dso_limits_file",
+                                f"{what}: {display_path(dso)}; check the path (relative to the YAML file)"))
     return problems
 
 
@@ -376,7 +501,7 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
     path = Path(path)
     problems: list[Problem] = []
     files: list[Path] = []
-    origins: dict[tuple[str, int], tuple[str, int]] = {}
+    origins: dict[tuple[str, Any], tuple[str, Any]] = {}
     raw = _load_tree(path, problems, files, origins)
     if problems:
         raise PortfolioError(problems)
@@ -388,4 +513,5 @@ def load_portfolio(path: str | Path) -> LoadedPortfolio:
     problems = _cross_check(pf, shown, origins)
     if problems:
         raise PortfolioError(problems)
-    return LoadedPortfolio(portfolio=pf, path=path.resolve(), files=files, base_dir=path.resolve().parent)
+    return LoadedPortfolio(portfolio=pf, path=path.resolve(), files=files, base_dir=path.resolve().parent,
+                           origins=origins)

@@ -9,6 +9,25 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flexopt.quantities import Yaml11Number, integer, number
+
+# Field types with their ranges (strict: never bool or text, always finite).
+Ioa = integer(1, 16_777_215)
+Port = integer(1, 65535)
+CommonAddress = integer(1, 65534)
+TimeoutMs = integer(100, 60_000)
+RegisterAddress = integer(0, 65535)
+UnitId = integer(0, 255)
+ConnectorId = integer(0, 1000)
+Retries = integer(0, 10)
+RegisterScale = number(-1e6, 1e6, nonzero=True)
+RegisterOffset = number(-1e9, 1e9)
+ModbusTimeoutS = number(0, 60, "s", lo_open=True)
+HttpTimeoutS = number(0, 120, "s", lo_open=True)
+CentralTimeoutS = number(0, 300, "s", lo_open=True)
+BackoffS = number(0, 60, "s")
+RetryAfterS = number(0, 600, "s")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -20,23 +39,21 @@ class _Strict(BaseModel):
 class Iec104Points(_Strict):
     """Information object addresses (IOA) of one asset at its RTU."""
 
-    setpoint_ioa: int = Field(ge=1, le=16_777_215, description="C_SE_NC_1 active-power setpoint (kW)")
-    active_power_ioa: int = Field(ge=1, le=16_777_215, description="M_ME_NC_1 active power P (kW)")
-    reactive_power_ioa: int | None = Field(default=None, ge=1, le=16_777_215, description="Q (kvar)")
-    voltage_ioa: int | None = Field(default=None, ge=1, le=16_777_215, description="V (V)")
-    soc_ioa: int | None = Field(default=None, ge=1, le=16_777_215, description="state of charge (%)")
-    availability_ioa: int | None = Field(
-        default=None, ge=1, le=16_777_215, description="M_SP_NA_1, on = available"
-    )
+    setpoint_ioa: Ioa = Field(description="C_SE_NC_1 active-power setpoint (kW)")
+    active_power_ioa: Ioa = Field(description="M_ME_NC_1 active power P (kW)")
+    reactive_power_ioa: Ioa | None = Field(default=None, description="Q (kvar)")
+    voltage_ioa: Ioa | None = Field(default=None, description="V (V)")
+    soc_ioa: Ioa | None = Field(default=None, description="state of charge (%)")
+    availability_ioa: Ioa | None = Field(default=None, description="M_SP_NA_1, on = available")
 
 
 class Iec104Endpoint(_Strict):
     protocol: Literal["iec104"]
     host: str
-    port: int = Field(default=2404, ge=1, le=65535)
-    common_address: int = Field(default=1, ge=1, le=65534)
+    port: Port = 2404
+    common_address: CommonAddress = 1
     points: Iec104Points
-    command_timeout_ms: int = Field(default=2000, ge=100, le=60_000)
+    command_timeout_ms: TimeoutMs = 2000
 
 
 # --- Modbus TCP ------------------------------------------------------------------------------
@@ -47,10 +64,10 @@ ModbusDataType = Literal["int16", "uint16", "int32", "uint32", "float32"]
 class ModbusRegister(_Strict):
     """One value in a holding/input register map: physical = raw * scale + offset."""
 
-    address: int = Field(ge=0, le=65535)
+    address: RegisterAddress
     data_type: ModbusDataType = "int16"
-    scale: float = 1.0
-    offset: float = 0.0
+    scale: RegisterScale = 1.0
+    offset: RegisterOffset = 0.0
     table: Literal["holding", "input", "coil", "discrete"] = "holding"
     word_order: Literal["big", "little"] = "big"
     unit: str = Field(default="", description="physical unit after scaling, e.g. kW, degC, %")
@@ -59,9 +76,9 @@ class ModbusRegister(_Strict):
 class ModbusEndpoint(_Strict):
     protocol: Literal["modbus"]
     host: str
-    port: int = Field(default=502, ge=1, le=65535)
-    device_id: int = Field(default=1, ge=0, le=255, description="Modbus unit id")
-    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    port: Port = 502
+    device_id: UnitId = Field(default=1, description="Modbus unit id")
+    timeout_s: ModbusTimeoutS = 1.0
     registers: dict[str, ModbusRegister] = Field(
         description="named points: setpoint, active_power, reactive_power, voltage, soc, temperature, "
         "availability, ...",
@@ -77,7 +94,7 @@ class OcppEndpoint(_Strict):
     protocol: Literal["ocpp"]
     charge_point_id: str = Field(min_length=1)
     version: Literal["1.6", "2.0.1"] = "1.6"
-    connector_id: int = Field(default=1, ge=0, description="1.6 connector / 2.0.1 EVSE id")
+    connector_id: ConnectorId = Field(default=1, description="1.6 connector / 2.0.1 EVSE id")
     password_env: str | None = Field(
         default=None, description="environment variable holding the HTTP Basic password (security profile 1)"
     )
@@ -102,6 +119,9 @@ class HttpRequestSpec(_Strict):
     @classmethod
     def _string_keys(cls, body: dict | None) -> dict | None:
         def check(node: object) -> None:
+            if isinstance(node, Yaml11Number):
+                raise ValueError(f"{node.text} is read by YAML 1.1 as the number {node.value:g}; quote it "
+                                 f"(\"{node.text}\") or write the number in decimal")
             if isinstance(node, dict):
                 for key, value in node.items():
                     if not isinstance(key, str):
@@ -122,11 +142,11 @@ class HttpEndpoint(_Strict):
     base_url: str
     device_id: str = Field(min_length=1, description="the vendor's id of the device")
     token_env: str | None = Field(default=None, description="environment variable holding the bearer token")
-    timeout_s: float = Field(default=5.0, gt=0, le=120)
-    retries: int = Field(default=2, ge=0, le=10)
-    backoff_s: float = Field(default=0.5, ge=0, le=60, description="first retry delay; doubles each retry")
-    max_retry_after_s: float = Field(
-        default=30.0, ge=0, le=600, description="longest 429 Retry-After wait honoured; longer waits fail"
+    timeout_s: HttpTimeoutS = 5.0
+    retries: Retries = 2
+    backoff_s: BackoffS = Field(default=0.5, description="first retry delay; doubles each retry")
+    max_retry_after_s: RetryAfterS = Field(
+        default=30.0, description="longest 429 Retry-After wait honoured; longer waits fail"
     )
     setpoint: HttpRequestSpec
     telemetry: HttpRequestSpec
@@ -143,10 +163,10 @@ class OcppCentralSystem(_Strict):
     """Where flexopt's OCPP central system listens; charge points connect here as ws://host:port/<id>."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=9000, ge=1, le=65535)
+    port: Port = 9000
     tls_cert_file: str | None = Field(default=None, description="PEM certificate; with tls_key_file enables wss://")
     tls_key_file: str | None = None
-    response_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    response_timeout_s: CentralTimeoutS = 10.0
 
 
 def device_endpoints(endpoint: Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from flexopt.config_loader import LoadedPortfolio
 from flexopt.portfolio import SeriesRef
-from flexopt.timeseries import SeriesReport, day_index, horizon_index, load_on_index
+from flexopt.timeseries import SeriesError, SeriesReport, day_index, horizon_index, load_on_index
 
 # A forecaster turns the history of a data source into values on the horizon. It returns the values
 # and a note (the model used); :mod:`flexopt.forecasts` provides the real one.
@@ -73,13 +73,20 @@ class Inputs:
     _cache: dict[object, np.ndarray] = field(default_factory=dict)
 
     def values(self, ref: float | SeriesRef | None, default: float = 0.0) -> np.ndarray:
-        """The value of a number-or-series field on every interval of the horizon."""
+        """The value of a number-or-series field on every interval of the horizon (always finite: a NaN that
+        reached the solver once made it run forever)."""
         n = self.horizon.n
         if ref is None:
-            return np.full(n, default, dtype=float)
-        if isinstance(ref, int | float):
-            return np.full(n, float(ref), dtype=float)
-        return self.source(ref.source) * ref.scale
+            out = np.full(n, default, dtype=float)
+        elif isinstance(ref, int | float):
+            out = np.full(n, float(ref), dtype=float)
+        else:
+            out = self.source(ref.source) * ref.scale
+        if not np.isfinite(out).all():
+            what = f"data source {ref.source!r}" if isinstance(ref, SeriesRef) else f"value {ref!r}"
+            raise SeriesError(f"{what} is not finite on {int((~np.isfinite(out)).sum())} intervals of the horizon; "
+                              "check the file and the forecast")
+        return out
 
     def source(self, name: str) -> np.ndarray:
         """Values of a data source; sources with identical definitions are read (or forecast) once."""
@@ -99,10 +106,10 @@ class Inputs:
                 from flexopt.forecasting_bridge import default_forecaster
 
                 self.forecaster = default_forecaster
-            from flexopt.timeseries import read_source
+            from flexopt.timeseries import history_before, read_source
 
             history, report = read_source(src, name)
-            history = history[history.index < self.horizon.index[0]]
+            history = history_before(history, self.horizon.index, name, self.horizon.tz)
             kind = "pv" if self._feeds_pv(name) else "load"
             values, model = self.forecaster(name, history, self.horizon.index, local_tz=self.horizon.tz, kind=kind)
             self.reports[name] = report

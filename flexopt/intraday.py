@@ -36,6 +36,37 @@ def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datet
     return (now.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(minutes=minutes)).astimezone(zone)
 
 
+# measured states an intraday run may start from, with their physical range
+STATE_RANGES = {"soc_pct": (0.0, 100.0), "temp_c": (-60.0, 120.0), "energy_delivered_kwh": (0.0, 2000.0)}
+
+
+def check_state(data: object, loaded: LoadedPortfolio) -> dict[str, dict[str, float]]:
+    """A --state document as the run needs it; ValueError naming the asset, the key and the fix otherwise."""
+    from flexopt.models.registry import formulation_for
+
+    if not isinstance(data, dict):
+        raise ValueError('must be a JSON object {"asset_id": {"soc_pct": 55}, ...}')
+    assets = {a.id: a for _, a in loaded.portfolio.assets()}
+    out: dict[str, dict[str, float]] = {}
+    for asset_id, state in data.items():
+        if asset_id not in assets:
+            raise ValueError(f"{asset_id!r} is not an asset of the portfolio; assets: {', '.join(sorted(assets))}")
+        allowed = formulation_for(assets[asset_id].type).state_keys
+        if not isinstance(state, dict):
+            raise ValueError(f"{asset_id}: must be an object like {{\"{(allowed or ('soc_pct',))[0]}\": 50}}")
+        out[asset_id] = {}
+        for key, value in state.items():
+            if key not in allowed:
+                raise ValueError(f"{asset_id}.{key}: not a state of a {assets[asset_id].type}; allowed: "
+                                 f"{', '.join(allowed) or 'none'}")
+            lo, hi = STATE_RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or not lo <= value <= hi:
+                raise ValueError(f"{asset_id}.{key}: {value!r} must be a finite number from {lo:g} to {hi:g}")
+            out[asset_id][key] = float(value)
+    return out
+
+
 def state_at(schedule: pd.DataFrame, loaded: LoadedPortfolio, start: dt.datetime) -> dict[str, dict]:
     """Asset states at ``start`` from a schedule whose ``state`` column holds values at interval ends."""
     start_utc = pd.Timestamp(start).tz_convert("UTC")

@@ -7,7 +7,6 @@ and readable error reports live in :mod:`flexopt.config_loader`.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,10 +22,38 @@ from pydantic import (
 )
 
 from flexopt.endpoints import Endpoint, OcppCentralSystem
+from flexopt.quantities import (
+    CapacitanceKwhPerK,
+    Cop,
+    Count,
+    CurrentA,
+    DegradationEurPerKwh,
+    Efficiency,
+    EnergyKwh,
+    FeeEurPerKwh,
+    Latitude,
+    LimitKw,
+    LocalTime,
+    Longitude,
+    LossWPerK,
+    PeakChargeEurPerKw,
+    PenaltyEur,
+    Percent,
+    PowerKw,
+    PriceEurPerKwh,
+    ResistanceKPerKw,
+    Scale,
+    SignedPowerKw,
+    TemperatureC,
+    VehicleEnergyKwh,
+    VoltageV,
+    VolumeL,
+    WaterTemperatureC,
+    integer,
+)
 
+ResolutionMin = integer(1, 60)
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-Percent = Annotated[float, Field(ge=0, le=100)]
-Efficiency = Annotated[float, Field(gt=0, le=1)]
 Archetype = Literal["Adopter", "Gadger", "Eco", "Comfy"]
 UNITS = ("W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "1")
 Unit = Literal["W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "1"]
@@ -75,10 +102,12 @@ class SeriesRef(Strict):
     """A reference to a data source, optionally scaled (e.g. a 3 kWp profile used for a 40 kWp array)."""
 
     source: str = Field(description="name of an entry in data_sources")
-    scale: float = Field(default=1.0, description="multiplier applied after unit conversion")
+    scale: Scale = Field(default=1.0, description="multiplier applied after unit conversion")
 
 
-NumberOrSeries = float | SeriesRef
+PriceOrSeries = PriceEurPerKwh | SeriesRef
+TemperatureOrSeries = TemperatureC | SeriesRef
+PowerOrSeries = SignedPowerKw | SeriesRef
 
 
 # --- tariffs, congestion points --------------------------------------------------------------
@@ -87,12 +116,12 @@ NumberOrSeries = float | SeriesRef
 class Tariff(Strict):
     """Energy prices and grid fees in EUR; a number is a constant, ``{source: ...}`` a series."""
 
-    import_price_eur_per_kwh: NumberOrSeries
-    export_price_eur_per_kwh: NumberOrSeries = 0.0
-    grid_fee_import_eur_per_kwh: float = Field(default=0.0, ge=0)
-    grid_fee_export_eur_per_kwh: float = Field(default=0.0, ge=0)
-    peak_charge_eur_per_kw: float = Field(
-        default=0.0, ge=0, description="charge on the highest import of the day at the site"
+    import_price_eur_per_kwh: PriceOrSeries = Field(description="a number, or a series {source: name}")
+    export_price_eur_per_kwh: PriceOrSeries = Field(default=0.0, description="a number, or a series {source: name}")
+    grid_fee_import_eur_per_kwh: FeeEurPerKwh = 0.0
+    grid_fee_export_eur_per_kwh: FeeEurPerKwh = 0.0
+    peak_charge_eur_per_kw: PeakChargeEurPerKw = Field(
+        default=0.0, description="charge on the highest import of the day at the site"
     )
 
 
@@ -101,17 +130,17 @@ class CongestionPoint(Strict):
 
     id: Identifier
     name: str = ""
-    import_limit_kw: float | None = Field(default=None, gt=0)
-    export_limit_kw: float | None = Field(default=None, ge=0)
+    import_limit_kw: PowerKw | None = None
+    export_limit_kw: LimitKw | None = None
 
 
 class Penalties(Strict):
     """Prices of soft-constraint violations. Large, so they only bind when nothing else is possible."""
 
-    limit_eur_per_kwh: float = Field(default=10.0, gt=0, description="connection or congestion limit breach")
-    comfort_eur_per_degc_h: float = Field(default=5.0, gt=0, description="indoor/tank temperature outside band")
-    ev_energy_eur_per_kwh: float = Field(default=5.0, gt=0, description="EV energy missing at departure")
-    terminal_soc_eur_per_kwh: float = Field(default=1.0, gt=0, description="battery below terminal SoC")
+    limit_eur_per_kwh: PenaltyEur = Field(default=10.0, description="connection or congestion limit breach")
+    comfort_eur_per_degc_h: PenaltyEur = Field(default=5.0, description="indoor/tank temperature outside band")
+    ev_energy_eur_per_kwh: PenaltyEur = Field(default=5.0, description="EV energy missing at departure")
+    terminal_soc_eur_per_kwh: PenaltyEur = Field(default=1.0, description="battery below terminal SoC")
 
 
 # --- assets ----------------------------------------------------------------------------------
@@ -120,24 +149,24 @@ class Penalties(Strict):
 class AssetBase(Strict):
     id: Identifier
     name: str = ""
-    count: int = Field(default=1, ge=1, le=100_000, description="number of identical devices")
+    count: Count = Field(default=1, description="number of identical devices")
     endpoint: Endpoint | None = None
     notes: str = Field(default="", description="assumptions behind the parameters")
 
 
 class Battery(AssetBase):
     type: Literal["battery"]
-    power_kw: float | None = Field(default=None, gt=0, description="charge and discharge limit")
-    charge_power_kw: float | None = Field(default=None, gt=0)
-    discharge_power_kw: float | None = Field(default=None, gt=0)
-    energy_kwh: float = Field(gt=0, description="usable capacity per unit")
+    power_kw: PowerKw | None = Field(default=None, description="charge and discharge limit")
+    charge_power_kw: PowerKw | None = None
+    discharge_power_kw: PowerKw | None = None
+    energy_kwh: EnergyKwh = Field(description="usable capacity per unit")
     soc_min_pct: Percent = 5.0
     soc_max_pct: Percent = 95.0
     initial_soc_pct: Percent = 50.0
     terminal_soc_pct: Percent | None = Field(default=None, description="default: the initial SoC")
     charge_efficiency: Efficiency = 0.95
     discharge_efficiency: Efficiency = 0.95
-    degradation_cost_eur_per_kwh: float = Field(default=0.0, ge=0, description="per kWh discharged")
+    degradation_cost_eur_per_kwh: DegradationEurPerKwh = Field(default=0.0, description="per kWh discharged")
 
     @field_validator("soc_max_pct")
     @classmethod
@@ -169,26 +198,49 @@ class Battery(AssetBase):
         return self.discharge_power_kw or self.power_kw  # type: ignore[return-value]
 
 
+SERIES_PEAK_HINT = ("series_peak_kw: the peak of the array the series was measured on; use peak_kw itself if the "
+                    "series is this array's own output")
+
+
 class PV(AssetBase):
+    """Output = generation_kw * peak_kw / series_peak_kw (per device): both peaks are always stated, so a
+    per-kWp series, a neighbour's array and the array's own output are never confused."""
+
     type: Literal["pv"]
-    peak_kw: float = Field(gt=0)
+    peak_kw: PowerKw = Field(description="peak (kWp) of this array, per device")
     curtailable: bool = False
     generation_kw: SeriesRef | None = Field(
-        default=None, description="expected output (positive); default: none, the array produces nothing"
+        default=None, description="expected output (positive kW) of the array the series was measured on; "
+        "default: none, the array produces nothing. Requires series_peak_kw"
     )
-    series_peak_kw: float | None = Field(
-        default=None, gt=0, description="peak of the array the series was measured on; output is scaled"
+    series_peak_kw: PowerKw | None = Field(
+        default=None, validate_default=True,
+        description="required with generation_kw: the peak (kWp) of the array the series was measured on (peak_kw "
+        "itself if the series is this array's own output); output is scaled by peak_kw / series_peak_kw"
     )
+
+    @field_validator("series_peak_kw")
+    @classmethod
+    def _scaling_is_stated(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if "generation_kw" not in info.data:
+            return v  # generation_kw itself is invalid and reported
+        if info.data["generation_kw"] is not None and v is None:
+            raise ValueError(f"required with generation_kw; {SERIES_PEAK_HINT}")
+        if info.data["generation_kw"] is None and v is not None:
+            raise ValueError("given without generation_kw: add the generation_kw series it describes, or remove "
+                             "series_peak_kw")
+        return v
 
 
 class EvSession(Strict):
     """A daily charging session: the vehicle plugs in at arrival and must have its energy by departure."""
 
-    arrival_local: dt.time
-    departure_local: dt.time
-    energy_kwh: float = Field(gt=0, description="energy the vehicle battery needs by departure (after charging losses)")
-    units: int | None = Field(default=None, ge=1, description="how many of the chargers see it (default: all)")
-    vehicle_battery_kwh: float | None = Field(default=None, gt=0, description="needed for V2G")
+    arrival_local: LocalTime = Field(description='local time in quotes, e.g. "18:00"')
+    departure_local: LocalTime = Field(description='local time in quotes, e.g. "07:30"')
+    energy_kwh: VehicleEnergyKwh = Field(
+        description="energy the vehicle battery needs by departure (after charging losses)")
+    units: Count | None = Field(default=None, description="how many of the chargers see it (default: all)")
+    vehicle_battery_kwh: VehicleEnergyKwh | None = Field(default=None, description="needed for V2G")
     arrival_soc_pct: Percent | None = None
     min_soc_pct: Percent = Field(default=20.0, description="V2G never discharges below this")
 
@@ -199,19 +251,23 @@ class EvSession(Strict):
                 f"departure_local ({self.departure_local}) must be after arrival_local ({self.arrival_local}) "
                 "on the same day"
             )
+        if self.vehicle_battery_kwh is not None:
+            room = self.vehicle_battery_kwh * (1 - (self.arrival_soc_pct or 0.0) / 100)
+            if self.energy_kwh > room + 1e-9:
+                raise ValueError(f"energy_kwh ({self.energy_kwh:g}) does not fit into the vehicle: vehicle_battery_kwh "
+                                 f"{self.vehicle_battery_kwh:g} arriving at {self.arrival_soc_pct or 0:g} % takes at "
+                                 f"most {room:g} kWh; lower energy_kwh or check the battery size")
         return self
 
 
 class EvCharger(AssetBase):
     type: Literal["ev_charger"]
-    max_charge_kw: float = Field(gt=0)
-    max_discharge_kw: float = Field(default=0.0, ge=0, description="> 0 for bidirectional (V2G) chargers")
+    max_charge_kw: PowerKw
+    max_discharge_kw: LimitKw = Field(default=0.0, description="> 0 for bidirectional (V2G) chargers")
     current_type: Literal["ac", "dc"] = "ac"
     phases: Literal[1, 3] = 3
-    voltage_v: float = Field(default=230.0, gt=0, description="phase voltage")
-    min_current_a: float = Field(
-        default=6.0, ge=0, description="AC chargers cannot charge below this; 0 = no minimum"
-    )
+    voltage_v: VoltageV = Field(default=230.0, description="phase voltage")
+    min_current_a: CurrentA = Field(default=6.0, description="AC chargers cannot charge below this; 0 = no minimum")
     charge_efficiency: Efficiency = Field(
         default=0.95, description="share of the energy drawn from the grid that reaches the vehicle battery")
     discharge_efficiency: Efficiency = Field(
@@ -238,10 +294,10 @@ class EvCharger(AssetBase):
 class ComfortWindow(Strict):
     """Allowed temperature band from start to end (local time) every day."""
 
-    start_local: dt.time
-    end_local: dt.time
-    min_temp_c: float
-    max_temp_c: float
+    start_local: LocalTime = Field(description='local time in quotes, e.g. "08:00"')
+    end_local: LocalTime = Field(description='local time in quotes, e.g. "20:00"')
+    min_temp_c: TemperatureC
+    max_temp_c: TemperatureC
 
     @model_validator(mode="after")
     def _band(self) -> ComfortWindow:
@@ -253,17 +309,17 @@ class ComfortWindow(Strict):
 class Thermal(AssetBase):
     """A building zone or heat pump: 1R1C, C dT/dt = (T_out - T_in)/R + COP * P_el (minus when cooling)."""
 
-    max_electric_kw: float = Field(gt=0)
-    min_electric_kw: float = Field(default=0.0, ge=0, description="> 0: compressor runs at least this when on")
+    max_electric_kw: PowerKw
+    min_electric_kw: LimitKw = Field(default=0.0, description="> 0: compressor runs at least this when on")
     mode: Literal["heating", "cooling", "both"] = "heating"
-    cop_heating: float = Field(default=3.0, gt=0)
-    cop_cooling: float = Field(default=3.0, gt=0)
-    thermal_resistance_k_per_kw: float = Field(gt=0, description="R between indoor and outdoor")
-    thermal_capacitance_kwh_per_k: float = Field(gt=0, description="C of the zone")
-    initial_temp_c: float
-    outdoor_temp_c: NumberOrSeries
-    default_min_temp_c: float = Field(description="band outside the comfort windows")
-    default_max_temp_c: float
+    cop_heating: Cop = 3.0
+    cop_cooling: Cop = 3.0
+    thermal_resistance_k_per_kw: ResistanceKPerKw = Field(description="R between indoor and outdoor")
+    thermal_capacitance_kwh_per_k: CapacitanceKwhPerK = Field(description="C of the zone")
+    initial_temp_c: TemperatureC
+    outdoor_temp_c: TemperatureOrSeries = Field(description="a number, or a series {source: name}")
+    default_min_temp_c: TemperatureC = Field(description="band outside the comfort windows")
+    default_max_temp_c: TemperatureC
     comfort: list[ComfortWindow] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -284,24 +340,24 @@ class HeatPump(Thermal):
 
 
 class HotWaterDraw(Strict):
-    at_local: dt.time
-    litres: float = Field(gt=0, description="litres of mixed water at draw_temp_c")
+    at_local: LocalTime = Field(description='local time in quotes, e.g. "07:00"')
+    litres: VolumeL = Field(description="litres of mixed water at draw_temp_c")
 
 
 class WaterHeater(AssetBase):
     """A one-node tank with a resistive element that is either on or off."""
 
     type: Literal["water_heater"]
-    volume_l: float = Field(gt=0)
-    element_kw: float = Field(gt=0)
-    min_temp_c: float = Field(default=45.0, description="comfort and hygiene minimum")
-    max_temp_c: float = Field(default=75.0)
-    initial_temp_c: float = 60.0
-    thermostat_c: float = Field(default=60.0, description="set temperature of the unmanaged thermostat")
-    cold_water_temp_c: float = 15.0
-    ambient_temp_c: float = 20.0
-    draw_temp_c: float = Field(default=40.0, description="temperature of the mixed water at the tap")
-    standby_loss_w_per_k: float = Field(default=1.5, ge=0, description="tank UA value")
+    volume_l: VolumeL
+    element_kw: PowerKw
+    min_temp_c: WaterTemperatureC = Field(default=45.0, description="comfort and hygiene minimum")
+    max_temp_c: WaterTemperatureC = 75.0
+    initial_temp_c: WaterTemperatureC = 60.0
+    thermostat_c: WaterTemperatureC = Field(default=60.0, description="set temperature of the unmanaged thermostat")
+    cold_water_temp_c: WaterTemperatureC = 15.0
+    ambient_temp_c: TemperatureC = 20.0
+    draw_temp_c: WaterTemperatureC = Field(default=40.0, description="temperature of the mixed water at the tap")
+    standby_loss_w_per_k: LossWPerK = Field(default=1.5, description="tank UA value")
     draws: list[HotWaterDraw] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -310,6 +366,9 @@ class WaterHeater(AssetBase):
             raise ValueError(f"max_temp_c ({self.max_temp_c}) must be above min_temp_c ({self.min_temp_c})")
         if not self.min_temp_c <= self.thermostat_c <= self.max_temp_c:
             raise ValueError("thermostat_c must lie between min_temp_c and max_temp_c")
+        if self.draws and self.draw_temp_c <= self.cold_water_temp_c:
+            raise ValueError(f"draw_temp_c ({self.draw_temp_c:g}) must be above cold_water_temp_c "
+                             f"({self.cold_water_temp_c:g}): mixed water colder than the mains would heat the tank")
         return self
 
 
@@ -317,7 +376,7 @@ class Load(AssetBase):
     """Consumption flexopt does not control (positive kW)."""
 
     type: Literal["load"]
-    power_kw: NumberOrSeries
+    power_kw: PowerOrSeries = Field(description="a number, or a series {source: name}")
 
 
 Asset = Annotated[
@@ -333,15 +392,15 @@ class Location(Strict):
     city: str = ""
     region: str = ""
     country: str = Field(default="", description="ISO 3166 alpha-2, e.g. ES, FR")
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
 
 
 class Connection(Strict):
     """Grid connection limits at the meter (load convention: import positive)."""
 
-    import_limit_kw: float | None = Field(default=None, gt=0)
-    export_limit_kw: float | None = Field(default=None, ge=0)
+    import_limit_kw: PowerKw | None = None
+    export_limit_kw: LimitKw | None = None
 
 
 class Site(Strict):
@@ -360,7 +419,7 @@ class Site(Strict):
 class PortfolioInfo(Strict):
     name: str = Field(min_length=1)
     timezone: TimezoneName = "Europe/Madrid"
-    resolution_min: int = Field(default=15, description="interval length; must divide 60")
+    resolution_min: ResolutionMin = Field(default=15, description="interval length; must divide 60")
     currency: Literal["EUR"] = "EUR"
     description: str = ""
 

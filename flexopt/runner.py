@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flexopt import __version__
-from flexopt.config_loader import LoadedPortfolio, load_portfolio, series_refs
+from flexopt.config_loader import LoadedPortfolio, PortfolioError, load_portfolio, series_refs
+from flexopt.input_checks import check_inputs
 from flexopt.inputs import Horizon, Inputs
 from flexopt.outputs import write_frame, write_json
 from flexopt.storage import StorageError, new_run, sha256_of
@@ -63,6 +64,9 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
     t0 = time.perf_counter()
     progress(f"loading {request.portfolio_path}")
     loaded = load_portfolio(request.portfolio_path)
+    problems = check_inputs(loaded)  # every file whole, as validate does: bad data fails before anything runs
+    if problems:
+        raise PortfolioError(problems)
     horizon = horizon_for(loaded, request)
     inputs = Inputs(loaded, horizon)
     with new_run(request.store, loaded.portfolio.portfolio.name, request.day, request.kind,

@@ -66,7 +66,9 @@ def summarise(loaded: LoadedPortfolio, read_data: bool = True) -> PortfolioSumma
             series = series.dropna()
             span = f"{series.index.min():%Y-%m-%d} to {series.index.max():%Y-%m-%d}"
             tag = " (synthetic)" if src.synthetic else ""
-            out.data_sources[name] = f"{len(series)} values in {report.unit}, {span}{tag}"
+            fixes = ([f"{report.duplicates} duplicate timestamps averaged"] if report.duplicates else []) + report.notes
+            fixed = f"; {', '.join(fixes)}" if fixes else ""
+            out.data_sources[name] = f"{len(series)} values in {report.unit}, {span}{tag}{fixed}"
         except SeriesError as exc:
             out.data_sources[name] = f"UNREADABLE: {exc}"
     return out

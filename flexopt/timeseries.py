@@ -6,15 +6,30 @@ units (kW, EUR/kWh, degC). Local wall-clock files (with repeated or missing DST 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
+from flexopt.config_loader import display_path
+from flexopt.data_files import (
+    SeriesError,
+    column_problem,
+    out_of_range,
+    parse_times,
+    range_message,
+    read_columns,
+)
 from flexopt.portfolio import DataSource
+from flexopt.quantities import UNIT_RANGES
+
+__all__ = ["SeriesError", "SeriesReport", "align", "day_index", "history_before", "horizon_index", "load_on_index",
+           "read_source"]
 
 # unit -> (canonical unit, factor to multiply by)
 UNIT_CONVERSIONS: dict[str, tuple[str, float]] = {
@@ -29,10 +44,6 @@ UNIT_CONVERSIONS: dict[str, tuple[str, float]] = {
 }
 
 
-class SeriesError(ValueError):
-    """A time series cannot serve the request; the message says which file and what to do."""
-
-
 @dataclass
 class SeriesReport:
     """What happened to a series on its way in: the user reads this, nothing is silently fixed."""
@@ -40,6 +51,7 @@ class SeriesReport:
     source: str
     unit: str
     intervals: int
+    file: str = ""  # as the user knows it, for messages
     missing: int = 0
     filled: int = 0
     duplicates: int = 0
@@ -95,84 +107,53 @@ def resolution_hours(index: pd.DatetimeIndex) -> float:
 
 
 def check_source_columns(src: DataSource) -> str | None:
-    """A one-line problem with the file behind a data source, or None when it can be read."""
-    path = Path(src.path)
-    if not path.is_file():
-        return f"file not found: {path}; check the path (relative paths are relative to the YAML file)"
-    try:
-        columns = _columns(path)
-    except Exception as exc:
-        return f"cannot read {path.name}: {exc}"
-    missing = [c for c in (src.time_column, src.column) if c not in columns]
-    if missing:
-        return f"{path.name} has no column {', '.join(map(repr, missing))}; its columns are: {', '.join(columns)}"
-    return None
-
-
-def _columns(path: Path) -> list[str]:
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(path).names)
-    if path.suffix.lower() in (".csv", ".txt", ".gz"):
-        return list(pd.read_csv(path, nrows=0).columns)
-    raise ValueError("unknown file type; use .csv or .parquet")
-
-
-@lru_cache(maxsize=64)
-def _read_raw(path: str, mtime: float, time_column: str, column: str) -> pd.DataFrame:
-    p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(p, columns=[time_column, column])
-    return pd.read_csv(p, usecols=[time_column, column])
+    """A one-line problem with the file behind a data source, or None when its columns are there."""
+    return column_problem(Path(src.path), [src.time_column, src.column])
 
 
 def read_source(src: DataSource, name: str = "") -> tuple[pd.Series, SeriesReport]:
-    """The whole series of a data source: UTC index, canonical unit, duplicates averaged."""
+    """The whole series of a data source: UTC index, canonical unit, sorted, duplicates averaged. Every value
+    is checked (finite, within the physical range of its unit) so that nothing bad reaches the solver."""
     path = Path(src.path)
     label = name or path.name
-    problem = check_source_columns(src)
-    if problem:
-        raise SeriesError(f"data source {label!r}: {problem}")
-    raw = _read_raw(str(path), path.stat().st_mtime, src.time_column, src.column)
-    stamps = _parse_times(raw[src.time_column], src.timezone, label)
-    values = pd.to_numeric(raw[src.column], errors="coerce").to_numpy(dtype=float)
-    canonical, factor = UNIT_CONVERSIONS[src.unit]
-    series = pd.Series(values * factor, index=stamps, name=label).sort_index(kind="stable")
-    report = SeriesReport(source=label, unit=canonical, intervals=len(series))
-    dup = series.index.duplicated(keep=False)
-    if dup.any():
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size, src.time_column, src.column, src.unit, src.timezone)
+    except (OSError, ValueError):
+        key = None
+    try:
+        series, report = _read_checked(*key) if key else _read_checked(str(path), 0, 0, src.time_column,
+                                                                       src.column, src.unit, src.timezone)
+    except SeriesError as exc:
+        raise SeriesError(f"data source {label!r}: {exc}") from None
+    report = dataclasses.replace(report, source=label, notes=list(report.notes))
+    return series.rename(label).copy(), report
+
+
+@lru_cache(maxsize=32)
+def _read_checked(path: str, _mtime_ns: int, _size: int, time_column: str, column: str, unit: str,
+                  timezone: str) -> tuple[pd.Series, SeriesReport]:
+    """Read once per file version: validate, schedule and summary all ask for the same series."""
+    p = Path(path)
+    raw = read_columns(p, time_column, column)
+    stamps = parse_times(raw, timezone, p, time_column)
+    canonical, factor = UNIT_CONVERSIONS[unit]
+    lo, hi = UNIT_RANGES[canonical]
+    values = raw.values * factor
+    outside = out_of_range(values, lo, hi)
+    if outside.any():
+        raise SeriesError(range_message(raw, outside, p, column, unit, canonical, lo, hi))
+    if not np.isfinite(values).any():
+        raise SeriesError(f"{p.name}, column {column!r}: every cell is empty; the file holds no values")
+    series = pd.Series(values, index=stamps)
+    report = SeriesReport(source=p.name, unit=canonical, intervals=len(series), file=display_path(p))
+    if not series.index.is_monotonic_increasing:
+        report.notes.append("rows sorted by time")
+        series = series.sort_index(kind="stable")
+    if series.index.has_duplicates:
         report.duplicates = int(series.index.duplicated().sum())
         series = series.groupby(level=0).mean()
     return series, report
-
-
-def _parse_times(col: pd.Series, timezone: str, label: str) -> pd.DatetimeIndex:
-    text = col.astype(str)
-    has_offset = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).all()
-    try:
-        if has_offset:
-            return pd.DatetimeIndex(pd.to_datetime(text, utc=True, format="ISO8601"))
-        naive = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601"))
-    except (ValueError, TypeError) as exc:
-        raise SeriesError(f"data source {label!r}: timestamps cannot be parsed ({exc}); use ISO 8601") from None
-    if timezone == "UTC":
-        return naive.tz_localize("UTC")
-    try:
-        local = naive.tz_localize(timezone, ambiguous="infer", nonexistent="shift_forward")
-    except Exception:
-        local = naive.tz_localize(timezone, ambiguous=_first_is_dst(naive), nonexistent="shift_forward")
-    return local.tz_convert("UTC")
-
-
-def _first_is_dst(naive: pd.DatetimeIndex) -> list[bool]:
-    """For a repeated wall-clock hour, the first occurrence is summer time (DST), the second is not."""
-    seen: set[pd.Timestamp] = set()
-    flags = []
-    for ts in naive:
-        flags.append(ts not in seen)
-        seen.add(ts)
-    return flags
 
 
 # --- aligning to a horizon --------------------------------------------------------------------
@@ -186,11 +167,15 @@ def align(series: pd.Series, index: pd.DatetimeIndex, report: SeriesReport, *, m
     src_step = _typical_step(series)
     window = series.loc[index[0] - max(src_step, res) * 2: index[-1] + max(src_step, res) * 2].dropna()
     if window.empty:
-        raise SeriesError(_outside(report.source, series, index))
+        raise SeriesError(_outside(report, series, index))
+    aligned = (index[0] - window.index[0]) % min(res, src_step) == pd.Timedelta(0)
     if src_step < res:
         report.resampled = f"averaged from {_fmt(src_step)} to {_fmt(res)}"
         out = window.resample(res, origin=index[0]).mean().reindex(index)
-    elif src_step > res:
+    elif step and not aligned:  # e.g. hourly data on :00 for a day starting at :45 UTC (Pacific/Chatham)
+        report.resampled = f"averaged over the overlapping {_fmt(src_step)} source intervals (not on the interval grid)"
+        out = _overlap_mean(window, index, res, src_step)
+    elif src_step > res or not aligned:
         report.resampled = f"{'held' if step else 'interpolated'} from {_fmt(src_step)} to {_fmt(res)}"
         if step:
             out = window.reindex(window.index.union(index)).ffill(limit=int(src_step / res)).reindex(index)
@@ -203,23 +188,51 @@ def align(series: pd.Series, index: pd.DatetimeIndex, report: SeriesReport, *, m
     missing = out.isna()
     report.missing = int(missing.sum())
     if report.missing == len(index):
-        raise SeriesError(_outside(report.source, series, index))
+        raise SeriesError(_outside(report, series, index))
     if report.missing:
         longest = _longest_run(missing) * res
         if longest > pd.Timedelta(hours=max_fill_hours):
             raise SeriesError(
-                f"data source {report.source!r} has a gap of {_fmt(longest)} between {index[0]} and {index[-1]} "
-                f"(more than {max_fill_hours:g} h cannot be filled safely); complete the file."
+                f"data source {report.source!r}{_in_file(report)} has a gap of {_fmt(longest)} between {index[0]} "
+                f"and {index[-1]} (more than {max_fill_hours:g} h cannot be filled safely); complete the file."
             )
         out = out.interpolate("linear", limit_direction="both")
         report.filled = report.missing
     return out.astype(float)
 
 
-def _outside(source: str, series: pd.Series, index: pd.DatetimeIndex) -> str:
+def _overlap_mean(window: pd.Series, index: pd.DatetimeIndex, res: pd.Timedelta,
+                  src_step: pd.Timedelta) -> pd.Series:
+    """Energy-preserving values for intervals that straddle source intervals: the time-weighted mean of the
+    source values each interval overlaps (missing where less than half of it is covered by data)."""
+    second = pd.Timedelta(seconds=1)
+    starts = ((window.index - index[0]) / second).to_numpy(dtype=float)
+    step_s, res_s = src_step / second, res / second
+    ends = np.minimum(np.append(starts[1:], starts[-1] + step_s), starts + step_s)  # a source interval never
+    values = window.to_numpy(dtype=float)                                          # reaches into a gap
+    seconds = ends - starts
+    cum_v, cum_c = np.cumsum(values * seconds), np.cumsum(seconds)
+    x = np.column_stack([starts, ends]).ravel()
+    fv = np.column_stack([cum_v - values * seconds, cum_v]).ravel()
+    fc = np.column_stack([cum_c - seconds, cum_c]).ravel()
+    q0 = ((index - index[0]) / second).to_numpy(dtype=float)
+    q1 = q0 + res_s
+    covered = np.interp(q1, x, fc) - np.interp(q0, x, fc)
+    energy = np.interp(q1, x, fv) - np.interp(q0, x, fv)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(covered >= 0.5 * res_s, energy / covered, np.nan)
+    return pd.Series(out, index=index)
+
+
+def _in_file(report: SeriesReport) -> str:
+    return f" ({report.file})" if report.file else ""
+
+
+def _outside(report: SeriesReport, series: pd.Series, index: pd.DatetimeIndex) -> str:
+    source = f"{report.source}"
     valid = series.dropna().index
     span = f"it covers {valid.min()} to {valid.max()}" if len(valid) else "it holds no values"
-    return (f"data source {source!r} has no values between {index[0]} and {index[-1]} (UTC); {span}. "
+    return (f"data source {source!r}{_in_file(report)} has no values between {index[0]} and {index[-1]} (UTC); {span}. "
             "Choose a date inside that range or extend the file.")
 
 
@@ -248,6 +261,38 @@ def _longest_run(mask: pd.Series) -> int:
 def _fmt(td: pd.Timedelta) -> str:
     minutes = td.total_seconds() / 60
     return f"{minutes / 60:g} h" if minutes >= 60 else f"{minutes:g} min"
+
+
+MIN_HISTORY_DAYS = 1.0
+"""The shortest history flexopt forecasts from (yesterday's profile); 28 days let the statistical models compete."""
+MAX_HISTORY_AGE_DAYS = 7.0
+"""The forecasting models are built for leads up to a week (same-time lags of one to five weeks)."""
+
+
+def history_before(series: pd.Series, index: pd.DatetimeIndex, label: str, tz: str) -> pd.Series:
+    """The part of a history series before the horizon, when it can forecast it; SeriesError otherwise (a
+    forecast from nothing would silently be 0 kW)."""
+    start = index[0]
+    before = series[series.index < start]
+    known = before.dropna()
+    valid = series.dropna().index
+    span = f"it covers {valid.min():%Y-%m-%d %H:%M} to {valid.max():%Y-%m-%d %H:%M} UTC" if len(valid) else \
+        "it holds no values"
+    day = start.tz_convert(tz).date()
+    need = (f"a forecast of {day} needs at least {MIN_HISTORY_DAYS:g} day of history (28 days for the statistical "
+            f"models) ending at most {MAX_HISTORY_AGE_DAYS:g} days before {day}")
+    if known.empty:
+        raise SeriesError(f"history data source {label!r} has no values before {day}; {span}. {need}: extend the "
+                          "file or choose a day after its start")
+    age = (start - known.index.max()) / pd.Timedelta(days=1)
+    if age > MAX_HISTORY_AGE_DAYS:
+        raise SeriesError(f"history data source {label!r} ends {age:.0f} days before {day}; {span}. {need}: extend "
+                          "the file or choose a day inside its range")
+    length = (known.index.max() - known.index.min()) / pd.Timedelta(days=1)
+    if length < MIN_HISTORY_DAYS - 1e-9:
+        raise SeriesError(f"history data source {label!r} holds only {length * 24:.1f} h before {day}; {span}. "
+                          f"{need}: extend the file")
+    return before
 
 
 def load_on_index(src: DataSource, index: pd.DatetimeIndex, name: str = "", *, scale: float = 1.0,

@@ -58,9 +58,9 @@ def battery(doc):
 
 CASES = {
     "wrong type": (lambda d: battery(d).update(energy_kwh="lots"),
-                   "sites[0].assets[0].energy_kwh", "valid number"),
+                   "sites[0].assets[0].energy_kwh", "must be a number, not text"),
     "negative power": (lambda d: battery(d).update(power_kw=-5),
-                       "sites[0].assets[0].power_kw", "greater than 0"),
+                       "sites[0].assets[0].power_kw", "must be above 0 and at most 1,000,000 kW"),
     "soc min above max": (lambda d: battery(d).update(soc_min_pct=90, soc_max_pct=20),
                           "sites[0].assets[0].soc_max_pct", "must be above soc_min_pct"),
     "unknown key": (lambda d: battery(d).update(enery_kwh=5),

@@ -42,7 +42,7 @@ def portfolio(tmp_path):
             "id": "home", "congestion_point": "cp", "connection": {"import_limit_kw": 20, "export_limit_kw": 10},
             "assets": [
                 {"id": "bat", "type": "battery", "power_kw": 5, "energy_kwh": 10, "initial_soc_pct": 50},
-                {"id": "pv", "type": "pv", "peak_kw": 4, "generation_kw": {"source": "pv"}},
+                {"id": "pv", "type": "pv", "peak_kw": 4, "generation_kw": {"source": "pv"}, "series_peak_kw": 4},
                 {"id": "house", "type": "load", "power_kw": {"source": "load"}},
             ],
         }],

@@ -14,16 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexopt.commands.args import parse_day
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
 from flexopt.config_loader import LoadedPortfolio
-
-
-def parse_day(text: str, option: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        typer.echo(f"{option}: {text!r} is not a date; use YYYY-MM-DD, e.g. 2024-06-12", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
 
 
 def history_sources(loaded: LoadedPortfolio) -> dict[str, str]:
@@ -69,7 +62,7 @@ def run_forecast(loaded: LoadedPortfolio, day: dt.date, out: Path, jobs: int, on
     from flexopt.forecasts.batch import forecast_many
     from flexopt.outputs import write_frame, write_json
     from flexopt.storage import StorageError, atomic_dir
-    from flexopt.timeseries import day_index
+    from flexopt.timeseries import SeriesError, day_index, history_before
 
     info = loaded.portfolio.portfolio
     index = day_index(day, info.timezone, info.resolution_min)
@@ -77,7 +70,11 @@ def run_forecast(loaded: LoadedPortfolio, day: dt.date, out: Path, jobs: int, on
     histories, units = {}, {}
     for name in sources:
         series, units[name] = read_history(loaded, name)
-        histories[name] = series[series.index < index[0]]
+        try:
+            histories[name] = history_before(series, index, name, info.timezone)
+        except SeriesError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
     results = forecast_many(histories, index, sources, n_jobs=jobs, local_tz=info.timezone)
     frames = []
     for name, result in results.items():

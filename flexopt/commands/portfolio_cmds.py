@@ -10,16 +10,21 @@ from rich.console import Console
 from rich.table import Table
 
 from flexopt.config_loader import PortfolioError, load_portfolio
-from flexopt.portfolio import Portfolio
 from flexopt.summary import summarise
 
 EXIT_INVALID = 2
 
 
-def load_or_exit(path: Path):
-    """The validated portfolio, or every problem printed and exit code 2 (no traceback)."""
+def load_or_exit(path: Path, *, data: bool = False):
+    """The validated portfolio, or every problem printed and exit code 2 (no traceback). With ``data``, every
+    data file and the DSO limits file are read whole too (what a run would read, for any date)."""
+    from flexopt.input_checks import check_inputs
+
     try:
-        return load_portfolio(path)
+        loaded = load_portfolio(path)
+        if data and (problems := check_inputs(loaded)):
+            raise PortfolioError(problems)
+        return loaded
     except PortfolioError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_INVALID) from None
@@ -47,11 +52,14 @@ def register(app: typer.Typer) -> None:
     def validate(portfolio: Path = typer.Argument(..., help="portfolio YAML file")) -> None:
         """Validate a portfolio and print its summary; exit 2 with every problem when it is invalid."""
         console = Console()
-        loaded = load_or_exit(portfolio)
+        loaded = load_or_exit(portfolio, data=True)
         print_summary(loaded, console)
         console.print("[green]valid[/green]")
 
     @app.command()
-    def schema() -> None:
-        """Print the JSON Schema of portfolio files."""
-        typer.echo(json.dumps(Portfolio.model_json_schema(), indent=2))
+    def schema(merged: bool = typer.Option(False, "--merged", help="the whole portfolio after includes are merged "
+                                           "(portfolio, tariff and sites required), not one file")) -> None:
+        """Print the JSON Schema of portfolio files (every file, main or included, satisfies it)."""
+        from flexopt.file_schema import merged_schema, portfolio_file_schema
+
+        typer.echo(json.dumps(merged_schema() if merged else portfolio_file_schema(), indent=2))

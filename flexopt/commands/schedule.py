@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -11,26 +10,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexopt.commands.args import check_year, in_range, parse_day
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
 from flexopt.config_loader import PortfolioError
 from flexopt.runner import RunRequest, run_schedule
 from flexopt.storage import StorageError
 
 EXIT_SOLVER = 3
+MIP_GAP = in_range("--mip-gap", 0.0, 1.0)
+TIME_LIMIT = in_range("--time-limit", 0.1, 7 * 24 * 3600.0)
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intraday schedules.")
 
 
-def parse_day(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        typer.echo(f"--date: {text!r} is not a date; use YYYY-MM-DD, e.g. 2024-06-12", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
-
-
 def execute(request: RunRequest, console: Console) -> dict:
     """Run, print progress and KPIs; turn every expected failure into a message and an exit code."""
+    from flexopt.dso_limits import DsoLimitsError
     from flexopt.problem import SolveError
     from flexopt.timeseries import SeriesError
 
@@ -44,7 +39,7 @@ def execute(request: RunRequest, console: Console) -> dict:
     except PortfolioError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    except (SeriesError, StorageError) as exc:
+    except (SeriesError, StorageError, DsoLimitsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     except SolveError as exc:
@@ -56,16 +51,22 @@ def execute(request: RunRequest, console: Console) -> dict:
     return outcome.kpis
 
 
+def _num(value, spec: str) -> str:
+    """A KPI figure, or n/a when it does not exist (None) or is not a number."""
+    return format(value, spec) if isinstance(value, int | float) and not isinstance(value, bool) else "n/a"
+
+
 def print_kpis(kpis: dict, console: Console) -> None:
     table = Table("KPI", "value", title="schedule KPIs")
-    table.add_row("cost (EUR)", f"{kpis.get('cost_eur', float('nan')):,.2f}")
-    table.add_row("baseline cost (EUR)", f"{kpis.get('baseline_cost_eur', float('nan')):,.2f}")
-    pct = kpis.get("saving_pct")  # None when the baseline costs nothing
-    table.add_row("saving (EUR)", f"{kpis.get('saving_eur', float('nan')):,.2f}"
-                  + ("" if pct is None else f" ({pct:.1f} %)"))
-    table.add_row("energy shifted (kWh)", f"{kpis.get('energy_shifted_kwh', float('nan')):,.1f}")
+    table.add_row("cost (EUR)", _num(kpis.get("cost_eur"), ",.2f"))
+    table.add_row("baseline cost (EUR)", _num(kpis.get("baseline_cost_eur"), ",.2f"))
+    # saving_pct is None when the baseline costs nothing (e.g. a battery at constant prices): no percentage
+    pct = kpis.get("saving_pct")
+    table.add_row("saving (EUR)",
+                  _num(kpis.get("saving_eur"), ",.2f") + ("" if pct is None else f" ({_num(pct, '.1f')} %)"))
+    table.add_row("energy shifted (kWh)", _num(kpis.get("energy_shifted_kwh"), ",.1f"))
     solver = kpis.get("solver", {})
-    table.add_row("solver", f"{solver.get('status', '?')}, gap {solver.get('mip_gap', float('nan')):.3%}")
+    table.add_row("solver", f"{solver.get('status', '?')}, gap {_num(solver.get('mip_gap'), '.3%')}")
     violations = kpis.get("violations", {})
     count = violations.get("count", 0) if isinstance(violations, dict) else len(violations)
     table.add_row("violations", str(count))
@@ -92,12 +93,14 @@ def day_ahead(
     date: str = typer.Option(..., "--date", help="local day to schedule, YYYY-MM-DD"),
     out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
     store: Path = typer.Option(Path("runs"), "--store", help="without --out: versioned runs are kept here"),
-    mip_gap: float = typer.Option(0.005, "--mip-gap", min=0.0, max=1.0, help="relative MIP gap"),
-    time_limit: float | None = typer.Option(None, "--time-limit", min=0.1, help="solver time limit, seconds"),
+    mip_gap: float = typer.Option(0.005, "--mip-gap", callback=MIP_GAP, help="relative MIP gap, 0 to 1"),
+    time_limit: float | None = typer.Option(None, "--time-limit", callback=TIME_LIMIT,
+                                            help="solver time limit, seconds (0.1 to 604800)"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="solver threads"),
 ) -> None:
     """Schedule every device of the portfolio for one local day."""
-    request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=parse_day(date), out=out, store=store,
+    request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=parse_day(date, "--date"), out=out,
+                         store=store,
                          mip_gap=mip_gap, time_limit_s=time_limit, threads=threads)
     execute(request, Console())
 
@@ -112,12 +115,13 @@ def intraday(
         "default: what the latest stored schedule of the day expected"),
     out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
     store: Path = typer.Option(Path("runs"), "--store", help="versioned runs are read from and kept here"),
-    mip_gap: float = typer.Option(0.005, "--mip-gap", min=0.0, max=1.0),
-    time_limit: float | None = typer.Option(None, "--time-limit", min=0.1),
+    mip_gap: float = typer.Option(0.005, "--mip-gap", callback=MIP_GAP, help="relative MIP gap, 0 to 1"),
+    time_limit: float | None = typer.Option(None, "--time-limit", callback=TIME_LIMIT,
+                                            help="solver time limit, seconds (0.1 to 604800)"),
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Re-optimise from an interval to the end of its local day (for cron), from measured or expected states."""
-    from flexopt.intraday import first_interval, initial_state_from_store
+    from flexopt.intraday import check_state, first_interval, initial_state_from_store
     from flexopt.storage import check_new_dir, check_writable
 
     try:  # the store is read for the states below and written at the end: check it before either
@@ -131,16 +135,25 @@ def intraday(
     info = loaded.portfolio.portfolio
     try:
         start_local = first_interval(start, info.timezone, info.resolution_min)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         typer.echo(f"--from: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    check_year(start_local, "--from", start or start_local.isoformat())
     day = start_local.date()
     if state is not None:
         try:
-            initial = json.loads(state.read_text())
+            if not state.is_file() or state.stat().st_size > 1 << 20:
+                raise ValueError("must be a JSON file of at most 1 MB (a regular file, not a folder, pipe or device)")
+            initial = check_state(json.loads(state.read_text(encoding="utf-8")), loaded)
             source = str(state)
-        except (OSError, json.JSONDecodeError) as exc:
-            typer.echo(f"--state {state}: cannot read JSON ({exc})", err=True)
+        except OSError as exc:
+            typer.echo(f"--state {state}: cannot read the file ({exc.strerror or exc})", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        except UnicodeDecodeError as exc:
+            typer.echo(f"--state {state}: byte {exc.start} is not UTF-8; save the file as UTF-8 JSON", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        except ValueError as exc:  # JSON syntax, or a state that does not fit the portfolio
+            typer.echo(f"--state {state}: {exc}", err=True)
             raise typer.Exit(EXIT_INVALID) from None
         warnings: list[str] = []
     else:

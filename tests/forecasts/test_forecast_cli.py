@@ -33,7 +33,7 @@ sites:
   - id: s1
     assets:
       - {{id: l1, type: load, power_kw: {{source: house_load}}}}
-      - {{id: pv1, type: pv, peak_kw: 3, generation_kw: {{source: house_pv}}}}
+      - {{id: pv1, type: pv, peak_kw: 3, generation_kw: {{source: house_pv}}, series_peak_kw: 3}}
 """)
     return tmp_path / "p.yaml"
 

@@ -20,6 +20,7 @@ def test_curtailable_pv_is_capped_only_where_export_would_cost(tmp_path, portfol
     loaded, inputs = portfolio_builder.build(tmp_path, [{
         "id": "home", "assets": [
             {"id": "pv", "type": "pv", "peak_kw": 10, "curtailable": True, "generation_kw": {"source": "sun"},
+             "series_peak_kw": 10,
              "endpoint": {"protocol": "http", "base_url": "http://127.0.0.1:1", "device_id": "inv",
                           "setpoint": {"method": "POST", "path": "/cap", "body": {"kw": "{value}"}},
                           "telemetry": {"path": "/t"}}},
