@@ -83,7 +83,13 @@ def horizon_index(start: dt.date | dt.datetime, end: dt.date | dt.datetime, tz: 
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     t0 = _local(start, zone)
     t1 = _local(end, zone)
-    return pd.date_range(t0, t1, freq=f"{resolution_min}min", inclusive="left").tz_convert("UTC")
+    step = pd.Timedelta(minutes=resolution_min)
+    if (t1 - t0) % step:  # a 30-minute DST shift (Australia/Lord_Howe) leaves a day of 23.5 or 24.5 hours
+        length = (t1 - t0).total_seconds() / 3600
+        raise SeriesError(f"from {t0} to {t1} ({zone.key}) is {length:g} h, which {resolution_min}-minute intervals "
+                          "do not divide (a DST shift of part of an hour); set portfolio.resolution_min to one that "
+                          "does, e.g. 30 or 15")
+    return pd.date_range(t0, t1, freq=step, inclusive="left").tz_convert("UTC")
 
 
 def _local(t: dt.date | dt.datetime, zone: ZoneInfo) -> pd.Timestamp:

@@ -1,8 +1,8 @@
 """What an accepted hostile case must satisfy beyond exit code 0: the single place to plug in a physics check.
 
-``check_run(run_dir)`` returns a list of problems (empty when the run is right). Today it checks what every run
-must hold (the files, finite numbers, one row per asset and interval); when ``flexopt check RUN_DIR`` exists
-(the independent physics check), call it from here and every accepted case of the corpus is checked by it.
+``check_run(run_dir)`` returns a list of problems (empty when the run is right): what every run must hold (the
+files, finite numbers, one row per asset and interval), then the independent physics check (``flexopt check``)
+against the portfolio the run records: every breach it finds must be one the run's kpis.json reports.
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ def check_run(run_dir: Path) -> list[str]:
     kpis = json.loads((run_dir / "kpis.json").read_text())
     if not math.isfinite(kpis.get("cost_eur", float("nan"))):
         problems.append("cost_eur is not finite")
+    if not problems:
+        from flexopt.check import check_run as physics_check
+
+        portfolio = Path(json.loads((run_dir / "run.json").read_text())["portfolio"]["path"])
+        result = physics_check(portfolio, run_dir)
+        problems += [f"unreported breach: {b.kind} {b.subject} interval {b.t}: {b.amount:g} {b.unit} ({b.note})"
+                     for b in result.unreported]
     return problems
 
 

@@ -849,13 +849,19 @@ def _extremes(c: Corpus) -> None:
         "limit_eur_per_kwh": 1e-9, "comfort_eur_per_degc_h": 1e-9, "ev_energy_eur_per_kwh": 1e-9,
         "terminal_soc_eur_per_kwh": 1e-9}))
     c.mutate("edge-resolution-5", "5-minute intervals from hourly data", setter("portfolio.resolution_min", 5))
-    for tz, day in (("Asia/Kathmandu", DAY), ("Australia/Lord_Howe", "2024-10-06"), ("Pacific/Chatham", DAY)):
+    for tz, day, minutes in (("Asia/Kathmandu", DAY, 60), ("Australia/Lord_Howe", "2024-10-06", 30),
+                             ("Pacific/Chatham", DAY, 60)):
         name = "edge-tz-" + tz.split("/")[1].lower()
         c.add(name, f"a portfolio in {tz} (odd UTC offsets or a 30-minute DST shift)",
-              doc={**BASE, "portfolio": {"name": "hostile", "timezone": tz, "resolution_min": 60}},
+              doc={**BASE, "portfolio": {"name": "hostile", "timezone": tz, "resolution_min": minutes}},
               files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
               runs=[(VALIDATE, OK_VALIDATE), (["schedule", "day-ahead", "p.yaml", "--date", day, "--store", "runs",
                                                 "--time-limit", "30"], OK_RUN)])
+    c.add("edge-tz-lord_howe-hourly", "hourly intervals cannot tile Lord Howe's 23.5-hour DST day",
+          doc={**BASE, "portfolio": {"name": "hostile", "timezone": "Australia/Lord_Howe", "resolution_min": 60}},
+          files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
+          runs=[(["schedule", "day-ahead", "p.yaml", "--date", "2024-10-06", "--store", "runs"],
+                 bad("23.5 h", "resolution_min"))])
     c.add("edge-from-dst-gap", "intraday from 02:00 on the spring-forward day (a local time that does not exist)",
           doc=BASE, files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
           runs=[(["schedule", "intraday", "p.yaml", "--from", "2024-03-31T02:00", "--store", "runs"], OK_RUN)])
