@@ -34,8 +34,8 @@ KINDS: dict[str, tuple[str | None, str]] = {
     "load_power": (None, "uncontrolled load differs from its series"),
     "ev_unplugged": (None, "charger power while no vehicle is plugged in"),
     "ev_state": (None, "delivered energy does not follow the charger power (with the charger's efficiencies)"),
-    "ev_battery_full": ("ev_battery_full", "vehicle battery above its capacity"),
-    "ev_battery_empty": ("ev_battery_empty", "vehicle battery below its minimum SoC"),
+    "ev_battery_full": (None, "vehicle battery above its capacity"),
+    "ev_battery_empty": (None, "vehicle battery below its minimum SoC"),
     "ev_energy": ("ev_energy", "vehicle short of its energy at departure (or no longer able to get it)"),
     "thermal_mode": (None, "temperature follows neither heating nor cooling with the whole power (heats and "
                            "cools at once, or broken dynamics)"),

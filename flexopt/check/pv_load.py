@@ -9,9 +9,8 @@ from flexopt.check.context import AssetCase
 
 
 def pv_scale(asset) -> float:
-    """Factor from the series to one array: peak_kw / series_peak_kw; without series_peak_kw today's rule is to
-    use the series as it is (one small function, so the rule changes in one place)."""
-    return asset.peak_kw / asset.series_peak_kw if asset.series_peak_kw else 1.0
+    """Factor from the series to one array: peak_kw / series_peak_kw (required with a series; docs/inputs.md)."""
+    return asset.peak_kw / asset.series_peak_kw
 
 
 def available_kw(case: AssetCase) -> np.ndarray:
