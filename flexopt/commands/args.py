@@ -11,7 +11,8 @@ import math
 
 import typer
 
-EXIT_INVALID = 2
+from flexopt.commands.exit_codes import EXIT_INVALID
+
 FIRST_YEAR, LAST_YEAR = 1900, 2200  # the range of timestamps flexopt accepts in data files too
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-EXIT_BREACH = 1
-EXIT_INVALID = 2
+from flexopt.commands.exit_codes import EXIT_BREACH, EXIT_INVALID
 
 
 def register(app: typer.Typer) -> None:

@@ -19,9 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexopt.commands.exit_codes import EXIT_ALARM
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
-
-EXIT_ALARM = 4
 
 
 def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:

@@ -9,10 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexopt.commands.exit_codes import EXIT_INVALID
 from flexopt.config_loader import PortfolioError, load_portfolio
 from flexopt.summary import summarise
-
-EXIT_INVALID = 2
 
 
 def load_or_exit(path: Path, *, data: bool = False):

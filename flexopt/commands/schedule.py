@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from flexopt.commands.args import check_year, in_range, parse_day
+from flexopt.commands.exit_codes import EXIT_SOLVER
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
 from flexopt.config_loader import PortfolioError
 from flexopt.runner import RunRequest, run_schedule
 from flexopt.storage import StorageError
 
-EXIT_SOLVER = 3
 MIP_GAP = in_range("--mip-gap", 0.0, 1.0)
 TIME_LIMIT = in_range("--time-limit", 0.1, 7 * 24 * 3600.0)
 

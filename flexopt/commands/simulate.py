@@ -12,9 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexopt.commands.exit_codes import EXIT_INVALID, EXIT_PORT_IN_USE
 from flexopt.commands.portfolio_cmds import load_or_exit
-
-EXIT_PORT_IN_USE = 3
 
 
 async def _run(sim, duration_s: float | None, console: Console) -> None:
@@ -62,7 +61,7 @@ def register(app: typer.Typer) -> None:
             sim = PortfolioSimulation(loaded.portfolio, ocpp_url=ocpp_url, central=central)
         except ValueError as exc:
             typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_INVALID) from None
         try:
             asyncio.run(_run(sim, duration, console))
         except OSError as exc:  # a port is taken: say which, no traceback
