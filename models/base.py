@@ -211,6 +211,19 @@ def add_rows(block: Any, name: str, rows: list[tuple[list[float], list[Any]]],
     block.add_component(name, pyo.Constraint(range(k), rule=rule))
 
 
+def add_one_mode_rows(block: Any, name: str, first: Sequence[Any], second: Sequence[Any], binary: Sequence[Any],
+                      first_max: Sequence[float], second_max: Sequence[float]) -> None:
+    """One of two opposite flows per interval (charge or discharge, heat or cool): ``first <= first_max * b`` and
+    ``second <= second_max * (1 - b)`` for each position, ``b`` binary."""
+    rows, up = [], []
+    for x, y, b, p1, p2 in zip(first, second, binary, first_max, second_max, strict=True):
+        rows.append(([1.0, -float(p1)], [x, b]))
+        up.append(0.0)
+        rows.append(([1.0, float(p2)], [y, b]))
+        up.append(float(p2))
+    add_rows(block, name, rows, None, up)
+
+
 def as_matrix(values: np.ndarray, entries: int, n: int) -> np.ndarray:
     return np.asarray(values, dtype=float).reshape(entries, n)
 

@@ -16,6 +16,7 @@ from flexopt.models.base import (
     Formulation,
     PowerTerms,
     ValueReader,
+    add_one_mode_rows,
     add_rows,
     add_var,
     as_matrix,
@@ -81,15 +82,9 @@ class BatteryFormulation(Formulation):
         idx = np.flatnonzero(self.binary)
         if idx.size:
             self.mode = add_var(block, "charging", np.zeros(idx.size * T), np.ones(idx.size * T), integer=True)
-            rows, up = [], []
-            for k, j in enumerate(idx):
-                for t in range(T):
-                    i, b = j * T + t, self.mode[k * T + t]
-                    rows.append(([1.0, -self.pc_max[j]], [self.pc[i], b]))
-                    up.append(0.0)
-                    rows.append(([1.0, self.pd_max[j]], [self.pd[i], b]))
-                    up.append(self.pd_max[j])
-            add_rows(block, "exclusive", rows, None, up)
+            cols = [j * T + t for j in idx for t in range(T)]
+            add_one_mode_rows(block, "exclusive", [self.pc[i] for i in cols], [self.pd[i] for i in cols], self.mode,
+                              np.repeat(self.pc_max[idx], T), np.repeat(self.pd_max[idx], T))
 
     def power(self) -> PowerTerms:
         J, T = len(self.items), self.n_t

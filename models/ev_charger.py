@@ -24,6 +24,7 @@ from flexopt.models.base import (
     Formulation,
     PowerTerms,
     ValueReader,
+    add_one_mode_rows,
     add_rows,
     add_var,
 )
@@ -151,18 +152,16 @@ class EvChargerFormulation(Formulation):
         size = sum(self.visits[k].idx.size for k in moded)
         self.charging = add_var(block, "charging", np.zeros(size), np.ones(size), integer=True)
         self.mode_pos: dict[int, int] = {}
-        rows, up, pos = [], [], 0
+        cols, c_max, d_max, pos = [], [], [], 0
         for k in moded:
             v = self.visits[k]
             self.mode_pos[k] = pos
-            for q in range(v.idx.size):
-                i, b = v.offset + q, self.charging[pos + q]
-                rows.append(([1.0, -v.charge_kw], [self.c[i], b]))
-                up.append(0.0)
-                rows.append(([1.0, v.discharge_kw], [self.d[i], b]))
-                up.append(v.discharge_kw)
+            cols += range(v.offset, v.offset + v.idx.size)
+            c_max += [v.charge_kw] * v.idx.size
+            d_max += [v.discharge_kw] * v.idx.size
             pos += v.idx.size
-        add_rows(block, "one_mode", rows, None, up)
+        add_one_mode_rows(block, "one_mode", [self.c[i] for i in cols], [self.d[i] for i in cols], self.charging,
+                          c_max, d_max)
 
     def _on_off(self, block) -> None:
         self.switched = [k for k, v in enumerate(self.visits) if v.min_kw > 0]
@@ -259,20 +258,17 @@ class EvChargerFormulation(Formulation):
         short, excess = values(self.block.short_kwh), values(self.block.excess_kwh)
         out = []
         for k, v in enumerate(self.visits):
-            if short[k] > 1e-3:
-                it = self.items[v.entry]
-                out.append(Violation(
-                    kind="ev_energy", site_id=it.site.id, asset_id=it.asset.id, congestion_point=None,
-                    start=h.index[v.idx[0]], end=h.ends[v.idx[-1]], amount=float(short[k]), unit="kWh",
-                    detail=f"session {v.label} ({v.units} charger(s)) got {v.target_kwh - short[k]:.3f} of "
-                           f"{v.target_kwh:.3f} kWh by departure"))
-            if excess[k] > 1e-3:
-                it = self.items[v.entry]
-                out.append(Violation(
-                    kind="ev_energy_excess", site_id=it.site.id, asset_id=it.asset.id, congestion_point=None,
-                    start=h.index[v.idx[0]], end=h.ends[v.idx[-1]], amount=float(excess[k]), unit="kWh",
-                    detail=f"session {v.label} ({v.units} charger(s)) got {excess[k]:.3f} kWh more than "
-                           f"{v.soft_hi_kwh:.3f} kWh (its need plus one interval at the minimum current)"))
+            for kind, amount, detail in (
+                ("ev_energy", short[k], f"got {v.target_kwh - short[k]:.3f} of {v.target_kwh:.3f} kWh by departure"),
+                ("ev_energy_excess", excess[k], f"got {excess[k]:.3f} kWh more than {v.soft_hi_kwh:.3f} kWh (its "
+                                                "need plus one interval at the minimum current)"),
+            ):
+                if amount > 1e-3:
+                    it = self.items[v.entry]
+                    out.append(Violation(
+                        kind=kind, site_id=it.site.id, asset_id=it.asset.id, congestion_point=None,
+                        start=h.index[v.idx[0]], end=h.ends[v.idx[-1]], amount=float(amount), unit="kWh",
+                        detail=f"session {v.label} ({v.units} charger(s)) {detail}"))
         return out
 
     def counts(self) -> dict[str, int]:

@@ -17,6 +17,7 @@ from flexopt.models.base import (
     Formulation,
     PowerTerms,
     ValueReader,
+    add_one_mode_rows,
     add_rows,
     add_var,
     as_matrix,
@@ -105,15 +106,10 @@ class ThermalFormulation(Formulation):
         self.moded = [j for j in both if self.ctx.exclusive_modes(self.items[j])]
         self.heating = add_var(block, "heating", np.zeros(len(self.moded) * T), np.ones(len(self.moded) * T),
                                integer=True)
-        rows, up = [], []
-        for k, j in enumerate(self.moded):
-            for t in range(T):
-                i, b = j * T + t, self.heating[k * T + t]
-                rows.append(([1.0, -self.pmax[j]], [self.ph[i], b]))
-                up.append(0.0)
-                rows.append(([1.0, self.pmax[j]], [self.pc[i], b]))
-                up.append(self.pmax[j])
-        add_rows(block, "one_mode", rows, None, up)
+        cols = [j * T + t for j in self.moded for t in range(T)]
+        cap = np.repeat(self.pmax[self.moded], T)
+        add_one_mode_rows(block, "one_mode", [self.ph[i] for i in cols], [self.pc[i] for i in cols], self.heating,
+                          cap, cap)
 
     def _on_off(self, block) -> None:
         T = self.ctx.n

@@ -935,28 +935,32 @@ def parquet_typed() -> bytes:
     return sink.getvalue()
 
 
-def _long_prices() -> str:
-    rows = ["timestamp,price"] + [f"{_iso(t)},{40 + t.hour}" for t in _hours("2024-03-25T00:00", 24 * 240, 60)]
+def _price_csv(start: str, hours: int) -> str:
+    rows = ["timestamp,price"] + [f"{_iso(t)},{40 + t.hour}" for t in _hours(start, hours, 60)]
     return "\n".join(rows) + "\n"
+
+
+def _site_csv(start: str, count: int, minutes: int) -> str:
+    rows = ["timestamp,pv_kw,load_kw,temp_c"] + [
+        f"{_iso(t)},{max(0.0, math.sin((t.hour - 6) / 12 * math.pi)) * 3:.3f},1.0,12"
+        for t in _hours(start, count, minutes)]
+    return "\n".join(rows) + "\n"
+
+
+def _long_prices() -> str:
+    return _price_csv("2024-03-25T00:00", 24 * 240)
 
 
 def _long_site() -> str:
-    rows = ["timestamp,pv_kw,load_kw,temp_c"] + [
-        f"{_iso(t)},{max(0.0, math.sin((t.hour - 6) / 12 * math.pi)) * 3:.3f},1.0,12"
-        for t in _hours("2024-03-25T00:00", 24 * 240, 60)]
-    return "\n".join(rows) + "\n"
+    return _site_csv("2024-03-25T00:00", 24 * 240, 60)
 
 
 def _dst_prices() -> str:
-    rows = ["timestamp,price"] + [f"{_iso(t)},{40 + t.hour}" for t in _hours("2024-10-25T00:00", 24 * 4, 60)]
-    return "\n".join(rows) + "\n"
+    return _price_csv("2024-10-25T00:00", 24 * 4)
 
 
 def _dst_site() -> str:
-    rows = ["timestamp,pv_kw,load_kw,temp_c"] + [
-        f"{_iso(t)},{max(0.0, math.sin((t.hour - 6) / 12 * math.pi)) * 3:.3f},1.0,12"
-        for t in _hours("2024-10-25T00:00", 96 * 4, 15)]
-    return "\n".join(rows) + "\n"
+    return _site_csv("2024-10-25T00:00", 96 * 4, 15)
 
 
 def main(argv: list[str]) -> int:
