@@ -1,6 +1,6 @@
 """Build adapters from endpoints and portfolio assets.
 
-An asset with ``count`` N is N devices (``flexopt.endpoints.device_endpoints``): one adapter per device,
+An asset with ``count`` N is N devices (``flexopt.config.endpoints.device_endpoints``): one adapter per device,
 each with per-device limits, behind a :class:`~flexopt.adapters.group.GroupAdapter` when N > 1.
 """
 
@@ -15,7 +15,7 @@ from flexopt.adapters.iec104_adapter import Iec104Adapter
 from flexopt.adapters.modbus_adapter import ModbusAdapter
 from flexopt.adapters.ocpp_adapter import OcppAdapter
 from flexopt.adapters.ocpp_central import CentralSystem
-from flexopt.endpoints import (  # noqa: F401 - address_problems is part of this module's API
+from flexopt.config.endpoints import (  # noqa: F401 - address_problems is part of this module's API
     HttpEndpoint,
     Iec104Endpoint,
     ModbusEndpoint,

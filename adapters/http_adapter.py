@@ -1,4 +1,4 @@
-"""Device clouds over HTTP/JSON (httpx): the vendor layout is configuration (flexopt.endpoints.HttpEndpoint).
+"""Device clouds over HTTP/JSON (httpx): the vendor layout is configuration (flexopt.config.endpoints.HttpEndpoint).
 
 Retries with doubling backoff on connection errors, timeouts, 5xx and 429 (honouring Retry-After);
 other 4xx answers are final: 422 and friends mean the device refused the value.
@@ -27,7 +27,7 @@ from flexopt.adapters.base import (
     utcnow,
 )
 from flexopt.adapters.http_mapping import field_for, get_path, render
-from flexopt.endpoints import HttpEndpoint, HttpRequestSpec
+from flexopt.config.endpoints import HttpEndpoint, HttpRequestSpec
 
 _ACCEPTED = {"accepted", "ok", "success", "succeeded", "applied", "done", "true"}
 _SSL_CONTEXT: ssl.SSLContext | None = None

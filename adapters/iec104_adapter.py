@@ -27,7 +27,7 @@ from flexopt.adapters.base import (
     convert,
     utcnow,
 )
-from flexopt.endpoints import Iec104Endpoint
+from flexopt.config.endpoints import Iec104Endpoint
 
 C_SE_NC_1 = 50
 COT_ACTCON = 7

@@ -27,7 +27,7 @@ from flexopt.adapters.base import (
     utcnow,
 )
 from flexopt.adapters.modbus_codec import decode, encode, is_bit, register_count, step
-from flexopt.endpoints import ModbusEndpoint, ModbusRegister
+from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
 POINTS = {
     "active_power": "active_power_kw",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from flexopt.endpoints import ModbusRegister
+from flexopt.config.endpoints import ModbusRegister
 
 _FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
 _RANGES = {

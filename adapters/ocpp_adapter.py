@@ -32,7 +32,7 @@ from flexopt.adapters.base import (
 )
 from flexopt.adapters.ocpp_central import CentralSystem, ConnectorState
 from flexopt.adapters.ocpp_profiles import ChargingProfileSpec, Purpose, clear_profile_call, set_profile_call
-from flexopt.endpoints import OcppEndpoint
+from flexopt.config.endpoints import OcppEndpoint
 
 TX_START_GRACE_S = 2.0
 

@@ -22,10 +22,10 @@ import statistics
 import time
 
 from flexopt.adapters.base import Setpoint, SetpointLimits
-from flexopt.adapters.dispatch import dispatch
+from flexopt.adapters.fanout import send_all
 from flexopt.adapters.ocpp_adapter import OcppAdapter
 from flexopt.adapters.ocpp_central import CentralSystem
-from flexopt.endpoints import OcppEndpoint
+from flexopt.config.endpoints import OcppEndpoint
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -101,7 +101,7 @@ async def main(args) -> dict:
     while time.perf_counter() - t_steady < args.steady_s:
         t_round = time.perf_counter()
         value = random.choice([3.7, 5.0, 7.4, 11.0])
-        results = await dispatch(adapters, [Setpoint(cp, value) for cp, _ in ids], timeout_s=35)
+        results = await send_all(adapters, [Setpoint(cp, value) for cp, _ in ids], timeout_s=35)
         rounds += 1
         for r in results:
             if r.ok:

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexopt.config_loader import LoadedPortfolio, load_portfolio
-from flexopt.inputs import Horizon, Inputs
-from flexopt.portfolio import Portfolio
-from flexopt.problem import SolveOptions, schedule
+from flexopt.config.loader import LoadedPortfolio, load_portfolio
+from flexopt.config.portfolio import Portfolio
+from flexopt.data.inputs import Horizon, Inputs
+from flexopt.scheduling.problem import schedule
+from flexopt.solver.options import SolveOptions
 
 DAY = dt.date(2024, 6, 25)
 TZ = "Europe/Madrid"

@@ -1,14 +1,50 @@
-"""flexopt: optimisation-based flexibility scheduling for distributed energy resources."""
+"""flexopt: optimisation-based flexibility scheduling for distributed energy resources.
 
+The public API is the names in ``__all__`` (a test keeps the list and the exports equal); everything else is
+internal and may move. Names load on first use, so ``import flexopt`` stays cheap for the command line.
+"""
+
+import importlib
 import os
-from importlib.metadata import PackageNotFoundError, version
 
 # Many small regressions run on few cores: multithreaded BLAS makes each one ~100x slower on a busy
 # machine. Set before numpy loads; a user's own setting wins.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-try:
-    __version__ = version("flexopt")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from flexopt.version import __version__  # noqa: E402  (after the BLAS settings)
+
+# public name -> module that defines it
+_EXPORTS = {
+    "LoadedPortfolio": "flexopt.config.loader",
+    "Portfolio": "flexopt.config.portfolio",
+    "PortfolioError": "flexopt.config.loader",
+    "load_portfolio": "flexopt.config.loader",
+    "Horizon": "flexopt.data.inputs",
+    "Inputs": "flexopt.data.inputs",
+    "SeriesError": "flexopt.data.timeseries",
+    "SolveError": "flexopt.solver.solve",
+    "SolveOptions": "flexopt.solver.options",
+    "ScheduleResult": "flexopt.scheduling.problem",
+    "Violation": "flexopt.models.violations",
+    "schedule": "flexopt.scheduling.problem",
+    "RunRequest": "flexopt.runs.runner",
+    "RunOutcome": "flexopt.runs.runner",
+    "run_schedule": "flexopt.runs.runner",
+    "check_run": "flexopt.check",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flexopt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -18,7 +18,7 @@ _COMMAND_MODULES = ("portfolio_cmds", "schedule", "forecast", "simulate", "dispa
 @app.command()
 def version() -> None:
     """Print the flexopt version."""
-    from flexopt import __version__
+    from flexopt.version import __version__
 
     typer.echo(__version__)
 

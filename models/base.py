@@ -18,9 +18,9 @@ import pandas as pd
 import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression
 
-from flexopt.inputs import Horizon, Inputs
-from flexopt.portfolio import Penalties, Site
-from flexopt.violations import Violation, runs
+from flexopt.config.portfolio import Penalties, Site
+from flexopt.data.inputs import Horizon, Inputs
+from flexopt.models.violations import Violation, runs
 
 # Reads the solved values of one Pyomo Var component, in the order of its index.
 ValueReader = Callable[[Any], np.ndarray]

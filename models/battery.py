@@ -23,7 +23,7 @@ from flexopt.models.base import (
     interval_violations,
 )
 from flexopt.models.registry import register
-from flexopt.violations import Violation
+from flexopt.models.violations import Violation
 
 
 @register

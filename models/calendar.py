@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from flexopt.inputs import Horizon
+from flexopt.data.inputs import Horizon
 
 
 def minutes(t: dt.time) -> int:

@@ -30,7 +30,7 @@ from flexopt.models.base import (
 )
 from flexopt.models.calendar import daily_occurrences, minutes
 from flexopt.models.registry import register
-from flexopt.violations import Violation
+from flexopt.models.violations import Violation
 
 
 @dataclass

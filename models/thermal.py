@@ -25,7 +25,7 @@ from flexopt.models.base import (
 )
 from flexopt.models.calendar import window_mask
 from flexopt.models.registry import register
-from flexopt.violations import Violation
+from flexopt.models.violations import Violation
 
 
 def comfort_band(asset, horizon) -> tuple[np.ndarray, np.ndarray]:

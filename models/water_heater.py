@@ -45,7 +45,7 @@ from flexopt.models.base import (
 )
 from flexopt.models.calendar import instants
 from flexopt.models.registry import register
-from flexopt.violations import Violation
+from flexopt.models.violations import Violation
 
 WATER_KWH_PER_L_K = 4.186 / 3600
 DEADBAND_K = 2.5  # unmanaged thermostat: on at thermostat - 2.5 K, off at thermostat + 2.5 K

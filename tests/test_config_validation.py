@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from flexopt.cli import app
-from flexopt.config_loader import PortfolioError, load_portfolio
+from flexopt.config.loader import PortfolioError, load_portfolio
 
 runner = CliRunner()
 
@@ -197,7 +197,7 @@ def test_schema_command_prints_json_schema():
 
 
 def test_secrets_are_environment_variable_names_only():
-    from flexopt.endpoints import HttpEndpoint, OcppEndpoint
+    from flexopt.config.endpoints import HttpEndpoint, OcppEndpoint
 
     for model in (HttpEndpoint, OcppEndpoint):
         secret_like = [f for f in model.model_fields if any(w in f for w in ("token", "password", "key"))]
@@ -245,7 +245,7 @@ def test_shared_file_is_included_once_and_identical_sources_may_repeat(tmp_path)
 
 
 def test_counted_devices_get_their_own_addresses():
-    from flexopt.endpoints import HttpEndpoint, ModbusEndpoint, OcppEndpoint, device_endpoints
+    from flexopt.config.endpoints import HttpEndpoint, ModbusEndpoint, OcppEndpoint, device_endpoints
 
     ocpp = OcppEndpoint(protocol="ocpp", charge_point_id="MOUGINS-3K7")
     assert [e.charge_point_id for e in device_endpoints(ocpp, 3)] == ["MOUGINS-3K7-1", "MOUGINS-3K7-2", "MOUGINS-3K7-3"]

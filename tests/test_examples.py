@@ -19,10 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from flexopt.cli import app
-from flexopt.config_loader import load_portfolio
-from flexopt.portfolio import Battery, EvCharger, Load
-from flexopt.summary import rated_power_kw
-from flexopt.timeseries import day_index, load_on_index, read_source
+from flexopt.config.loader import load_portfolio
+from flexopt.config.portfolio import Battery, EvCharger, Load
+from flexopt.data.summary import rated_power_kw
+from flexopt.data.timeseries import day_index, load_on_index, read_source
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PILOT_FILES = ["abadiano.yaml", "guadalix.yaml", "bilbao.yaml", "benidorm.yaml", "seville.yaml", "france.yaml"]

@@ -15,10 +15,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from flexopt.cli import app
-from flexopt.config_loader import PortfolioError, load_portfolio
-from flexopt.portfolio import DataSource
-from flexopt.timeseries import SeriesError, day_index, history_before, read_source
-from flexopt.yaml_reader import YamlFileError, load_yaml_text
+from flexopt.config.loader import PortfolioError, load_portfolio
+from flexopt.config.portfolio import DataSource
+from flexopt.config.yaml_reader import YamlFileError, load_yaml_text
+from flexopt.data.timeseries import SeriesError, day_index, history_before, read_source
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
@@ -227,7 +227,7 @@ def test_hourly_data_on_a_day_that_starts_at_a_quarter_past_is_averaged_by_overl
     import numpy as np
     import pandas as pd
 
-    from flexopt.timeseries import load_on_index
+    from flexopt.data.timeseries import load_on_index
 
     hours = pd.date_range("2024-06-10T00:00Z", periods=96, freq="1h")
     path = tmp_path / "p.csv"

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flexopt.config_loader import load_portfolio
-from flexopt.inputs import Horizon, Inputs
-from flexopt.problem import SolveOptions, schedule
+from flexopt.config.loader import load_portfolio
+from flexopt.data.inputs import Horizon, Inputs
+from flexopt.scheduling.problem import schedule
+from flexopt.solver.options import SolveOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DAY = dt.date(2024, 6, 25)  # examples/README.md

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flexopt.intraday import first_interval
-from flexopt.outputs import write_frame, write_json
-from flexopt.storage import StorageError, atomic_dir, check_new_dir, latest_version_dir, new_run
+from flexopt.runs.files import write_frame, write_json
+from flexopt.runs.intraday import first_interval
+from flexopt.runs.store import StorageError, atomic_dir, check_new_dir, latest_version_dir, new_run
 
 
 def test_versions_count_up_and_never_collide(tmp_path):

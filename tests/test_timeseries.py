@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flexopt.portfolio import DataSource
-from flexopt.timeseries import SeriesError, day_index, load_on_index, read_source
+from flexopt.config.portfolio import DataSource
+from flexopt.data.timeseries import SeriesError, day_index, load_on_index, read_source
 
 
 @pytest.mark.parametrize(("day", "n"), [(dt.date(2024, 3, 31), 92), (dt.date(2024, 10, 27), 100),

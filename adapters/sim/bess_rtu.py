@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import c104
 
-from flexopt.endpoints import Iec104Points
+from flexopt.config.endpoints import Iec104Points
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from flexopt.adapters.modbus_adapter import field_of
 from flexopt.adapters.modbus_codec import decode, encode, is_bit, register_count
-from flexopt.endpoints import ModbusEndpoint, ModbusRegister
+from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
 Kind = Literal["pv", "charger", "climate", "battery", "power"]
 _FROM_K = {"W": 1000.0, "var": 1000.0, "Wh": 1000.0, "MW": 0.001, "Mvar": 0.001, "MWh": 0.001}

@@ -16,7 +16,7 @@ from typing import Literal
 from flexopt.adapters.base import TELEMETRY_FIELDS, convert
 from flexopt.adapters.http_mapping import field_for, find_placeholder, set_path
 from flexopt.adapters.sim.http_server import HttpServer, Request, Response
-from flexopt.endpoints import HttpEndpoint
+from flexopt.config.endpoints import HttpEndpoint
 
 Kind = Literal["split", "water_heater", "power", "battery"]
 

@@ -1,6 +1,6 @@
 """Start a simulator for every device of a portfolio: what ``flexopt simulate`` runs.
 
-An asset with ``count`` N is N simulated devices at the addresses of ``flexopt.endpoints.device_endpoints``
+An asset with ``count`` N is N simulated devices at the addresses of ``flexopt.config.endpoints.device_endpoints``
 (Modbus units, IEC 104 stations, cloud device ids, charge point ids), each with one device's ratings, so
 dispatch meets the same devices it would in the field. Devices that share a server (one Modbus port, one
 RTU port, one cloud base URL) share one simulator. Charge points connect to the central system at
@@ -22,7 +22,7 @@ from flexopt.adapters.sim.bess_rtu import BessRtu
 from flexopt.adapters.sim.bms import BmsSimulator
 from flexopt.adapters.sim.charge_point import Ev, SimChargePoint
 from flexopt.adapters.sim.device_cloud import DeviceCloud
-from flexopt.endpoints import device_endpoints
+from flexopt.config.endpoints import device_endpoints
 
 log = logging.getLogger("flexopt.sim")
 DEFAULT_TOKEN = "sim-token"

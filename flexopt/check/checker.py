@@ -21,9 +21,9 @@ from flexopt.check.reported import mark_reported, parse_violations
 from flexopt.check.rows import asset_rows, site_rows
 from flexopt.check.run_folder import CheckInputError, read_run_folder
 from flexopt.check.start_state import check_start_state
-from flexopt.config_loader import LoadedPortfolio, PortfolioError, load_portfolio
-from flexopt.inputs import Horizon, Inputs
-from flexopt.timeseries import SeriesError
+from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio
+from flexopt.data.inputs import Horizon, Inputs
+from flexopt.data.timeseries import SeriesError
 
 # asset type -> its physics check; every type of the portfolio format has one (a test makes sure)
 CHECKS: dict[str, Callable[[AssetCase], list[Breach]]] = {

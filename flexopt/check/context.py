@@ -10,8 +10,8 @@ from flexopt.check.breaches import Breach, over
 from flexopt.check.horizon import RunHorizon
 from flexopt.check.local_time import LocalClock
 from flexopt.check.rows import AssetRows
-from flexopt.inputs import Inputs
-from flexopt.portfolio import AssetBase, Site
+from flexopt.config.portfolio import AssetBase, Site
+from flexopt.data.inputs import Inputs
 
 
 @dataclass

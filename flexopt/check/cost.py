@@ -14,8 +14,8 @@ from flexopt.check import tolerances
 from flexopt.check.breaches import Breach, over
 from flexopt.check.horizon import RunHorizon
 from flexopt.check.local_time import LocalClock
-from flexopt.inputs import Inputs
-from flexopt.portfolio import Portfolio, Site
+from flexopt.config.portfolio import Portfolio, Site
+from flexopt.data.inputs import Inputs
 
 
 def effective_prices(pf: Portfolio, site: Site, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:

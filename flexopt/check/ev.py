@@ -19,7 +19,7 @@ from flexopt.check import tolerances
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
 from flexopt.check.local_time import local_instant, session_visits
-from flexopt.portfolio import EvSession
+from flexopt.config.portfolio import EvSession
 
 
 @dataclass

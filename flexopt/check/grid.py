@@ -10,7 +10,7 @@ from flexopt.check.breaches import Breach, over
 from flexopt.check.dso_windows import point_limits
 from flexopt.check.horizon import RunHorizon
 from flexopt.check.rows import AssetRows
-from flexopt.portfolio import Portfolio
+from flexopt.config.portfolio import Portfolio
 
 
 def site_nets(pf: Portfolio, assets: dict[str, AssetRows], n: int) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from flexopt.check.breaches import Breach
 from flexopt.check.horizon import RunHorizon, positions
-from flexopt.portfolio import Portfolio
+from flexopt.config.portfolio import Portfolio
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pandas as pd
 from flexopt.check import tolerances
 from flexopt.check.breaches import Breach
 from flexopt.check.run_folder import RunFolder
-from flexopt.portfolio import Battery, EvCharger, Portfolio
+from flexopt.config.portfolio import Battery, EvCharger, Portfolio
 
 
 def check_start_state(folder: RunFolder, pf: Portfolio, start: pd.Timestamp) -> list[Breach]:

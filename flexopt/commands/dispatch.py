@@ -48,7 +48,8 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                    duration_s: float | None, options: Any, connect_wait_s: float, console: Console) -> int:
     """Run the rounds; returns how many critical alarms were raised."""
     from flexopt import operations as ops
-    from flexopt.storage import clean_leftovers
+    from flexopt.adapters.base import utcnow
+    from flexopt.runs.store import clean_leftovers
 
     name, tz = portfolio.portfolio.name, portfolio.tz
     resolution = portfolio.portfolio.resolution_min
@@ -70,7 +71,7 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
         await session.start()
         when = at
         while True:
-            t = when or ops.utcnow()
+            t = when or utcnow()
             try:
                 schedule = schedule_for(t)
                 if ops.rows_at(schedule.frame, t).empty:
@@ -87,8 +88,8 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
             _print_round(record, path, console)
             if once or stop.is_set():
                 break
-            nxt = ops.next_boundary(ops.utcnow(), resolution)
-            wait = (nxt - ops.utcnow()).total_seconds()
+            nxt = ops.next_boundary(utcnow(), resolution)
+            wait = (nxt - utcnow()).total_seconds()
             if deadline is not None and time.monotonic() + wait > deadline:
                 with contextlib.suppress(TimeoutError):  # no round left before the end: just wait it out
                     await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
@@ -132,7 +133,8 @@ def register(app: typer.Typer) -> None:
         telemetry, deviations, alarms) in a new file under <store>/<portfolio>/<day>/dispatch/. Device failures
         are alarms in the record, never a crash: exit 0 whenever the rounds ran."""
         from flexopt import operations as ops
-        from flexopt.storage import StorageError, check_writable
+        from flexopt.adapters.base import utcnow
+        from flexopt.runs.store import StorageError, check_writable
 
         try:  # rounds are recorded in the store: an unusable one fails before any device is touched
             check_writable(store, "--store")
@@ -161,7 +163,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"schedule {schedule.path} does not cover {t.isoformat()} (it covers {span})", err=True)
             raise typer.Exit(EXIT_INVALID)
         ends = ops.rows_at(schedule.frame, t)["interval_end"].max()
-        if once and ends <= ops.utcnow():
+        if once and ends <= utcnow():
             typer.echo(f"note: the interval of --at ended at {ends.isoformat()}; devices are not sent expired "
                        "setpoints (recorded as invalid), they are still read", err=True)
         options = ops.RoundOptions(settle_s=settle_s, tolerance_kw=tolerance_kw, tolerance_pct=tolerance_pct)

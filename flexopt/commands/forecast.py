@@ -16,12 +16,12 @@ from rich.table import Table
 
 from flexopt.commands.args import parse_day
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
-from flexopt.config_loader import LoadedPortfolio
+from flexopt.config.loader import LoadedPortfolio
 
 
 def history_sources(loaded: LoadedPortfolio) -> dict[str, str]:
     """{data source name: "pv" or "load"} for every source flexopt has to forecast."""
-    from flexopt.portfolio import PV
+    from flexopt.config.portfolio import PV
 
     pv_sources = {a.generation_kw.source for _, a in loaded.portfolio.assets()
                   if isinstance(a, PV) and a.generation_kw is not None}
@@ -31,7 +31,7 @@ def history_sources(loaded: LoadedPortfolio) -> dict[str, str]:
 
 def read_history(loaded: LoadedPortfolio, name: str) -> tuple[pd.Series, str]:
     """(series in its canonical unit, unit); unreadable files end the command with exit code 2."""
-    from flexopt.timeseries import SeriesError, read_source
+    from flexopt.data.timeseries import SeriesError, read_source
 
     try:
         series, report = read_source(loaded.portfolio.data_sources[name], name)
@@ -59,10 +59,10 @@ def sources_or_exit(loaded: LoadedPortfolio, only: list[str] | None) -> dict[str
 def run_forecast(loaded: LoadedPortfolio, day: dt.date, out: Path, jobs: int, only: list[str] | None,
                  console: Console) -> dict:
     """Forecast every history source for ``day``; write forecasts.parquet/.csv and summary.json to ``out``."""
+    from flexopt.data.timeseries import SeriesError, day_index, history_before
     from flexopt.forecasts.batch import forecast_many
-    from flexopt.outputs import write_frame, write_json
-    from flexopt.storage import StorageError, atomic_dir
-    from flexopt.timeseries import SeriesError, day_index, history_before
+    from flexopt.runs.files import write_frame, write_json
+    from flexopt.runs.store import StorageError, atomic_dir
 
     info = loaded.portfolio.portfolio
     index = day_index(day, info.timezone, info.resolution_min)

@@ -10,14 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from flexopt.commands.exit_codes import EXIT_INVALID
-from flexopt.config_loader import PortfolioError, load_portfolio
-from flexopt.summary import summarise
+from flexopt.config.loader import PortfolioError, load_portfolio
+from flexopt.data.summary import summarise
 
 
 def load_or_exit(path: Path, *, data: bool = False):
     """The validated portfolio, or every problem printed and exit code 2 (no traceback). With ``data``, every
     data file and the DSO limits file are read whole too (what a run would read, for any date)."""
-    from flexopt.input_checks import check_inputs
+    from flexopt.data.checks import check_inputs
 
     try:
         loaded = load_portfolio(path)
@@ -59,6 +59,6 @@ def register(app: typer.Typer) -> None:
     def schema(merged: bool = typer.Option(False, "--merged", help="the whole portfolio after includes are merged "
                                            "(portfolio, tariff and sites required), not one file")) -> None:
         """Print the JSON Schema of portfolio files (every file, main or included, satisfies it)."""
-        from flexopt.file_schema import merged_schema, portfolio_file_schema
+        from flexopt.config.schema import merged_schema, portfolio_file_schema
 
         typer.echo(json.dumps(merged_schema() if merged else portfolio_file_schema(), indent=2))

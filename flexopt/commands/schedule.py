@@ -13,9 +13,9 @@ from rich.table import Table
 from flexopt.commands.args import check_year, in_range, parse_day
 from flexopt.commands.exit_codes import EXIT_SOLVER
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
-from flexopt.config_loader import PortfolioError
-from flexopt.runner import RunRequest, run_schedule
-from flexopt.storage import StorageError
+from flexopt.config.loader import PortfolioError
+from flexopt.runs.runner import RunRequest, run_schedule
+from flexopt.runs.store import StorageError
 
 MIP_GAP = in_range("--mip-gap", 0.0, 1.0)
 TIME_LIMIT = in_range("--time-limit", 0.1, 7 * 24 * 3600.0)
@@ -25,9 +25,9 @@ schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intr
 
 def execute(request: RunRequest, console: Console) -> dict:
     """Run, print progress and KPIs; turn every expected failure into a message and an exit code."""
-    from flexopt.dso_limits import DsoLimitsError
-    from flexopt.problem import SolveError
-    from flexopt.timeseries import SeriesError
+    from flexopt.data.dso_limits import DsoLimitsError
+    from flexopt.data.timeseries import SeriesError
+    from flexopt.solver.solve import SolveError
 
     started = time.perf_counter()
 
@@ -121,8 +121,8 @@ def intraday(
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Re-optimise from an interval to the end of its local day (for cron), from measured or expected states."""
-    from flexopt.intraday import check_state, first_interval, initial_state_from_store
-    from flexopt.storage import check_new_dir, check_writable
+    from flexopt.runs.intraday import check_state, first_interval, initial_state_from_store
+    from flexopt.runs.store import check_new_dir, check_writable
 
     try:  # the store is read for the states below and written at the end: check it before either
         if out is not None:

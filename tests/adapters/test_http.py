@@ -9,7 +9,7 @@ from flexopt.adapters.base import Setpoint, SetpointLimits
 from flexopt.adapters.http_adapter import HttpAdapter
 from flexopt.adapters.sim.device_cloud import DeviceCloud
 from flexopt.adapters.sim.util import free_port
-from flexopt.endpoints import HttpEndpoint
+from flexopt.config.endpoints import HttpEndpoint
 
 
 def split_endpoint(base_url: str, **kw) -> HttpEndpoint:

@@ -8,7 +8,7 @@ from flexopt.adapters.base import Setpoint, SetpointLimits
 from flexopt.adapters.iec104_adapter import Iec104Adapter, parse_actcon
 from flexopt.adapters.sim.bess_rtu import BessRtu
 from flexopt.adapters.sim.util import free_port, wait_until
-from flexopt.endpoints import Iec104Endpoint
+from flexopt.config.endpoints import Iec104Endpoint
 
 CA = 7
 

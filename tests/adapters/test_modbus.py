@@ -10,7 +10,7 @@ from flexopt.adapters.modbus_adapter import ModbusAdapter
 from flexopt.adapters.modbus_codec import decode, encode
 from flexopt.adapters.sim.bms import BmsSimulator
 from flexopt.adapters.sim.util import free_port
-from flexopt.endpoints import ModbusEndpoint, ModbusRegister
+from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
 
 def endpoint(port: int, unit: int, registers: dict, timeout_s: float = 0.5) -> ModbusEndpoint:

@@ -15,7 +15,7 @@ from flexopt.adapters.base import Setpoint, SetpointLimits, SetpointPeriod
 from flexopt.adapters.ocpp_adapter import OcppAdapter
 from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.adapters.sim.charge_point import Ev, SimChargePoint
-from flexopt.endpoints import OcppEndpoint
+from flexopt.config.endpoints import OcppEndpoint
 
 LIMITS = SetpointLimits(0.0, 11.0, "kW")
 

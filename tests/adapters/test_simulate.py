@@ -9,13 +9,13 @@ from typer.testing import CliRunner
 
 from flexopt.adapters.alarms import alarms_from_results, alarms_from_telemetry
 from flexopt.adapters.base import Setpoint
-from flexopt.adapters.dispatch import close_all, connect_all, dispatch, read_all
 from flexopt.adapters.factory import adapter_for, adapters_for_portfolio, limits_for, setpoint_kind
+from flexopt.adapters.fanout import close_all, connect_all, read_all, send_all
 from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.adapters.sim.portfolio_sim import DEFAULT_TOKEN, PortfolioSimulation
 from flexopt.adapters.sim.util import free_port, wait_until
 from flexopt.commands.simulate import register
-from flexopt.portfolio import Portfolio
+from flexopt.config.portfolio import Portfolio
 
 
 def portfolio_dict(ports: dict[str, int]) -> dict:
@@ -71,7 +71,7 @@ async def test_portfolio_dispatch_end_to_end(portfolio):
             assert all((await connect_all(adapters)).values())
             setpoints = [Setpoint("bess", -20.0), Setpoint("pv", 15.0), Setpoint("split", 22.0, "degC"),
                          Setpoint("ev", 7.0)]
-            results = await dispatch(adapters, setpoints, timeout_s=10)
+            results = await send_all(adapters, setpoints, timeout_s=10)
             assert [r.asset_id for r in results] == ["bess", "pv", "split", "ev"]
             assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
             assert alarms_from_results(results) == []
@@ -99,7 +99,7 @@ async def test_one_dead_device_does_not_stop_the_others(portfolio):
         "ghost": adapter_for("ghost", pv.endpoint.model_copy(update={"port": free_port()}), limits_for(pv)),
     }
     try:
-        results = await dispatch(adapters, [Setpoint("ghost", 5.0), Setpoint("pv", 99.0), Setpoint("nobody", 1.0)])
+        results = await send_all(adapters, [Setpoint("ghost", 5.0), Setpoint("pv", 99.0), Setpoint("nobody", 1.0)])
         by = {r.asset_id: r for r in results}
         assert by["pv"].ok and by["pv"].clamped and by["pv"].sent == 40.0
         assert by["ghost"].status == "unreachable"
@@ -110,7 +110,7 @@ async def test_one_dead_device_does_not_stop_the_others(portfolio):
         telemetry = await read_all(adapters)
         assert not telemetry["ghost"].connected
         # the PV makes 24 kW (60 % of peak) but was told 10 kW: the old reading is a deviation
-        sent = await dispatch(adapters, [Setpoint("pv", 10.0)])
+        sent = await send_all(adapters, [Setpoint("pv", 10.0)])
         pv_t = telemetry["pv"]
         alarms = alarms_from_telemetry([pv_t, telemetry["ghost"]], sent, tolerance_kw=1.0,
                                        kinds={"pv": "export_ceiling"})

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from flexopt.check import check_run
-from flexopt.runner import RunRequest, run_schedule
+from flexopt.runs.runner import RunRequest, run_schedule
 
 DAY = dt.date(2024, 6, 12)
 TZ = "Europe/Madrid"

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from flexopt.check import check_run
-from flexopt.config_loader import load_portfolio
-from flexopt.intraday import state_at
-from flexopt.runner import RunRequest, run_schedule
+from flexopt.config.loader import load_portfolio
+from flexopt.runs.intraday import state_at
+from flexopt.runs.runner import RunRequest, run_schedule
 
 WATER_KWH_PER_L_K = 4.186 / 3600
 

@@ -22,9 +22,9 @@ import pytest
 
 from flexopt.check import check_run
 from flexopt.check.report import breach_runs
-from flexopt.config_loader import load_portfolio
-from flexopt.intraday import initial_state_from_store
-from flexopt.runner import RunRequest, run_schedule
+from flexopt.config.loader import load_portfolio
+from flexopt.runs.intraday import initial_state_from_store
+from flexopt.runs.runner import RunRequest, run_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from flexopt.adapters.sim.portfolio_sim import DEFAULT_TOKEN, PortfolioSimulation
 from flexopt.adapters.sim.util import free_port
 from flexopt.cli import app
-from flexopt.config_loader import load_portfolio
+from flexopt.config.loader import load_portfolio
 
 STEP = dt.timedelta(minutes=15)
 

@@ -14,9 +14,9 @@ from flexopt.adapters.group import GroupAdapter
 from flexopt.adapters.sim.bms import BmsSimulator
 from flexopt.adapters.sim.portfolio_sim import PortfolioSimulation
 from flexopt.adapters.sim.util import free_port
-from flexopt.endpoints import ModbusEndpoint, device_endpoints
+from flexopt.config.endpoints import ModbusEndpoint, device_endpoints
+from flexopt.config.portfolio import Portfolio
 from flexopt.operations import ScheduleRun, build_setpoints, deviation_alarm, to_device_unit
-from flexopt.portfolio import Portfolio
 
 REGISTERS = {
     "setpoint": {"address": 200, "data_type": "float32", "unit": "kW"},

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flexopt.config_loader import LoadedPortfolio
-from flexopt.inputs import Horizon, Inputs
-from flexopt.portfolio import Portfolio
+from flexopt.config.loader import LoadedPortfolio
+from flexopt.config.portfolio import Portfolio
+from flexopt.data.inputs import Horizon, Inputs
 
 
 def write_series(tmp_path: Path, name: str, index: pd.DatetimeIndex, values, unit: str = "EUR/kWh") -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexopt.problem import SCHEDULE_COLUMNS, SITE_COLUMNS, SolveOptions, schedule
+from flexopt.scheduling.problem import SCHEDULE_COLUMNS, SITE_COLUMNS, schedule
+from flexopt.solver.options import SolveOptions
 
 ETA = 0.9
 CAP_KWH = 10.0

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flexopt.inputs import Horizon, Inputs
-from flexopt.problem import schedule
+from flexopt.data.inputs import Horizon, Inputs
+from flexopt.scheduling.problem import schedule
 
 
 @pytest.mark.parametrize(("day", "n"), [(dt.date(2024, 3, 31), 92), (dt.date(2024, 10, 27), 100)])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexopt.problem import SolveOptions, schedule
+from flexopt.scheduling.problem import schedule
+from flexopt.solver.options import SolveOptions
 
 Q = 0.25  # hours per interval
 ETA = 0.95  # default charge and discharge efficiency of a charger
@@ -123,7 +124,7 @@ def test_energy_that_cannot_be_delivered_is_reported(tmp_path, portfolio_builder
 
 
 def test_no_schedule_in_time_raises_solve_error_with_status_and_hint(tmp_path, portfolio_builder):
-    from flexopt.solve import SolveError
+    from flexopt.solver.solve import SolveError
 
     prices = _prices(0.20, {(10, 10.25): 0.10})
     ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0, "count": 3,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexopt.dso_limits import DsoLimitsError, read_dso_limits
-from flexopt.problem import schedule
+from flexopt.data.dso_limits import DsoLimitsError, read_dso_limits
+from flexopt.scheduling.problem import schedule
 
 
 def _prices():

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
 
-from flexopt.lagrangian import Block, lagrangian
-from flexopt.matrix_blocks import highs_lp, integer_blocks
 from flexopt.models.water_heater import WaterHeaterFormulation
-from flexopt.problem import SolveOptions, schedule
+from flexopt.scheduling.problem import schedule
+from flexopt.solver.lagrangian import Block, lagrangian
+from flexopt.solver.matrix import highs_lp, integer_blocks
+from flexopt.solver.options import SolveOptions
 
 INF = highspy.kHighsInf
 

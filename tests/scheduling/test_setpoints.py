@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexopt.problem import schedule
+from flexopt.scheduling.problem import schedule
 
 T = 96
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from flexopt.problem import schedule
+from flexopt.scheduling.problem import schedule
 
 R_K_PER_KW, C_KWH_PER_K, COP = 10.0, 5.0, 3.0
 A = math.exp(-0.25 / (R_K_PER_KW * C_KWH_PER_K))  # per-interval decay of the 1R1C

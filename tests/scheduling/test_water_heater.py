@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexopt.problem import schedule
+from flexopt.scheduling.problem import schedule
 
 C_KWH_PER_K = 200 * 4.186 / 3600  # 200 l tank
 DRAW_K = 100 * 25 / 200  # 100 l at 40 degC from 15 degC cold water cools a 200 l tank by 12.5 K
@@ -139,7 +139,7 @@ def test_draw_larger_than_a_full_tank_is_unmet_hot_water_never_a_subzero_tank(tm
 def test_a_draw_in_the_hour_the_clock_skips_happens_when_it_jumps(tmp_path, portfolio_builder):
     import datetime as dt
 
-    from flexopt.inputs import Horizon
+    from flexopt.data.inputs import Horizon
     from flexopt.models.calendar import instants
 
     spring = Horizon.for_day(dt.date(2024, 3, 31), "Europe/Madrid")  # 02:00 -> 03:00

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import re
 
-from flexopt.storage import latest_version_dir
+from flexopt.runs.store import latest_version_dir
 
 RUN_FILES = {"schedule.parquet", "schedule.csv", "sites.parquet", "sites.csv", "kpis.json", "run.json",
              "version.json"}

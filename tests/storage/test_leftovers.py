@@ -9,17 +9,17 @@ import os
 import signal
 
 from flexopt import operations as ops
-from flexopt.runner import RunRequest, run_schedule
-from flexopt.storage import latest_version_dir
+from flexopt.runs.runner import RunRequest, run_schedule
+from flexopt.runs.store import latest_version_dir
 
-OWNER_FILE, TEMP_PREFIX = ".owner.json", ".flexopt-tmp-"  # flexopt.tempdirs
+OWNER_FILE, TEMP_PREFIX = ".owner.json", ".flexopt-tmp-"  # flexopt.runs.tempdirs
 
 # A schedule run that stops after writing kpis.json (schedule files are already there, run.json is not)
 # until a line arrives on stdin.
 PAUSED_RUN = """
 import datetime as dt, sys
 from pathlib import Path
-import flexopt.runner as runner
+import flexopt.runs.runner as runner
 real = runner.write_json
 def paused(data, path):
     real(data, path)
@@ -111,7 +111,7 @@ def test_killed_run_is_cleaned_and_a_live_writer_is_left_alone(tiny, kit, tmp_pa
 
 
 def test_killed_dispatch_record_is_cleaned_and_readers_skip_damage(kit, tmp_path):
-    from flexopt.storage import clean_leftovers  # here: the module is importable before the fix
+    from flexopt.runs.store import clean_leftovers  # here: the module is importable before the fix
 
     folder = tmp_path / "runs" / "p" / "2024-06-25" / "dispatch"
     at = "2024-06-25T12:00:00+00:00"

@@ -19,7 +19,7 @@ NAMES = ["..", ".", "a/b", "a\\b", "../../etc", LONG, LONG[:-1] + "y", "Café Mo
 
 
 def test_every_name_becomes_a_safe_distinct_folder_name(tmp_path):
-    from flexopt.storage import SLUG_MAX, day_dir, portfolio_slug  # here: the module is importable before the fix
+    from flexopt.runs.store import SLUG_MAX, day_dir, portfolio_slug  # here: the module is importable before the fix
 
     assert SLUG_MAX == 64
     slugs = [portfolio_slug(n) for n in NAMES]

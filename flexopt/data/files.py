@@ -41,7 +41,7 @@ class RawColumns:
 
 
 def _where(path: Path, column: str | None = None) -> str:
-    from flexopt.config_loader import display_path
+    from flexopt.config.loader import display_path
 
     return f"{display_path(path)}" + (f", column {column!r}" if column else "")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexopt.data_files import FIRST_YEAR, LAST_YEAR
-from flexopt.quantities import MAX_POWER_KW
+from flexopt.config.quantities import MAX_POWER_KW
+from flexopt.data.files import FIRST_YEAR, LAST_YEAR
 
 COLUMNS = ("congestion_point", "start", "end", "max_import_kw", "max_export_kw")
 
@@ -41,7 +41,7 @@ MAX_REPORTED = 10
 
 def read_dso_limits(path: str | Path, known_points: set[str] | None = None) -> list[LimitWindow]:
     """Every window of the file; DsoLimitsError listing every bad row (file, row, field, fix) otherwise."""
-    from flexopt.config_loader import display_path
+    from flexopt.config.loader import display_path
 
     text = _read_text(Path(path))
     path = display_path(Path(path))
@@ -70,7 +70,7 @@ def read_dso_limits(path: str | Path, known_points: set[str] | None = None) -> l
 
 
 def _read_text(file: Path) -> str:
-    from flexopt.config_loader import display_path
+    from flexopt.config.loader import display_path
 
     path = display_path(file)
     try:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flexopt.quantities import Yaml11Number, integer, number
+from flexopt.config.quantities import Yaml11Number, integer, number
 
 # Field types with their ranges (strict: never bool or text, always finite).
 Ioa = integer(1, 16_777_215)

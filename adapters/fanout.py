@@ -41,7 +41,7 @@ async def _send_in_order(
     return results
 
 
-async def dispatch(
+async def send_all(
     adapters: Mapping[str, DeviceAdapter], setpoints: Iterable[Setpoint], timeout_s: float = 10.0
 ) -> list[CommandResult]:
     """Send every setpoint concurrently across devices; results come back in the setpoints' order

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 # The largest rating flexopt plans for: 1 GW (one utility-scale plant or a large fleet in one entry).
 MAX_POWER_KW = 1e6
 RANGE_KEY = "x-range"
-"""Schema keyword holding the range in words; flexopt.file_schema moves it into the field's description."""
+"""Schema keyword holding the range in words; flexopt.config.schema moves it into the field's description."""
 
 
 class Yaml11Number:
@@ -178,7 +178,7 @@ Longitude = number(-180, 180, "degrees")
 Count = integer(1, 100_000)
 """Identical devices in one entry."""
 
-# --- values read from data files, per canonical unit (flexopt.timeseries) ----------------------------------------
+# --- values read from data files, per canonical unit (flexopt.data.timeseries) ----------------------------------------
 
 UNIT_RANGES: dict[str, tuple[float, float]] = {
     "kW": (-MAX_POWER_KW, MAX_POWER_KW),

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flexopt import __version__
-from flexopt.config_loader import LoadedPortfolio, PortfolioError, load_portfolio, series_refs
-from flexopt.input_checks import check_inputs
-from flexopt.inputs import Horizon, Inputs
-from flexopt.outputs import write_frame, write_json
-from flexopt.storage import StorageError, new_run, sha256_of
+from flexopt.version import __version__
+from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio, series_refs
+from flexopt.data.checks import check_inputs
+from flexopt.data.inputs import Horizon, Inputs
+from flexopt.runs.files import write_frame, write_json
+from flexopt.runs.store import StorageError, new_run, sha256_of
 
 
 @dataclass
@@ -58,8 +58,9 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
     """Load, check the destination, read the data, solve, write. The destination is claimed right after the
     portfolio file is read, so an unusable ``--store`` or ``--out`` fails before data are read or solved;
     a versioned run gets its number only when it is complete (concurrent runs all land)."""
-    from flexopt.problem import SolveOptions, schedule
-
+    from flexopt.scheduling.problem import schedule
+    from flexopt.solver.options import SolveOptions
+    
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     progress(f"loading {request.portfolio_path}")

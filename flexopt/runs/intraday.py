@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from flexopt.config_loader import LoadedPortfolio
-from flexopt.portfolio import Battery, EvCharger, Thermal, WaterHeater
-from flexopt.storage import completed_runs
+from flexopt.config.loader import LoadedPortfolio
+from flexopt.config.portfolio import Battery, EvCharger, Thermal, WaterHeater
+from flexopt.runs.store import completed_runs
 
 
 def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datetime | None = None) -> dt.datetime:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flexopt.locks import try_lock
+from flexopt.runs.locks import try_lock
 
 TEMP_PREFIX = ".flexopt-tmp-"
 OWNER_FILE = ".owner.json"

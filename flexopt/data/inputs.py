@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from flexopt.config_loader import LoadedPortfolio
-from flexopt.portfolio import SeriesRef
-from flexopt.timeseries import SeriesError, SeriesReport, day_index, horizon_index, load_on_index
+from flexopt.config.loader import LoadedPortfolio
+from flexopt.config.portfolio import SeriesRef
+from flexopt.data.timeseries import SeriesError, SeriesReport, day_index, horizon_index, load_on_index
 
 # A forecaster turns the history of a data source into values on the horizon. It returns the values
 # and a note (the model used); :mod:`flexopt.forecasts` provides the real one.
@@ -103,10 +103,10 @@ class Inputs:
         src = self.loaded.portfolio.data_sources[name]
         if src.kind == "history":
             if self.forecaster is None:
-                from flexopt.forecasting_bridge import default_forecaster
+                from flexopt.data.forecasting import default_forecaster
 
                 self.forecaster = default_forecaster
-            from flexopt.timeseries import history_before, read_source
+            from flexopt.data.timeseries import history_before, read_source
 
             history, report = read_source(src, name)
             history = history_before(history, self.horizon.index, name, self.horizon.tz)
@@ -122,7 +122,7 @@ class Inputs:
 
     def _feeds_pv(self, name: str) -> bool:
         """PV forecasts are clipped at zero and follow the sun, so the forecaster must know."""
-        from flexopt.portfolio import PV
+        from flexopt.config.portfolio import PV
 
         return any(isinstance(a, PV) and a.generation_kw is not None and a.generation_kw.source == name
                    for _, a in self.loaded.portfolio.assets())

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from flexopt.config_loader import display_path
-from flexopt.data_files import (
+from flexopt.config.loader import display_path
+from flexopt.config.portfolio import DataSource
+from flexopt.config.quantities import UNIT_RANGES
+from flexopt.data.files import (
     SeriesError,
     column_problem,
     out_of_range,
@@ -25,8 +27,6 @@ from flexopt.data_files import (
     range_message,
     read_columns,
 )
-from flexopt.portfolio import DataSource
-from flexopt.quantities import UNIT_RANGES
 
 __all__ = ["SeriesError", "SeriesReport", "align", "day_index", "history_before", "horizon_index", "load_on_index",
            "read_source"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flexopt.config_loader import LoadedPortfolio, Problem, display_path
-from flexopt.portfolio import PV, SERIES_PEAK_HINT
+from flexopt.config.loader import LoadedPortfolio, Problem, display_path
+from flexopt.config.portfolio import PV, SERIES_PEAK_HINT
 
 PV_PEAK_TOLERANCE = 1.5
 """A measured array can exceed its nameplate briefly (cloud edges), not by half: beyond that the peaks are wrong."""
@@ -19,8 +19,8 @@ PV_PEAK_TOLERANCE = 1.5
 
 def check_inputs(loaded: LoadedPortfolio) -> list[Problem]:
     """Problems of the data files and the DSO limits file (empty when everything can be read)."""
-    from flexopt.dso_limits import DsoLimitsError, read_dso_limits
-    from flexopt.timeseries import SeriesError, read_source
+    from flexopt.data.dso_limits import DsoLimitsError, read_dso_limits
+    from flexopt.data.timeseries import SeriesError, read_source
 
     pf = loaded.portfolio
     problems: list[Problem] = []

@@ -23,7 +23,7 @@ from typing import Any
 import highspy
 import numpy as np
 
-from flexopt.matrix_blocks import highs_lp, integer_blocks
+from flexopt.solver.matrix import highs_lp, integer_blocks
 
 SUB_REL_GAP = 1e-4
 SUB_TIME_LIMIT_S = 10.0

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from flexopt.quantities import Yaml11Number
+from flexopt.config.quantities import Yaml11Number
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 """A hand-written portfolio is kilobytes; a generated 5,000-device fleet is about 2 MB."""

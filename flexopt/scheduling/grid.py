@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flexopt.dso_limits import limits_on_horizon, read_dso_limits
-from flexopt.inputs import Horizon, Inputs
+from flexopt.config.portfolio import Portfolio
+from flexopt.data.dso_limits import limits_on_horizon, read_dso_limits
+from flexopt.data.inputs import Horizon, Inputs
 from flexopt.models.base import CostTerms, PowerTerms, add_rows, add_var
 from flexopt.models.calendar import local_days
-from flexopt.portfolio import Portfolio
-from flexopt.violations import Violation, runs
+from flexopt.models.violations import Violation, runs
 
 
 @dataclass

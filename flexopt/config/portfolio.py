@@ -2,7 +2,7 @@
 
 These pydantic models are the single source of truth for the configuration format; ``flexopt schema``
 prints their JSON Schema. Unknown keys are errors (they are usually typos). Loading from YAML, includes
-and readable error reports live in :mod:`flexopt.config_loader`.
+and readable error reports live in :mod:`flexopt.config.loader`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from flexopt.endpoints import Endpoint, OcppCentralSystem
-from flexopt.quantities import (
+from flexopt.config.endpoints import Endpoint, OcppCentralSystem
+from flexopt.config.quantities import (
     CapacitanceKwhPerK,
     Cop,
     Count,

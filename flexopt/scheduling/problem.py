@@ -2,7 +2,7 @@
 model, solve it with HiGHS and return the schedule, site flows, violations and KPIs.
 
 Asset formulations live in :mod:`flexopt.models` (one per asset type, looked up in its registry);
-site balance, limits and tariffs in :mod:`flexopt.grid`; solving in :mod:`flexopt.solve`.
+site balance, limits and tariffs in :mod:`flexopt.scheduling.grid`; solving in :mod:`flexopt.solver.solve`.
 """
 
 from __future__ import annotations
@@ -10,45 +10,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from flexopt.config_loader import LoadedPortfolio
-from flexopt.grid import GridModel, empty_site_terms, group_site_terms, point_data, site_data
-from flexopt.inputs import Inputs
-from flexopt.kpis import compute_kpis
+from flexopt.config.loader import LoadedPortfolio
+from flexopt.data.inputs import Inputs
 from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext, linear
 from flexopt.models.registry import formulation_for
-from flexopt.setpoints import device_setpoint
-from flexopt.solve import SolveError, solve_model
-from flexopt.violations import Violation
+from flexopt.models.violations import Violation
+from flexopt.scheduling.grid import GridModel, empty_site_terms, group_site_terms, point_data, site_data
+from flexopt.scheduling.kpis import compute_kpis
+from flexopt.scheduling.setpoints import device_setpoint
+from flexopt.solver.options import SolveOptions
+from flexopt.solver.solve import solve_model
 
-__all__ = ["ScheduleResult", "SolveError", "SolveOptions", "Violation", "schedule"]
+__all__ = ["SCHEDULE_COLUMNS", "SITE_COLUMNS", "ScheduleResult", "schedule"]
 
 SCHEDULE_COLUMNS = ["interval_start", "interval_end", "site_id", "asset_id", "asset_type", "power_kw", "baseline_kw",
                     "setpoint", "setpoint_unit", "state", "state_unit"]
 SITE_COLUMNS = ["interval_start", "interval_end", "level", "id", "net_kw", "baseline_kw", "import_limit_kw",
                 "export_limit_kw", "import_price_eur_per_kwh", "export_price_eur_per_kwh"]
-
-
-@dataclass
-class SolveOptions:
-    mip_gap: float = 0.005
-    time_limit_s: float | None = None
-    threads: int | None = None
-    backend: Literal["matrix", "persistent"] = "matrix"
-    # one-mode binaries (battery and V2G charge/discharge, reversible climate heat/cool): only where dumping
-    # energy could pay ("auto"), always, never
-    mode_binary: Literal["auto", "always", "never"] = "auto"
-    verbose: bool = False  # print the HiGHS log
-    # relax-and-round first: accept the rounded LP schedule when within mip_gap, else use it as the MIP start
-    mip_start: bool = True
-    highs_options: dict[str, Any] = field(default_factory=dict)  # passed to HiGHS as they are
-    # solve independent parts (congestion points, sites without one) as separate models, gap budget shared
-    decompose: bool = True
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from flexopt.config_loader import LoadedPortfolio
-from flexopt.portfolio import PV, Battery, Climate, EvCharger, HeatPump, Load, WaterHeater
-from flexopt.timeseries import SeriesError, read_source
+from flexopt.config.loader import LoadedPortfolio
+from flexopt.config.portfolio import PV, Battery, Climate, EvCharger, HeatPump, Load, WaterHeater
+from flexopt.data.timeseries import SeriesError, read_source
 
 
 def rated_power_kw(asset) -> float:

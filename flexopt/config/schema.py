@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 
-from flexopt.portfolio import Portfolio
-from flexopt.quantities import RANGE_KEY
+from flexopt.config.portfolio import Portfolio
+from flexopt.config.quantities import RANGE_KEY
 
 REQUIRED_AFTER_MERGE = ("portfolio", "tariff", "sites")
 

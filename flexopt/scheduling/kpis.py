@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flexopt.grid import SiteData
+from flexopt.scheduling.grid import SiteData
 
 
 def site_cost_eur(net_kw: np.ndarray, site: SiteData, days: np.ndarray, dt_h: float) -> float:

@@ -1,6 +1,6 @@
 """Where runs are written: nothing is overwritten, every schedule is a new version.
 
-A run is written into a hidden temporary folder (:mod:`flexopt.tempdirs`) and renamed into place when
+A run is written into a hidden temporary folder (:mod:`flexopt.runs.tempdirs`) and renamed into place when
 complete, so a crash never leaves half a schedule that looks whole. Its version is chosen at that rename,
 under a lock on the day folder, so runs started together all land, each as its own version, and each
 records its completion order in ``version.json``: "newest" means "last completed" without trusting clocks.
@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from flexopt.locks import exclusive
-from flexopt.tempdirs import Leftover, TempDir, clean_stale, fsync_path
+from flexopt.runs.locks import exclusive
+from flexopt.runs.tempdirs import Leftover, TempDir, clean_stale, fsync_path
 
 SLUG_MAX = 64  # characters of a portfolio's folder name, hash suffix included
 VERSION_FILE = "version.json"
@@ -229,7 +229,7 @@ def sha256_of(paths: list[Path]) -> str:
 
 def clean_leftovers(store: Path, portfolio: str) -> list[Leftover]:
     """Remove what killed writers left anywhere in the portfolio's folder of the store (every day's run kinds
-    and dispatch folder, so a day that gets no further run is cleaned too): see :mod:`flexopt.tempdirs`."""
+    and dispatch folder, so a day that gets no further run is cleaned too): see :mod:`flexopt.runs.tempdirs`."""
     base = store / portfolio_slug(portfolio)
     folders = sorted(p for p in base.glob("*/*") if not p.name.startswith(".") and p.is_dir())
     return [leftover for folder in folders for leftover in clean_stale(folder, _legacy_temp)]

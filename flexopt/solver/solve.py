@@ -24,8 +24,9 @@ import highspy
 import numpy as np
 from pyomo.common.tee import capture_output
 
-from flexopt.lagrangian import Block, lagrangian
-from flexopt.matrix_blocks import highs_lp, integer_blocks
+from flexopt.solver.lagrangian import Block, lagrangian
+from flexopt.solver.matrix import highs_lp, integer_blocks
+from flexopt.solver.options import SolveOptions
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,8 @@ def _new_highs() -> highspy.Highs:
     return h
 
 
-def _set_options(h: highspy.Highs, options: Any) -> None:
-    if getattr(options, "verbose", False):
+def _set_options(h: highspy.Highs, options: SolveOptions) -> None:
+    if options.verbose:
         h.setOptionValue("output_flag", True)
         h.setOptionValue("log_to_console", True)
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
@@ -119,7 +120,7 @@ def _set_options(h: highspy.Highs, options: Any) -> None:
         h.setOptionValue("time_limit", float(options.time_limit_s))
     if options.threads is not None:
         h.setOptionValue("threads", int(options.threads))
-    for key, value in (getattr(options, "highs_options", None) or {}).items():
+    for key, value in options.highs_options.items():
         h.setOptionValue(key, value)
 
 
@@ -175,7 +176,7 @@ def _outcome(h: highspy.Highs, col: dict[int, int], translate_s: float, solve_s:
 Rounder = Callable[[Callable[[Any], np.ndarray]], list[tuple[Any, np.ndarray]]]
 
 
-def solve_model(model: Any, options: Any, rounder: Rounder | None = None,
+def solve_model(model: Any, options: SolveOptions, rounder: Rounder | None = None,
                 coupling: tuple[Any, ...] = ()) -> SolveOutcome:
     """``coupling``: constraint components that join devices (site balance); the Lagrangian step prices them."""
     if options.backend == "persistent":
@@ -189,7 +190,7 @@ def _reader(x: np.ndarray, col: dict[int, int]) -> Callable[[Any], np.ndarray]:
     return SolveOutcome("", "", 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0, "", _x=x, _col=col).values
 
 
-def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None,
+def _solve_matrix(model: Any, options: SolveOptions, rounder: Rounder | None = None,
                   coupling: tuple[Any, ...] = ()) -> SolveOutcome:
     from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
@@ -208,7 +209,7 @@ def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None,
     offset = float(info.c_offset[0]) if len(info.c_offset) else 0.0
     row_lower, row_upper = np.where(kind == 1, -inf, rhs), np.where(kind == -1, inf, rhs)
     col = {id(v): j for j, v in enumerate(cols)}
-    if integrality.any() and getattr(options, "decompose", True):
+    if integrality.any() and options.decompose:
         full = {"A_csc": a, "A_csr": a.tocsr(), "cost": cost, "lower": lower, "upper": upper,
                 "row_lower": row_lower, "row_upper": row_upper, "offset": offset,
                 "coupling": _row_mask(info.rows, coupling)}
@@ -219,12 +220,12 @@ def _solve_matrix(model: Any, options: Any, rounder: Rounder | None = None,
     _set_options(h, options)
     translate_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if integrality.any() and getattr(options, "mip_start", True):
+    if integrality.any() and options.mip_start:
         done = _round_and_fix(h, integrality, lower, upper, float(options.mip_gap), options, col, rounder)
         if done is not None:
             return _outcome(h, col, translate_s, time.perf_counter() - t1, "matrix", integrality, lower, upper, m,
                             override=done)
-    _run(h, getattr(options, "verbose", False))
+    _run(h, options.verbose)
     return _outcome(h, col, translate_s, time.perf_counter() - t1, "matrix", integrality, lower, upper, m)
 
 
@@ -237,13 +238,14 @@ def _row_mask(rows: list, components: tuple[Any, ...]) -> np.ndarray:
 
 
 def _round_and_fix(h: highspy.Highs, integrality: np.ndarray, lower: np.ndarray, upper: np.ndarray, gap: float,
-                   options: Any, col: dict[int, int], rounder: Rounder | None) -> tuple[str, float, float] | None:
+                   options: SolveOptions, col: dict[int, int],
+                   rounder: Rounder | None) -> tuple[str, float, float] | None:
     """Relax-and-round start: solve the LP relaxation (its optimum bounds the MIP), round the integers, fix them
     and re-solve the LP. Within the gap, that schedule is the answer; otherwise it seeds the MIP as incumbent.
 
     Returns (status, objective, bound) when the rounded schedule is accepted, else None (the MIP then runs).
     """
-    verbose = getattr(options, "verbose", False)
+    verbose = options.verbose
     idx = np.flatnonzero(integrality).astype(np.int32)
     cont = np.full(idx.size, highspy.HighsVarType.kContinuous)
     ints = np.full(idx.size, highspy.HighsVarType.kInteger)
@@ -272,7 +274,7 @@ def _round_and_fix(h: highspy.Highs, integrality: np.ndarray, lower: np.ndarray,
     return None
 
 
-def _solve_persistent(model: Any, options: Any) -> SolveOutcome:
+def _solve_persistent(model: Any, options: SolveOptions) -> SolveOutcome:
     from pyomo.common.timing import HierarchicalTimer
     from pyomo.contrib.solver.common.factory import SolverFactory
 
@@ -313,7 +315,7 @@ class _Group:
     seconds: float = 0.0
 
 
-def _sub_highs(lp_full: dict, cols: np.ndarray, rows: np.ndarray, options: Any) -> highspy.Highs:
+def _sub_highs(lp_full: dict, cols: np.ndarray, rows: np.ndarray, options: SolveOptions) -> highspy.Highs:
     h = _new_highs()
     # continuous: the relaxation is solved first, integrality is set afterwards
     h.passModel(highs_lp(lp_full["A_csr"][rows][:, cols].tocsc(), lp_full["cost"][cols], lp_full["lower"][cols],
@@ -322,7 +324,7 @@ def _sub_highs(lp_full: dict, cols: np.ndarray, rows: np.ndarray, options: Any) 
     return h
 
 
-def _split(lp_full: dict, integrality: np.ndarray, options: Any) -> list[_Group]:
+def _split(lp_full: dict, integrality: np.ndarray, options: SolveOptions) -> list[_Group]:
     """One group per connected component holding integers, plus one LP group for all purely continuous ones
     (a single group too: it still gets the Lagrangian and neighbourhood steps)."""
     return [_Group(cols=cols, rows=rows, h=_sub_highs(lp_full, cols, rows, options),
@@ -335,11 +337,11 @@ def _status_name(h: highspy.Highs) -> str:
     return status.name if hasattr(status, "name") else str(status).split(".")[-1]
 
 
-def _workers(options: Any, jobs: int) -> int:
+def _workers(options: SolveOptions, jobs: int) -> int:
     """Blocks solved at once: one per core (at most 2 unless ``threads`` says otherwise), never more than jobs."""
-    if getattr(options, "verbose", False):
+    if options.verbose:
         return 1  # one log at a time
-    want = getattr(options, "threads", None) or min(os.cpu_count() or 1, 2)
+    want = options.threads or min(os.cpu_count() or 1, 2)
     return max(1, min(int(want), jobs))
 
 
@@ -354,12 +356,12 @@ def _each(groups: list[_Group], work: Callable[[_Group, int], None], workers: in
             f.result()
 
 
-def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, options: Any,
+def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, options: SolveOptions,
                   col: dict[int, int], rounder: Rounder | None, translate_s: float, n_rows: int) -> SolveOutcome:
     """Relax-and-round per block, accept the blocks whose rounding fits the gap budget, solve the rest as MIPs
     (incumbent = the rounded schedule) with absolute gaps that add up to the requested relative gap."""
     t_start = time.perf_counter()
-    verbose = getattr(options, "verbose", False)
+    verbose = options.verbose
     gap = float(options.mip_gap)
     deadline = None if options.time_limit_s is None else t_start + float(options.time_limit_s)
     n = len(integrality)
@@ -396,7 +398,7 @@ def _solve_groups(groups: list[_Group], lp_full: dict, integrality: np.ndarray, 
     # 2. round every integer consistently (formulations know their own), fix, re-solve each block's LP
     target = _rounded(x, col, rounder)
     mip = [g for g in groups if g.int_idx.size]
-    start = getattr(options, "mip_start", True)
+    start = options.mip_start
 
     def try_fixed(g: _Group, values: np.ndarray, state: str) -> None:
         """Fix the block's integers at ``values`` (full numbering), re-solve its LP, keep it when better."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flexopt.endpoints import setpoint_unit
+from flexopt.config.endpoints import setpoint_unit
 from flexopt.models.base import AssetSchedule
 
 

@@ -1,7 +1,7 @@
 """Load a portfolio YAML file (with includes), validate it and report every problem readably.
 
 A problem names the file, the path inside it (``sites[2].assets[0].energy_kwh``), what is wrong and
-what is allowed. Callers get either a :class:`~flexopt.portfolio.Portfolio` or a
+what is allowed. Callers get either a :class:`~flexopt.config.portfolio.Portfolio` or a
 :class:`PortfolioError` holding all problems at once, never a traceback.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from flexopt.portfolio import ASSET_TYPES, Portfolio, SeriesRef
-from flexopt.quantities import Yaml11Number
-from flexopt.yaml_reader import YamlFileError, read_yaml_file
+from flexopt.config.portfolio import ASSET_TYPES, Portfolio, SeriesRef
+from flexopt.config.quantities import Yaml11Number
+from flexopt.config.yaml_reader import YamlFileError, read_yaml_file
 
 _MERGED_LISTS = ("sites", "congestion_points")
 MAX_INCLUDE_DEPTH = 32  # a file including a file including ...: deeper chains are a mistake (and a stack risk)
@@ -432,7 +432,7 @@ def series_refs(portfolio: Portfolio) -> list[tuple[str, str]]:
 
 
 def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
-    from flexopt.timeseries import check_source_columns
+    from flexopt.data.timeseries import check_source_columns
 
     problems: list[Problem] = []
 
@@ -462,7 +462,7 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
     if not any(site.assets for site in pf.sites):
         problems.append(Problem(main_file, "sites", "no site has any asset: there is nothing to schedule; add assets "
                                                     "(a load alone is enough to see its cost)"))
-    from flexopt.endpoints import address_clashes
+    from flexopt.config.endpoints import address_clashes
 
     asset_paths = {asset.id: (where(si), ai) for si, site in enumerate(pf.sites) for ai, asset in
                    enumerate(site.assets)}
