@@ -68,7 +68,7 @@ CASES = {
     "missing data file": (lambda d: d["data_sources"]["prices"].update(path="nowhere.csv"),
                           "data_sources.prices.path", "file not found"),
     "missing column": (lambda d: d["data_sources"]["prices"].update(column="eur"),
-                       "data_sources.prices.path", "has no column 'eur'"),
+                       "data_sources.prices.column", "has no column 'eur'"),
     "unknown protocol": (lambda d: battery(d)["endpoint"].update(protocol="bacnet"),
                          "sites[0].assets[0].endpoint", "protocol: unknown value 'bacnet'"),
     "duplicate asset id": (lambda d: d["sites"][0]["assets"][1].update(id="bess"),

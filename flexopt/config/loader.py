@@ -432,8 +432,8 @@ def series_refs(portfolio: Portfolio) -> list[tuple[str, str]]:
 
 
 def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
-    from flexopt.data.timeseries import check_source_columns
-
+    """What one file alone cannot say: unique ids, known congestion points and data sources, address clashes.
+    The data files themselves are read by :func:`flexopt.data.checks.check_inputs` (validate and every run)."""
     problems: list[Problem] = []
 
     def where(site_index: int) -> tuple[str, int]:
@@ -479,10 +479,6 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
                 shown = f"sites[{li}]" + path[path.index("]") + 1:]
             problems.append(Problem(file, f"{shown}.source",
                                     f"unknown data source {name!r}; defined in data_sources: {known}"))
-    for name, src in pf.data_sources.items():
-        msg = check_source_columns(src)
-        if msg:
-            problems.append(Problem(main_file, f"data_sources.{name}.path", msg))
     dso = pf.dso_limits_file
     try:
         what = None if dso is None or dso.is_file() else \

@@ -20,12 +20,17 @@ PV_PEAK_TOLERANCE = 1.5
 def check_inputs(loaded: LoadedPortfolio) -> list[Problem]:
     """Problems of the data files and the DSO limits file (empty when everything can be read)."""
     from flexopt.data.dso_limits import DsoLimitsError, read_dso_limits
-    from flexopt.data.timeseries import SeriesError, read_source
+    from flexopt.data.timeseries import SeriesError, read_source, source_file_problem
 
     pf = loaded.portfolio
     problems: list[Problem] = []
     peaks: dict[str, float] = {}
     for name, src in pf.data_sources.items():
+        missing = source_file_problem(src)
+        if missing is not None:
+            field, text = missing
+            problems.append(Problem(loaded.file_of("data_sources", name), f"data_sources.{name}.{field}", text))
+            continue
         try:
             series, _ = read_source(src, name)
         except SeriesError as exc:

@@ -112,9 +112,21 @@ def resolution_hours(index: pd.DatetimeIndex) -> float:
 # --- reading files ----------------------------------------------------------------------------
 
 
-def check_source_columns(src: DataSource) -> str | None:
-    """A one-line problem with the file behind a data source, or None when its columns are there."""
-    return column_problem(Path(src.path), [src.time_column, src.column])
+def source_file_problem(src: DataSource) -> tuple[str, str] | None:
+    """(field, one-line problem) when the file behind a data source is not there or lacks a column, naming the
+    field to fix (``path``, ``time_column`` or ``column``); None when it can be read."""
+    path = Path(src.path)
+    try:
+        found = path.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        return "path", f"cannot use {str(path)[:200]}: {exc.strerror or exc}; check the path"
+    if not found:
+        return "path", f"file not found: {path}; check the path (relative paths are relative to the YAML file)"
+    for key in ("time_column", "column"):
+        problem = column_problem(path, [getattr(src, key)])
+        if problem:  # a file that cannot be read at all is the path's problem, a missing column the column's
+            return (key if f"no column {getattr(src, key)!r}" in problem else "path"), problem
+    return None
 
 
 def read_source(src: DataSource, name: str = "") -> tuple[pd.Series, SeriesReport]:
