@@ -47,7 +47,7 @@ def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
 async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
                    duration_s: float | None, options: Any, connect_wait_s: float, console: Console) -> int:
     """Run the rounds; returns how many critical alarms were raised."""
-    from flexopt import operations as ops
+    import flexopt.operations as ops
     from flexopt.adapters.base import utcnow
     from flexopt.runs.store import clean_leftovers
 
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         """Send the schedule's setpoints to every device, read them back and record each round (commands,
         telemetry, deviations, alarms) in a new file under <store>/<portfolio>/<day>/dispatch/. Device failures
         are alarms in the record, never a crash: exit 0 whenever the rounds ran."""
-        from flexopt import operations as ops
+        import flexopt.operations as ops
         from flexopt.adapters.base import utcnow
         from flexopt.runs.store import StorageError, check_writable
 
