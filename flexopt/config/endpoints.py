@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from flexopt.config.protocols import Endpoint, EndpointBase, Protocol, protocol_of, register
 from flexopt.config.quantities import Yaml11Number, integer, number
 
-__all__ = ["Endpoint", "address_clashes", "address_problems", "device_address", "device_endpoints", "device_label",
-           "setpoint_unit"]
+__all__ = ["Endpoint", "HttpEndpoint", "HttpRequestSpec", "Iec104Endpoint", "Iec104Points", "ModbusEndpoint",
+           "ModbusRegister", "OcppCentralSystem", "OcppEndpoint", "address_clashes", "address_problems",
+           "device_address", "device_endpoints", "device_label", "setpoint_unit"]
 
 # Field types with their ranges (strict: never bool or text, always finite).
 Ioa = integer(1, 16_777_215)

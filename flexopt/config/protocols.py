@@ -68,7 +68,7 @@ class Protocol:
     ``for_endpoint`` class method. ``simulator``: a :class:`flexopt.adapters.sim.base.ProtocolSimulator` subclass,
     one per ``flexopt simulate`` run. ``service``: optional, a callable ``(portfolio) -> SessionService`` for a
     server the devices connect to, which dispatch runs for as long as it runs (OCPP's central system).
-    ``stores_profiles``: the devices keep a schedule, so dispatch sends the rest of the day as periods.
+    ``stores_profiles``: the devices keep a schedule, so dispatch sends the rest of the run as periods.
     """
 
     name: str
