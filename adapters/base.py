@@ -13,8 +13,9 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 log = logging.getLogger("flexopt.adapters")
 
@@ -175,11 +176,27 @@ def _classify(exc: BaseException) -> tuple[CommandStatus, str]:
     return "error", f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(frozen=True)
+class AdapterContext:
+    """What an adapter may need beyond its endpoint: the protocol's session service (OCPP's central system, which
+    chargers connect to) and the asset (a charger's voltage and phases turn kW into A)."""
+
+    service: Any = None
+    asset: Any = None
+
+
 class DeviceAdapter(ABC):
     """Connects to one asset, sends it setpoints and reads its telemetry. Public calls never raise
     and never take longer than ``call_timeout_s``."""
 
     protocol: ClassVar[str] = ""
+
+    @classmethod
+    def for_endpoint(cls, asset_id: str, endpoint: Any, limits: SetpointLimits | None,
+                     context: AdapterContext) -> Self:
+        """How the adapter factory builds one for a device: ``cls(asset_id, endpoint, limits)`` unless the protocol
+        needs its service or the asset."""
+        return cls(asset_id, endpoint, limits)  # type: ignore[call-arg]
 
     def __init__(self, asset_id: str, limits: SetpointLimits | None = None, call_timeout_s: float = 10.0):
         self.asset_id = asset_id
@@ -275,3 +292,22 @@ class DeviceAdapter(ABC):
 
     @abstractmethod
     async def _read(self) -> Telemetry: ...
+
+
+class SessionService(ABC):
+    """A server a protocol's devices connect to (OCPP's central system), run by dispatch for as long as it runs.
+    Built by the protocol's ``service`` factory from the portfolio and handed to each of the protocol's adapters.
+    Like adapters, it never raises: what goes wrong comes back as text for a critical alarm of ``alarm_kind``."""
+
+    alarm_kind: ClassVar[str] = "service"
+
+    @abstractmethod
+    async def open(self) -> list[str]:
+        """Start serving; the problems (port taken, certificate unreadable), none when it serves."""
+
+    async def wait_for_devices(self, endpoints: Sequence[Any], timeout_s: float) -> None:
+        """Give the devices at ``endpoints`` up to ``timeout_s`` to connect (at once when not serving)."""
+        return None
+
+    @abstractmethod
+    async def close(self) -> None: ...

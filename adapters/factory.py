@@ -1,4 +1,4 @@
-"""Build adapters from endpoints and portfolio assets.
+"""Build adapters from endpoints and portfolio assets, through the protocol registry (no protocol is named here).
 
 An asset with ``count`` N is N devices (``flexopt.config.endpoints.device_endpoints``): one adapter per device,
 each with per-device limits, behind a :class:`~flexopt.adapters.group.GroupAdapter` when N > 1.
@@ -6,49 +6,27 @@ each with per-device limits, behind a :class:`~flexopt.adapters.group.GroupAdapt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from flexopt.adapters.base import DeviceAdapter, SetpointLimits
+from flexopt.adapters.base import AdapterContext, DeviceAdapter, SetpointLimits
 from flexopt.adapters.group import GroupAdapter
-from flexopt.adapters.http_adapter import HttpAdapter
-from flexopt.adapters.iec104_adapter import Iec104Adapter
-from flexopt.adapters.modbus_adapter import ModbusAdapter
-from flexopt.adapters.ocpp_adapter import OcppAdapter
-from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.config.endpoints import (  # noqa: F401 - address_problems is part of this module's API
-    HttpEndpoint,
-    Iec104Endpoint,
-    ModbusEndpoint,
-    OcppEndpoint,
     address_problems,
     device_endpoints,
     device_label,
     setpoint_unit,
 )
+from flexopt.config.protocols import protocol_of, resolve
 
 
-def adapter_for(
-    asset_id: str,
-    endpoint: Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint,
-    limits: SetpointLimits | None = None,
-    *,
-    central: CentralSystem | None = None,
-    voltage_v: float = 230.0,
-    phases: int = 3,
-) -> DeviceAdapter:
-    """The adapter for one endpoint. OCPP chargers need the shared ``central`` system;
-    ``voltage_v``/``phases`` convert kW to A for chargers whose profiles are in amps."""
-    if isinstance(endpoint, Iec104Endpoint):
-        return Iec104Adapter(asset_id, endpoint, limits)
-    if isinstance(endpoint, ModbusEndpoint):
-        return ModbusAdapter(asset_id, endpoint, limits)
-    if isinstance(endpoint, HttpEndpoint):
-        return HttpAdapter(asset_id, endpoint, limits)
-    if isinstance(endpoint, OcppEndpoint):
-        if central is None:
-            raise ValueError(f"{asset_id}: an OCPP endpoint needs the CentralSystem (central=...)")
-        return OcppAdapter(asset_id, endpoint, limits, central, voltage_v=voltage_v, phases=phases)
-    raise TypeError(f"{asset_id}: unsupported endpoint {type(endpoint).__name__}")
+def adapter_for(asset_id: str, endpoint: Any, limits: SetpointLimits | None = None, *, service: Any = None,
+                asset: Any = None) -> DeviceAdapter:
+    """The adapter for one endpoint, built by its registered protocol's adapter class (``for_endpoint``).
+    ``service`` is the protocol's session service (OCPP chargers need the CentralSystem); ``asset`` the
+    portfolio asset (a charger's voltage and phases convert kW to A). An unknown protocol is a ProtocolError."""
+    spec = protocol_of(endpoint)
+    return resolve(spec.adapter).for_endpoint(asset_id, endpoint, limits, AdapterContext(service, asset))
 
 
 def limits_for(asset: Any) -> SetpointLimits | None:
@@ -89,27 +67,28 @@ def setpoint_kind(asset: Any) -> str:
     return "exact"
 
 
-def adapter_for_asset(asset: Any, central: CentralSystem | None = None) -> DeviceAdapter | None:
+def adapter_for_asset(asset: Any, services: Mapping[str, Any] | None = None) -> DeviceAdapter | None:
     """The adapter of a portfolio asset: the plain adapter for one device, a GroupAdapter over one adapter
-    per device (per-device limits) for ``count`` > 1; None without an endpoint."""
+    per device (per-device limits) for ``count`` > 1; None without an endpoint. ``services`` maps protocol
+    names to their running session services (``{"ocpp": central_system}``)."""
     if asset.endpoint is None:
         return None
     limits = limits_for(asset)
-    extra = {"voltage_v": getattr(asset, "voltage_v", 230.0), "phases": getattr(asset, "phases", 3)}
+    service = (services or {}).get(protocol_of(asset.endpoint).name)
     endpoints = device_endpoints(asset.endpoint, asset.count)
     if len(endpoints) == 1:
-        return adapter_for(asset.id, endpoints[0], limits, central=central, **extra)
+        return adapter_for(asset.id, endpoints[0], limits, service=service, asset=asset)
     labels = [device_label(e) for e in endpoints]
-    children = [adapter_for(f"{asset.id}/{label}", e, limits, central=central, **extra)
+    children = [adapter_for(f"{asset.id}/{label}", e, limits, service=service, asset=asset)
                 for label, e in zip(labels, endpoints, strict=True)]
     return GroupAdapter(asset.id, children, labels)
 
 
-def adapters_for_portfolio(portfolio: Any, central: CentralSystem | None = None) -> dict[str, DeviceAdapter]:
+def adapters_for_portfolio(portfolio: Any, services: Mapping[str, Any] | None = None) -> dict[str, DeviceAdapter]:
     """One adapter per asset that has an endpoint, keyed by asset id (groups for counted assets)."""
     out: dict[str, DeviceAdapter] = {}
     for _site, asset in portfolio.assets():
-        adapter = adapter_for_asset(asset, central)
+        adapter = adapter_for_asset(asset, services)
         if adapter is not None:
             out[asset.id] = adapter
     return out

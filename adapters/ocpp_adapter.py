@@ -20,6 +20,7 @@ import time
 from ocpp.exceptions import OCPPError
 
 from flexopt.adapters.base import (
+    AdapterContext,
     AdapterError,
     CommandResult,
     CommandStatus,
@@ -55,6 +56,15 @@ class OcppAdapter(DeviceAdapter):
         self.voltage_v = voltage_v
         self.phases = phases
         self.register()
+
+    @classmethod
+    def for_endpoint(cls, asset_id: str, endpoint: OcppEndpoint, limits: SetpointLimits | None,
+                     context: AdapterContext) -> OcppAdapter:
+        """Chargers talk to the protocol's service, the central system; the asset's wiring turns kW into A."""
+        if not isinstance(context.service, CentralSystem):
+            raise ValueError(f"{asset_id}: an OCPP endpoint needs the CentralSystem (the ocpp service)")
+        return cls(asset_id, endpoint, limits, context.service, voltage_v=getattr(context.asset, "voltage_v", 230.0),
+                   phases=getattr(context.asset, "phases", 3))
 
     def register(self) -> None:
         """Tell the central system to expect this charger (and its password, if any)."""

@@ -17,6 +17,7 @@ import hmac
 import logging
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -34,7 +35,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from flexopt.adapters.base import SessionService
 from flexopt.adapters.ocpp_meter import parse_meter_values
+from flexopt.config.endpoints import OcppCentralSystem
 
 log = logging.getLogger("flexopt.adapters.ocpp")
 
@@ -245,9 +248,12 @@ class _Csms201(Cp201):
         return r201.TransactionEvent()
 
 
-class CentralSystem:
+class CentralSystem(SessionService):
     """The shared CSMS. ``register()`` the chargers you expect (with their passwords); unknown
-    charge points are refused unless ``allow_unknown``. ``port=0`` picks a free port."""
+    charge points are refused unless ``allow_unknown``. ``port=0`` picks a free port. It is the OCPP
+    protocol's session service: dispatch builds it with :meth:`for_portfolio` and runs it."""
+
+    alarm_kind = "central_system"
 
     def __init__(
         self,
@@ -269,6 +275,45 @@ class CentralSystem:
         self._server: Server | None = None
         self._tx = 0
         self._change = asyncio.Event()
+        self._config: OcppCentralSystem | None = None
+        self._notes: list[str] = []
+
+    @classmethod
+    def for_portfolio(cls, portfolio: Any) -> CentralSystem:
+        """The central system the portfolio's ``ocpp_central_system`` describes (TLS is set up by :meth:`open`)."""
+        config = portfolio.ocpp_central_system
+        notes = []
+        if config is None:  # the loader requires it; a Portfolio built in code may not have it
+            config = OcppCentralSystem()
+            notes.append(f"no ocpp_central_system in the portfolio: using {config.host}:{config.port}")
+        central = cls(config.host, config.port, response_timeout_s=config.response_timeout_s)
+        central._config, central._notes = config, notes
+        return central
+
+    # --- as dispatch's session service: never raising -----------------------------------------
+    async def open(self) -> list[str]:
+        """Listen (with TLS when the configuration names a certificate); the problems, none when listening.
+        When it cannot listen, the chargers' adapters report them unreachable."""
+        problems = list(self._notes)
+        try:
+            if self._config is not None and self._config.tls_cert_file:
+                self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                self.ssl_context.load_cert_chain(self._config.tls_cert_file, self._config.tls_key_file)
+            await self.start()
+        except OSError as exc:  # port taken, certificate unreadable (ssl.SSLError is an OSError)
+            self.ssl_context = None
+            problems.append(f"cannot listen at {self.host}:{self.port}: {exc}")
+        return problems
+
+    async def wait_for_devices(self, endpoints: Sequence[Any], timeout_s: float) -> None:
+        """Chargers connect to us: wait until every one of them is connected and booted (not when not listening)."""
+        ids = [e.charge_point_id for e in endpoints]
+        if self._server is None or not ids:
+            return
+        await self.wait_for(lambda: all(self.is_connected(i) and self.chargers[i].booted for i in ids), timeout_s)
+
+    async def close(self) -> None:
+        await self.stop()
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:

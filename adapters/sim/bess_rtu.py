@@ -3,17 +3,21 @@
 The active-power setpoint (C_SE_NC_1) sets P (load convention: positive charges), returned at once
 through the related P point; SoC integrates P on a 100 ms timer and P drops to zero at the SoC
 limits. The RTU can be told to reject commands (negative confirmation), to answer slowly, or to go
-down and come back on the same port.
+down and come back on the same port. :class:`Iec104Simulator` is the protocol's simulator for ``flexopt simulate``.
 """
 
 # No "from __future__ import annotations": c104 checks callback annotations as real types.
 
+import asyncio
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import c104
 
+from flexopt.adapters.sim.base import NO_LIMITS, ProtocolSimulator
 from flexopt.config.endpoints import Iec104Points
 
 
@@ -146,3 +150,27 @@ class BessRtu:
         for key, value in values.items():
             if key in pts:
                 pts[key].value = value
+
+
+class Iec104Simulator(ProtocolSimulator):
+    """The portfolio's IEC 104 devices: one RTU per host:port, one battery station per device."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self.rtus: dict[tuple[str, int], BessRtu] = {}
+
+    def add(self, asset: Any, endpoint: Any, name: str, lo: float, hi: float) -> str:
+        e = endpoint
+        rtu = self.rtus.setdefault((e.host, e.port), BessRtu(e.host, e.port))
+        power = max(abs(lo), abs(hi)) if (lo, hi) != NO_LIMITS else 100.0
+        rtu.add(name, e.points, e.common_address, energy_kwh=getattr(asset, "energy_kwh", 100.0),
+                max_power_kw=power, soc_pct=getattr(asset, "initial_soc_pct", 50.0))
+        return f"{e.host}:{e.port}"
+
+    async def start(self) -> None:
+        for rtu in self.rtus.values():
+            await asyncio.to_thread(rtu.start)
+
+    async def stop(self) -> None:
+        for rtu in self.rtus.values():
+            await asyncio.to_thread(rtu.stop)

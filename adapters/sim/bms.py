@@ -3,14 +3,16 @@
 Each asset (PV inverter, EV charger, climate zone, battery) sits at the unit id and registers of its
 ModbusEndpoint. Physics advance whenever a register is read, so a reading right after a write
 already shows the effect. Writes outside a device's accepted range answer exception 3.
+:class:`ModbusSimulator` is the protocol's simulator for ``flexopt simulate``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
@@ -18,6 +20,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from flexopt.adapters.modbus_adapter import field_of
 from flexopt.adapters.modbus_codec import decode, encode, is_bit, register_count
+from flexopt.adapters.sim.base import ProtocolSimulator
 from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
 Kind = Literal["pv", "charger", "climate", "battery", "power"]
@@ -187,3 +190,32 @@ class BmsSimulator:
         except ValueError:  # the register cannot carry this value: leave the old one
             return
         regs[reg.address - start : reg.address - start + len(words)] = words
+
+
+class ModbusSimulator(ProtocolSimulator):
+    """The portfolio's Modbus devices: one BMS server per host:port, each device at its own unit id."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self.servers: dict[tuple[str, int], BmsSimulator] = {}
+
+    def add(self, asset: Any, endpoint: Any, name: str, lo: float, hi: float) -> str:
+        e = endpoint
+        server = self.servers.setdefault((e.host, e.port), BmsSimulator(e.host, e.port))
+        kind = self._kind(asset, e)
+        state = {"pv_available_kw": 0.6 * asset.peak_kw} if kind == "pv" else {}
+        server.add(name, e, kind, min_value=lo, max_value=hi, **state)
+        return f"{e.host}:{e.port}"
+
+    @staticmethod
+    def _kind(asset: Any, endpoint: ModbusEndpoint) -> Kind:
+        kind = {"pv": "pv", "ev_charger": "charger", "battery": "battery"}.get(asset.type)
+        return kind or ("climate" if endpoint.device_unit() == "degC" else "power")  # type: ignore[return-value]
+
+    async def start(self) -> None:
+        for server in self.servers.values():
+            await server.start()
+
+    async def stop(self) -> None:
+        for server in self.servers.values():
+            await server.stop()

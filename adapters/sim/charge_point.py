@@ -3,7 +3,8 @@
 Each is a real ocpp client over websockets: boots, reports status, starts a transaction when the
 EV is plugged, sends meter values every ``meter_interval_s`` (and right after a new profile),
 and obeys SetChargingProfile / ClearChargingProfile. It can be told to reject profiles, to answer
-them with a CallError, or to drop its connection.
+them with a CallError, or to drop its connection. :class:`OcppSimulator` is the protocol's simulator for
+``flexopt simulate``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import contextlib
 import datetime as dt
 import itertools
 import logging
+import os
 import ssl
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
@@ -33,6 +37,9 @@ from ocpp.v201.enums import Action as A201
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
+
+from flexopt.adapters.ocpp_central import CentralSystem
+from flexopt.adapters.sim.base import ProtocolSimulator, Running
 
 
 def _iso(t: dt.datetime | None = None) -> str:
@@ -373,3 +380,54 @@ def _v201(sampled: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item["phase"] = sv["phase"]
         out.append(item)
     return out
+
+
+class OcppSimulator(ProtocolSimulator):
+    """The portfolio's chargers: each connects to the central system at the option ``ocpp_url``
+    (ws://127.0.0.1:9000) and keeps retrying every ``ocpp_retry_s`` (2 s); with ``central`` an embedded central
+    system listens there too."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self.url = str(self.options.get("ocpp_url", "ws://127.0.0.1:9000")).rstrip("/")
+        self.retry_s = float(self.options.get("ocpp_retry_s", 2.0))
+        self.chargers: list[SimChargePoint] = []
+        self.central: CentralSystem | None = None
+        self._passwords: dict[str, str | None] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    def add(self, asset: Any, endpoint: Any, name: str, lo: float, hi: float) -> str:
+        e = endpoint
+        password = os.environ.get(e.password_env) if e.password_env else None
+        self._passwords[e.charge_point_id] = password
+        ev = Ev(max_w=getattr(asset, "max_charge_kw", 11.0) * 1000.0)
+        cp = SimChargePoint(e.charge_point_id, self.url, e.version, password=password,
+                            connector_id=e.connector_id, ev=ev, max_w=ev.max_w)
+        # profiles in amps mean the charger's own wiring (a 3.7 kW wallbox is one phase of 16 A)
+        cp.book.voltage_v, cp.book.phases = getattr(asset, "voltage_v", 230.0), getattr(asset, "phases", 3)
+        self.chargers.append(cp)
+        return self.url
+
+    def charger(self, cp_id: str) -> SimChargePoint:
+        return next(cp for cp in self.chargers if cp.cp_id == cp_id)
+
+    def finish(self) -> list[Running]:
+        if not (self.options.get("central") and self.chargers):
+            return []
+        u = urlsplit(self.url)
+        self.central = CentralSystem(u.hostname or "127.0.0.1", u.port or 9000)
+        for cp_id, password in self._passwords.items():
+            self.central.register(cp_id, password)
+        return [Running("ocpp-csms", self.url, [], "embedded central system")]
+
+    async def start(self) -> None:
+        if self.central is not None:
+            await self.central.start()
+        self._tasks = [asyncio.create_task(cp.run_forever(self.retry_s)) for cp in self.chargers]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.central is not None:
+            await self.central.stop()

@@ -3,22 +3,28 @@
 Its routes and JSON shapes come from each device's HttpEndpoint (the same mapping the adapter uses,
 read in reverse), so any configured vendor layout can be simulated. Token-protected; faults
 (status codes, Retry-After, non-JSON bodies, slow answers) can be queued for tests.
+:class:`HttpSimulator` is the protocol's simulator for ``flexopt simulate``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from flexopt.adapters.base import TELEMETRY_FIELDS, convert
 from flexopt.adapters.http_mapping import field_for, find_placeholder, set_path
+from flexopt.adapters.sim.base import ProtocolSimulator
 from flexopt.adapters.sim.http_server import HttpServer, Request, Response
 from flexopt.config.endpoints import HttpEndpoint
 
 Kind = Literal["split", "water_heater", "power", "battery"]
+DEFAULT_TOKEN = "sim-token"  # what a simulated cloud accepts when the token's environment variable is not set
 
 
 @dataclass
@@ -161,3 +167,62 @@ class _Keep(dict):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+class HttpSimulator(ProtocolSimulator):
+    """The portfolio's cloud devices: one simulated cloud per base URL (plain http), each device at its own
+    routes; a cloud takes the token from its ``token_env`` variable, else :data:`DEFAULT_TOKEN`."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self.clouds: dict[str, DeviceCloud] = {}
+        self._token_envs: set[str] = set()
+
+    def add(self, asset: Any, endpoint: Any, name: str, lo: float, hi: float) -> str:
+        e = endpoint
+        cloud = self._cloud(e)
+        kind, state = self._kind(asset, e)
+        routes = len(cloud.devices)
+        cloud.add_device(name, e, kind, min_value=lo, max_value=hi, **state)
+        if len(cloud.devices) != routes + 2:
+            raise ValueError(f"{name}: its setpoint/telemetry paths at {e.base_url} are another device's too "
+                             "(put {device_id} in the paths)")
+        return e.base_url
+
+    def _cloud(self, e: HttpEndpoint) -> DeviceCloud:
+        if e.base_url not in self.clouds:
+            u = urlsplit(e.base_url)
+            if u.scheme != "http":
+                raise ValueError(f"{e.base_url}: the simulated cloud serves plain http only")
+            token = os.environ.get(e.token_env) if e.token_env else None
+            token = token or (DEFAULT_TOKEN if e.token_env else None)
+            self.clouds[e.base_url] = DeviceCloud(token=token, host=u.hostname or "127.0.0.1", port=u.port or 80)
+        if e.token_env:
+            self._token_envs.add(e.token_env)
+        return self.clouds[e.base_url]
+
+    @staticmethod
+    def _kind(asset: Any, e: HttpEndpoint) -> tuple[Kind, dict[str, float]]:
+        unit = e.device_unit()
+        if unit == "degC":
+            return "split", {"temp_c": getattr(asset, "initial_temp_c", 21.0)}
+        if unit == "on_off" or asset.type == "water_heater":
+            rated = getattr(asset, "element_kw", 2.0)
+            return "water_heater", {"max_kw": rated, "temp_c": getattr(asset, "initial_temp_c", 55.0)}
+        if asset.type == "battery":
+            return "battery", {"soc_pct": asset.initial_soc_pct, "energy_kwh": asset.energy_kwh}
+        return "power", {}
+
+    def notes(self, address: str) -> list[str]:
+        return [f"token {'from env' if self.clouds[address].token != DEFAULT_TOKEN else DEFAULT_TOKEN}"]
+
+    def env_to_export(self) -> dict[str, str]:
+        return {env: DEFAULT_TOKEN for env in sorted(self._token_envs) if not os.environ.get(env)}
+
+    async def start(self) -> None:
+        for cloud in self.clouds.values():
+            await cloud.start()
+
+    async def stop(self) -> None:
+        for cloud in self.clouds.values():
+            await cloud.stop()

@@ -1,15 +1,22 @@
-"""Device endpoints: how flexopt reaches an asset, one model per protocol.
+"""Device endpoints of the built-in protocols (IEC 104, Modbus TCP, OCPP, HTTP clouds), each registered once as a
+:class:`~flexopt.config.protocols.Protocol` with its adapter and simulator, and the rules every protocol shares:
+the devices of a counted asset and the addresses two devices must not share.
 
 Secrets never live in the portfolio: fields ending in ``_env`` name environment variables.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flexopt.config.protocols import Endpoint, EndpointBase, Protocol, protocol_of, register
 from flexopt.config.quantities import Yaml11Number, integer, number
+
+__all__ = ["Endpoint", "HttpEndpoint", "HttpRequestSpec", "Iec104Endpoint", "Iec104Points", "ModbusEndpoint",
+           "ModbusRegister", "OcppCentralSystem", "OcppEndpoint", "address_clashes", "address_problems",
+           "device_address", "device_endpoints", "device_label", "setpoint_unit"]
 
 # Field types with their ranges (strict: never bool or text, always finite).
 Ioa = integer(1, 16_777_215)
@@ -47,13 +54,26 @@ class Iec104Points(_Strict):
     availability_ioa: Ioa | None = Field(default=None, description="M_SP_NA_1, on = available")
 
 
-class Iec104Endpoint(_Strict):
+class Iec104Endpoint(EndpointBase):
     protocol: Literal["iec104"]
     host: str
     port: Port = 2404
     common_address: CommonAddress = 1
     points: Iec104Points
     command_timeout_ms: TimeoutMs = 2000
+
+    def device(self, k: int) -> Iec104Endpoint:
+        """Station ``common_address + k - 1`` at the same RTU."""
+        return self.model_copy(update={"common_address": self.common_address + k - 1})
+
+    def address(self) -> tuple:
+        return (self.host, self.port, self.common_address)
+
+    def label(self) -> str:
+        return f"CA {self.common_address}"
+
+    def address_problem(self) -> str | None:
+        return f"IEC 104 station {self.common_address} (max 65534)" if self.common_address > 65534 else None
 
 
 # --- Modbus TCP ------------------------------------------------------------------------------
@@ -73,7 +93,7 @@ class ModbusRegister(_Strict):
     unit: str = Field(default="", description="physical unit after scaling, e.g. kW, degC, %")
 
 
-class ModbusEndpoint(_Strict):
+class ModbusEndpoint(EndpointBase):
     protocol: Literal["modbus"]
     host: str
     port: Port = 502
@@ -84,11 +104,33 @@ class ModbusEndpoint(_Strict):
         "availability, ...",
     )
 
+    def device(self, k: int) -> ModbusEndpoint:
+        """Unit ``device_id + k - 1`` behind the same gateway."""
+        return self.model_copy(update={"device_id": self.device_id + k - 1})
+
+    def address(self) -> tuple:
+        return (self.host, self.port, self.device_id)
+
+    def label(self) -> str:
+        return f"unit {self.device_id}"
+
+    def address_problem(self) -> str | None:
+        return f"Modbus unit {self.device_id} (max 247)" if self.device_id > 247 else None
+
+    def device_unit(self) -> str:
+        """A coil is on/off; a register says its unit (degC thermostats, A chargers), else kW."""
+        reg = self.registers.get("setpoint")
+        if reg is None:
+            return "kW"
+        if reg.table == "coil":
+            return "on_off"
+        return reg.unit if reg.unit in ("degC", "on_off", "A") else "kW"
+
 
 # --- OCPP ------------------------------------------------------------------------------------
 
 
-class OcppEndpoint(_Strict):
+class OcppEndpoint(EndpointBase):
     """A charge point connecting to flexopt's central system (flexopt is the CSMS)."""
 
     protocol: Literal["ocpp"]
@@ -99,6 +141,16 @@ class OcppEndpoint(_Strict):
         default=None, description="environment variable holding the HTTP Basic password (security profile 1)"
     )
     charging_rate_unit: Literal["W", "A"] = "W"
+
+    def device(self, k: int) -> OcppEndpoint:
+        """Charge point ``<charge_point_id>-<k>``."""
+        return self.model_copy(update={"charge_point_id": f"{self.charge_point_id}-{k}"})
+
+    def address(self) -> tuple:
+        return (self.charge_point_id, self.connector_id)
+
+    def label(self) -> str:
+        return self.charge_point_id
 
 
 # --- HTTP device clouds ----------------------------------------------------------------------
@@ -137,7 +189,7 @@ class HttpRequestSpec(_Strict):
         return body
 
 
-class HttpEndpoint(_Strict):
+class HttpEndpoint(EndpointBase):
     protocol: Literal["http"]
     base_url: str
     device_id: str = Field(min_length=1, description="the vendor's id of the device")
@@ -152,11 +204,18 @@ class HttpEndpoint(_Strict):
     telemetry: HttpRequestSpec
     setpoint_unit: Literal["kW", "W", "degC", "on_off", "A"] = "kW"
 
+    def device(self, k: int) -> HttpEndpoint:
+        """Cloud device ``<device_id>-<k>``."""
+        return self.model_copy(update={"device_id": f"{self.device_id}-{k}"})
 
-Endpoint = Annotated[
-    Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint, Field(discriminator="protocol")
-]
-PROTOCOLS = ("iec104", "modbus", "ocpp", "http")
+    def address(self) -> tuple:
+        return (self.base_url.rstrip("/"), self.device_id)
+
+    def label(self) -> str:
+        return self.device_id
+
+    def device_unit(self) -> str:
+        return {"W": "kW"}.get(self.setpoint_unit, self.setpoint_unit)
 
 
 class OcppCentralSystem(_Strict):
@@ -169,54 +228,47 @@ class OcppCentralSystem(_Strict):
     response_timeout_s: CentralTimeoutS = 10.0
 
 
-def device_endpoints(endpoint: Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint,
-                     count: int) -> list[Iec104Endpoint | ModbusEndpoint | OcppEndpoint | HttpEndpoint]:
-    """The endpoint of each of an asset's ``count`` identical devices.
+# --- the built-in protocols, registered like any plug-in ----------------------------------------
 
-    One device: the endpoint as written. N devices: device k (1..N) is charge point ``<id>-<k>`` (OCPP),
-    cloud device ``<device_id>-<k>`` (HTTP), Modbus unit ``device_id + k - 1`` behind the same gateway, or IEC 104
-    station ``common_address + k - 1`` at the same RTU. Simulators and dispatch both use this rule.
-    """
+_ADAPTERS = "flexopt.adapters"
+register(Protocol("iec104", Iec104Endpoint, adapter=f"{_ADAPTERS}.iec104_adapter:Iec104Adapter",
+                  simulator=f"{_ADAPTERS}.sim.bess_rtu:Iec104Simulator"))
+register(Protocol("modbus", ModbusEndpoint, adapter=f"{_ADAPTERS}.modbus_adapter:ModbusAdapter",
+                  simulator=f"{_ADAPTERS}.sim.bms:ModbusSimulator"))
+register(Protocol("ocpp", OcppEndpoint, adapter=f"{_ADAPTERS}.ocpp_adapter:OcppAdapter",
+                  simulator=f"{_ADAPTERS}.sim.charge_point:OcppSimulator",
+                  service=f"{_ADAPTERS}.ocpp_central:CentralSystem.for_portfolio", stores_profiles=True))
+register(Protocol("http", HttpEndpoint, adapter=f"{_ADAPTERS}.http_adapter:HttpAdapter",
+                  simulator=f"{_ADAPTERS}.sim.device_cloud:HttpSimulator"))
+
+
+# --- rules every protocol shares ---------------------------------------------------------------
+
+
+def device_endpoints(endpoint: Any, count: int) -> list[Any]:
+    """The endpoint of each of an asset's ``count`` identical devices: the endpoint as written for one device,
+    else each device at its own address (``EndpointBase.device``: charge point ``<id>-<k>``, cloud device
+    ``<device_id>-<k>``, Modbus unit ``device_id + k - 1``, IEC 104 station ``common_address + k - 1``).
+    Simulators and dispatch both use this rule."""
+    protocol_of(endpoint)  # an unknown protocol is an error here, never another protocol's rule
     if count == 1:
         return [endpoint]
-    match endpoint:
-        case OcppEndpoint():
-            return [endpoint.model_copy(update={"charge_point_id": f"{endpoint.charge_point_id}-{k}"})
-                    for k in range(1, count + 1)]
-        case HttpEndpoint():
-            return [endpoint.model_copy(update={"device_id": f"{endpoint.device_id}-{k}"}) for k in range(1, count + 1)]
-        case ModbusEndpoint():
-            return [endpoint.model_copy(update={"device_id": endpoint.device_id + k}) for k in range(count)]
-        case Iec104Endpoint():
-            return [endpoint.model_copy(update={"common_address": endpoint.common_address + k}) for k in range(count)]
-    raise TypeError(f"unknown endpoint {type(endpoint).__name__}")
+    return [endpoint.device(k) for k in range(1, count + 1)]
 
 
-def device_label(endpoint: object) -> str:
+def device_label(endpoint: Any) -> str:
     """How an operator finds one device: charge point id, cloud device id, Modbus unit or IEC 104 station."""
-    if isinstance(endpoint, OcppEndpoint):
-        return endpoint.charge_point_id
-    if isinstance(endpoint, HttpEndpoint):
-        return endpoint.device_id
-    if isinstance(endpoint, ModbusEndpoint):
-        return f"unit {endpoint.device_id}"
-    if isinstance(endpoint, Iec104Endpoint):
-        return f"CA {endpoint.common_address}"
-    return type(endpoint).__name__
+    protocol_of(endpoint)
+    return endpoint.label()
 
 
-def device_address(endpoint: object) -> tuple:
-    """What must be unique per device across a portfolio (two devices at one address get each other's commands)."""
-    if isinstance(endpoint, OcppEndpoint):
-        return ("ocpp", endpoint.charge_point_id, endpoint.connector_id)
-    if isinstance(endpoint, HttpEndpoint):
-        return ("http", endpoint.base_url.rstrip("/"), endpoint.device_id)
-    if isinstance(endpoint, ModbusEndpoint):
-        return ("modbus", endpoint.host, endpoint.port, endpoint.device_id)
-    return ("iec104", endpoint.host, endpoint.port, endpoint.common_address)
+def device_address(endpoint: Any) -> tuple:
+    """What must be unique per device across a portfolio (two devices at one address get each other's commands):
+    the protocol's name and the endpoint's own address."""
+    return (protocol_of(endpoint).name, *endpoint.address())
 
 
-def address_clashes(portfolio) -> list[tuple[str, str]]:
+def address_clashes(portfolio: Any) -> list[tuple[str, str]]:
     """(asset id, problem) for devices of different assets (after expanding ``count``) at one address, and
     expanded addresses out of the protocol's range: two devices at one address get each other's commands."""
     seen: dict[tuple, str] = {}
@@ -225,10 +277,8 @@ def address_clashes(portfolio) -> list[tuple[str, str]]:
         if asset.endpoint is None:
             continue
         for k, e in enumerate(device_endpoints(asset.endpoint, asset.count), start=1):
-            if isinstance(e, ModbusEndpoint) and e.device_id > 247:
-                problems.append((asset.id, f"device {k} would be Modbus unit {e.device_id} (max 247)"))
-            if isinstance(e, Iec104Endpoint) and e.common_address > 65534:
-                problems.append((asset.id, f"device {k} would be IEC 104 station {e.common_address} (max 65534)"))
+            if (out_of_range := e.address_problem()) is not None:
+                problems.append((asset.id, f"device {k} would be {out_of_range}"))
             key = device_address(e)
             other = seen.setdefault(key, f"{asset.id} device {k}")
             if other != f"{asset.id} device {k}":
@@ -238,19 +288,15 @@ def address_clashes(portfolio) -> list[tuple[str, str]]:
     return problems
 
 
-def address_problems(portfolio) -> list[str]:
+def address_problems(portfolio: Any) -> list[str]:
     """The clashes of :func:`address_clashes` as lines naming the asset."""
     return [f"{asset_id} {text}" for asset_id, text in address_clashes(portfolio)]
 
 
-def setpoint_unit(endpoint: object) -> str:
-    """The unit the device takes: degC for thermostats, on_off for relays, else kW."""
-    if isinstance(endpoint, HttpEndpoint):
-        return {"W": "kW"}.get(endpoint.setpoint_unit, endpoint.setpoint_unit)
-    if isinstance(endpoint, ModbusEndpoint) and "setpoint" in endpoint.registers:
-        reg = endpoint.registers["setpoint"]
-        if reg.table == "coil":
-            return "on_off"
-        if reg.unit in ("degC", "on_off", "A"):
-            return reg.unit
-    return "kW"
+def setpoint_unit(endpoint: Any) -> str:
+    """The unit the device takes: degC for thermostats, on_off for relays, else kW (``EndpointBase.device_unit``;
+    kW without an endpoint)."""
+    if endpoint is None:
+        return "kW"
+    protocol_of(endpoint)
+    return endpoint.device_unit()

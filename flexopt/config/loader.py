@@ -8,6 +8,7 @@ what is allowed. Callers get either a :class:`~flexopt.config.portfolio.Portfoli
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,13 +18,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flexopt.config.portfolio import ASSET_TYPES, Portfolio, SeriesRef
+from flexopt.config.protocols import ProtocolError, load_plugins, registered
 from flexopt.config.quantities import Yaml11Number
 from flexopt.config.yaml_reader import YamlFileError, read_yaml_file
 
 _MERGED_LISTS = ("sites", "congestion_points")
 MAX_INCLUDE_DEPTH = 32  # a file including a file including ...: deeper chains are a mistake (and a stack risk)
 _MERGED_DICTS = ("data_sources",)
-_ENDPOINT_TAGS = ("iec104", "modbus", "ocpp", "http")
 
 
 def display_path(path: Path) -> str:
@@ -265,7 +266,7 @@ def _strip_tags(loc: tuple) -> list:
     for i, part in enumerate(loc):
         prev = loc[i - 2] if i >= 2 else None
         if isinstance(part, str) and (
-            (part in ASSET_TYPES and prev == "assets") or (part in _ENDPOINT_TAGS and loc[i - 1] == "endpoint")
+            (part in ASSET_TYPES and prev == "assets") or (part in registered() and loc[i - 1] == "endpoint")
         ):
             continue
         if isinstance(part, str) and (part in ("float", "SeriesRef") or part.startswith("function-")):
@@ -282,10 +283,13 @@ def _format_loc(parts: list) -> str:
 
 
 def _unwrap(ann: Any) -> Any:
-    """Strip Annotated[...] and Optional[...] so containers and models show through."""
+    """Strip Annotated[...] and Optional[...] so containers and models show through; a registry's type (the
+    endpoint of every registered protocol) shows its current union."""
     while True:
         origin, args = typing.get_origin(ann), typing.get_args(ann)
-        if origin is typing.Annotated:
+        if isinstance(ann, type) and not issubclass(ann, BaseModel) and callable(getattr(ann, "union", None)):
+            ann = ann.union()
+        elif origin is typing.Annotated:
             ann = args[0]
         elif origin in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
             ann = next(a for a in args if a is not type(None))
@@ -348,7 +352,10 @@ def _describe(err: dict, parts: list, raw: dict) -> str:
         return "required field is missing"
     if kind == "union_tag_invalid":
         ctx = err.get("ctx", {})
-        return f"{ctx.get('discriminator', '').strip(chr(39))}: unknown value {ctx.get('tag')!r}; allowed: " \
+        close = difflib.get_close_matches(str(ctx.get("tag")), re.findall(r"'([^']*)'", ctx.get("expected_tags", "")),
+                                          n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{ctx.get('discriminator', '').strip(chr(39))}: unknown value {ctx.get('tag')!r}{hint}; allowed: " \
                f"{ctx.get('expected_tags', '')}"
     if kind == "union_tag_not_found":
         return f"needs a '{err.get('ctx', {}).get('discriminator', 'type').strip(chr(39))}' field"
@@ -495,6 +502,10 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
 def load_portfolio(path: str | Path) -> LoadedPortfolio:
     """Read, merge, validate and cross-check a portfolio; raise PortfolioError with every problem."""
     path = Path(path)
+    try:  # the protocols of installed plug-ins, before anything is validated against them
+        load_plugins()
+    except ProtocolError as exc:
+        raise PortfolioError([Problem(display_path(path), "", str(exc))]) from None
     problems: list[Problem] = []
     files: list[Path] = []
     origins: dict[tuple[str, Any], tuple[str, Any]] = {}

@@ -1,86 +1,78 @@
-"""What lives across dispatch rounds: the OCPP central system (with its TLS), the adapters and their
-connections; problems at start become alarms of the first round, never exceptions."""
+"""What lives across dispatch rounds: the protocols' session services (OCPP's central system), the adapters and
+their connections; problems at start become alarms of the first round, never exceptions."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import math
-import ssl
 from typing import Any
 
 from flexopt.adapters.alarms import Alarm
-from flexopt.adapters.base import DeviceAdapter
+from flexopt.adapters.base import DeviceAdapter, SessionService
 from flexopt.adapters.factory import adapter_for_asset, address_problems
 from flexopt.adapters.fanout import connect_all
-from flexopt.adapters.group import GroupAdapter
-from flexopt.adapters.ocpp_central import CentralSystem
-from flexopt.config.endpoints import OcppCentralSystem
+from flexopt.config.endpoints import device_endpoints
+from flexopt.config.protocols import ProtocolError, protocol_of, resolve
 from flexopt.operations.round import RoundOptions, run_round
 from flexopt.operations.schedules import ScheduleRun
 
 
 class DispatchSession:
-    """What lives across rounds: the OCPP central system, the adapters and their connections."""
+    """What lives across rounds: the session services, the adapters and their connections."""
 
     def __init__(self, portfolio: Any, connect_wait_s: float = 15.0) -> None:
         self.portfolio = portfolio
         self.assets = {a.id: a for _, a in portfolio.assets()}
         self.connect_wait_s = connect_wait_s
-        self.central: CentralSystem | None = None
+        self.services: dict[str, SessionService] = {}
         self.adapters: dict[str, DeviceAdapter] = {}
         self.startup_alarms: list[Alarm] = []
         self.connected: dict[str, bool] = {}
 
-    def _ocpp_ids(self) -> list[str]:
-        ids = []
-        for adapter in self.adapters.values():
-            children = adapter.children if isinstance(adapter, GroupAdapter) else [adapter]
-            ids += [c.cp_id for c in children if getattr(c, "protocol", "") == "ocpp"]
-        return ids
-
     async def start(self) -> None:
-        """Start the central system (when chargers need it), build and connect every adapter. Problems become
+        """Start the session service of every protocol that has one (before the adapters, which are given it),
+        build and connect every adapter, and give devices that connect to us time to come. Problems become
         alarms of the first round, never exceptions."""
         for problem in address_problems(self.portfolio):
             self.startup_alarms.append(Alarm("critical", problem.split(":")[0].split(" ")[0], "address_conflict",
                                              problem))
-        needs_ocpp = any(a.endpoint is not None and a.endpoint.protocol == "ocpp" for a in self.assets.values())
-        listening = False
-        if needs_ocpp:
-            cfg = self.portfolio.ocpp_central_system
-            if cfg is None:  # the loader requires it; a Portfolio built in code may not have it
-                cfg = OcppCentralSystem()
-                self.startup_alarms.append(Alarm(
-                    "critical", "*", "central_system",
-                    f"no ocpp_central_system in the portfolio: using {cfg.host}:{cfg.port}"))
-            # built even when it cannot listen: the chargers' adapters then report them unreachable
-            try:
-                context = _ssl(cfg)
-                self.central = CentralSystem(cfg.host, cfg.port, ssl_context=context,
-                                             response_timeout_s=cfg.response_timeout_s)
-                await self.central.start()
-                listening = True
-            except OSError as exc:  # port taken, certificate unreadable (ssl.SSLError is an OSError)
-                self.startup_alarms.append(Alarm("critical", "*", "central_system",
-                                                 f"cannot listen at {cfg.host}:{cfg.port}: {exc}"))
-                if self.central is None:
-                    self.central = CentralSystem(cfg.host, cfg.port, response_timeout_s=cfg.response_timeout_s)
+        await self._start_services()
         for asset in self.assets.values():
             try:
-                adapter = adapter_for_asset(asset, self.central)
+                adapter = adapter_for_asset(asset, self.services)
             except Exception as exc:  # a configuration the adapters cannot serve: an alarm, not a crash
                 self.startup_alarms.append(Alarm("critical", asset.id, "adapter", f"{type(exc).__name__}: {exc}"))
                 continue
             if adapter is not None:
                 self.adapters[asset.id] = adapter
-        ids = self._ocpp_ids()
-        if listening and ids:
-            central = self.central
-            assert central is not None
-            await central.wait_for(lambda: all(central.is_connected(i) and central.chargers[i].booted for i in ids),
-                                   self.connect_wait_s)
+        await asyncio.gather(*(service.wait_for_devices(self._endpoints(name), self.connect_wait_s)
+                               for name, service in self.services.items()))
         self.connected = await connect_all(self.adapters)
+
+    async def _start_services(self) -> None:
+        specs: dict[str, Any] = {}
+        for asset in self.assets.values():
+            try:
+                spec = protocol_of(asset.endpoint) if asset.endpoint is not None else None
+            except ProtocolError:
+                continue  # its adapter cannot be built either: that is the asset's alarm
+            if spec is not None and spec.service is not None:
+                specs.setdefault(spec.name, spec)
+        for name, spec in specs.items():
+            try:
+                service = resolve(spec.service)(self.portfolio)
+            except Exception as exc:
+                self.startup_alarms.append(Alarm("critical", "*", "service", f"{name}: {type(exc).__name__}: {exc}"))
+                continue
+            # kept even when it cannot serve: the protocol's adapters then report their devices unreachable
+            self.services[name] = service
+            for problem in await service.open():
+                self.startup_alarms.append(Alarm("critical", "*", service.alarm_kind, problem))
+
+    def _endpoints(self, protocol: str) -> list[Any]:
+        """The devices of the protocol whose adapters were built."""
+        return [e for asset_id in self.adapters for e in _devices(self.assets[asset_id]) if e.protocol == protocol]
 
     async def round(self, schedule: ScheduleRun | None, at: dt.datetime, options: RoundOptions) -> dict[str, Any]:
         extra, self.startup_alarms = self.startup_alarms, []
@@ -92,16 +84,12 @@ class DispatchSession:
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.adapters.values()), return_exceptions=True)
-        if self.central is not None:
-            await self.central.stop()
+        for service in self.services.values():
+            await service.close()
 
 
-def _ssl(cfg: Any) -> ssl.SSLContext | None:
-    if not cfg.tls_cert_file:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file)
-    return context
+def _devices(asset: Any) -> list[Any]:
+    return device_endpoints(asset.endpoint, asset.count) if asset.endpoint is not None else []
 
 
 def next_boundary(now: dt.datetime, resolution_min: int) -> dt.datetime:

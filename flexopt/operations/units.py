@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flexopt.adapters.base import DeviceAdapter, Setpoint, SetpointPeriod
+from flexopt.config.protocols import protocol_of
 from flexopt.operations.schedules import ScheduleRun, rows_at
 
 _UNIT_ALIASES = {"1": "on_off"}
@@ -65,7 +66,7 @@ def build_setpoints(
         periods: tuple[SetpointPeriod, ...] = ()
         until = end
         endpoint = getattr(asset, "endpoint", None)
-        if endpoint is not None and endpoint.protocol == "ocpp":
+        if endpoint is not None and protocol_of(endpoint).stores_profiles:  # e.g. OCPP charging profiles
             rest = schedule.frame[(schedule.frame["asset_id"] == row.asset_id)
                                   & (schedule.frame["interval_start"] >= row.interval_start)]
             rest = rest.sort_values("interval_start")

@@ -12,7 +12,8 @@ from flexopt.adapters.base import Setpoint
 from flexopt.adapters.factory import adapter_for, adapters_for_portfolio, limits_for, setpoint_kind
 from flexopt.adapters.fanout import close_all, connect_all, read_all, send_all
 from flexopt.adapters.ocpp_central import CentralSystem
-from flexopt.adapters.sim.portfolio_sim import DEFAULT_TOKEN, PortfolioSimulation
+from flexopt.adapters.sim.device_cloud import DEFAULT_TOKEN
+from flexopt.adapters.sim.portfolio_sim import PortfolioSimulation
 from flexopt.adapters.sim.util import free_port, wait_until
 from flexopt.commands.simulate import register
 from flexopt.config.portfolio import Portfolio
@@ -64,7 +65,7 @@ async def test_portfolio_dispatch_end_to_end(portfolio):
     async with CentralSystem(port=0, response_timeout_s=2.0) as central:
         sim = PortfolioSimulation(portfolio, ocpp_url=central.url)
         await sim.start()
-        adapters = adapters_for_portfolio(portfolio, central)
+        adapters = adapters_for_portfolio(portfolio, {"ocpp": central})
         try:
             assert await wait_until(lambda: central.is_connected("SIM-EV-1"), timeout_s=10)
             await wait_until(lambda: central.chargers["SIM-EV-1"].connector(1).transaction_id, timeout_s=5)
@@ -75,7 +76,7 @@ async def test_portfolio_dispatch_end_to_end(portfolio):
             assert [r.asset_id for r in results] == ["bess", "pv", "split", "ev"]
             assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
             assert alarms_from_results(results) == []
-            await sim.chargers[0].send_meter_values()
+            await sim.simulators["ocpp"].chargers[0].send_meter_values()
             telemetry = await read_all(adapters, timeout_s=10)
             assert telemetry["bess"].active_power_kw == pytest.approx(-20.0)  # discharging
             assert telemetry["pv"].active_power_kw == pytest.approx(-15.0)  # curtailed to 15 kW

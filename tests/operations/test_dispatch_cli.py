@@ -16,7 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flexopt.adapters.sim.portfolio_sim import DEFAULT_TOKEN, PortfolioSimulation
+from flexopt.adapters.sim.device_cloud import DEFAULT_TOKEN
+from flexopt.adapters.sim.portfolio_sim import PortfolioSimulation
 from flexopt.adapters.sim.util import free_port
 from flexopt.cli import app
 from flexopt.config.loader import load_portfolio
@@ -180,7 +181,7 @@ def test_dispatch_rounds_reach_every_device_and_are_recorded(setup):
     assert all(d["status"] == "confirmed" and d["sent"] == 2.0 for d in heaters["device_results"])
     assert ("heaters", "clamped", "warning") in alarm_keys(rec)
     assert heaters["telemetry"]["active_power_kw"] == pytest.approx(6.0)  # 3 x 2 kW, summed
-    clouds = list(setup["sims"].sim.clouds.values())
+    clouds = list(setup["sims"].sim.simulators["http"].clouds.values())
     assert sorted(d.endpoint.device_id for d, role in clouds[0].devices.values() if role == "setpoint") == [
         "wh-1", "wh-2", "wh-3"]
 
@@ -195,7 +196,7 @@ def test_dispatch_rounds_reach_every_device_and_are_recorded(setup):
     expected_w = [1000.0 * kw for kw in rest["setpoint"]]
     assert ev["profile_periods"] == len(expected_w) >= 4
     for cp_id in ("OPS-EV-1", "OPS-EV-2"):
-        profile = setup["sims"].sim.charger(cp_id).profile_calls[-1]
+        profile = setup["sims"].sim.simulators["ocpp"].charger(cp_id).profile_calls[-1]
         periods = profile["charging_schedule"]["charging_schedule_period"]
         assert [p["limit"] for p in periods] == expected_w
         assert [p["start_period"] for p in periods] == [900 * i for i in range(len(expected_w))]
@@ -205,7 +206,7 @@ def test_dispatch_rounds_reach_every_device_and_are_recorded(setup):
     assert "4 confirmed" in res.output
 
     # the BMS goes down: its zone is an unreachable alarm, everything else still confirmed
-    bms = next(iter(setup["sims"].sim.bms.values()))
+    bms = next(iter(setup["sims"].sim.simulators["modbus"].servers.values()))
     setup["sims"].call(bms.stop())
     res = run_cli(setup, "--fail-on-alarm")
     assert res.exit_code == 4, res.output
