@@ -74,16 +74,16 @@ def describe(exc: BaseException, url: URL | str) -> str:
     return scrub("; ".join(lines[:3]) or type(exc).__name__, url)
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     database = Path(url.database or "")
     if not database.parent.is_dir():
         raise TelemetryError(f"telemetry database {redact(url)}: the folder {database.parent} does not exist")
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # flexopt, not the driver, says when transactions begin
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
 
     @event.listens_for(engine, "begin")
@@ -101,12 +101,14 @@ def _postgresql_engine(url: URL) -> Engine:
     return create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=2, max_overflow=4)
 
 
-def open_db(url: URL, *, revision: str = "head") -> TelemetryDB:
-    """Connect and migrate (creating the schema on first use). Raises :class:`TelemetryError` for a database that
-    cannot be reached, opened or migrated, or that a newer flexopt wrote; the message never holds the password."""
+def open_db(url: URL, *, revision: str = "head", busy_timeout_s: float = BUSY_TIMEOUT_S) -> TelemetryDB:
+    """Connect and migrate (creating the schema on first use; ``revision`` only for tests of older schemas).
+    Raises :class:`TelemetryError` for a database that cannot be reached, opened or migrated, or that a newer
+    flexopt wrote; the message never holds the password. ``busy_timeout_s``: how long a SQLite writer waits."""
     engine: Engine | None = None
     try:
-        engine = _sqlite_engine(url) if url.get_backend_name() == "sqlite" else _postgresql_engine(url)
+        sqlite_db = url.get_backend_name() == "sqlite"
+        engine = _sqlite_engine(url, busy_timeout_s) if sqlite_db else _postgresql_engine(url)
         at = upgrade(engine, revision)
     except SchemaTooNew as exc:
         if engine is not None:

@@ -19,7 +19,8 @@ ENV_VAR = "FLEXOPT_DB"
 SQLITE_FILE = "telemetry.sqlite3"
 _DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+psycopg",
             "postgres": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg"}
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<password>[^@\s]*)@")
+# user:password@ in a URL; the password runs to the last @ before a blank, so an unquoted @ in it hides nothing
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<password>\S*)@")
 
 
 class TelemetryError(RuntimeError):

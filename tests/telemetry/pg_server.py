@@ -20,7 +20,8 @@ from pathlib import Path
 import psycopg
 
 # the password has characters that must be quoted in a URL, so both spellings are looked for in the outputs
-PASSWORD = "pw-" + secrets.token_hex(6) + "@:/%"
+TOKEN = secrets.token_hex(6)
+PASSWORD = "pw-" + TOKEN + "@:/%"
 
 
 def binary(name: str) -> str | None:
