@@ -56,16 +56,20 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return format(value, spec) if isinstance(value, float) else str(value)
 
 
+def _setpoint(value: float | None, unit: str | None) -> str:
+    return "" if value is None else f"{value:g} {unit or ''}".strip()
+
+
 def _table(readings: list[Any], now: dt.datetime, devices: bool) -> Table:
     table = Table("asset", *(["device"] if devices else []), "at (UTC)", "age", "P kW", "Q kvar", "V", "SoC %",
-                  "temp °C", "EV plugged", "EV kWh", "setpoint sent/reported", "deviation kW", show_edge=False)
+                  "temp °C", "EV plugged", "EV kWh", "sent", "reported", "deviation kW", "quality", show_edge=False)
     for r in readings:
         age = now - r.at
-        setpoint = f"{_fmt(r.sent_setpoint, 'g')}/{_fmt(r.reported_setpoint, 'g')} {r.setpoint_unit or ''}".strip()
         table.add_row(r.asset_id, *([r.device or ""] if devices else []), r.at.strftime("%Y-%m-%d %H:%M:%S"),
                       f"{age.total_seconds() / 60:.0f} min", _fmt(r.active_power_kw), _fmt(r.reactive_power_kvar),
                       _fmt(r.voltage_v, ".1f"), _fmt(r.soc_pct, ".1f"), _fmt(r.temp_c, ".1f"), _fmt(r.ev_plugged),
-                      _fmt(r.ev_energy_kwh), setpoint if setpoint != "/" else "", _fmt(r.deviation_kw))
+                      _fmt(r.ev_energy_kwh), _setpoint(r.sent_setpoint, r.setpoint_unit),
+                      _setpoint(r.reported_setpoint, r.setpoint_unit), _fmt(r.deviation_kw), r.quality)
     return table
 
 

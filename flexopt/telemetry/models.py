@@ -2,7 +2,9 @@
 device of each round, the round's alarms.
 
 Times are stored in UTC (PostgreSQL ``timestamptz``; SQLite has no time zones, so naive UTC) and always come back
-tz-aware UTC. The migrations in ``migrations/versions`` create exactly this; the tests compare the two.
+tz-aware UTC. Strings have no length limit (``VARCHAR`` on PostgreSQL): a long portfolio name or a hand-edited
+record never makes a round fail to store. The migrations in ``migrations/versions`` create exactly this; the tests
+compare the two.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ class RoundRow(Base):
     finished_utc: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     settle_s: Mapped[float | None] = mapped_column(Float)
     schedule_run: Mapped[str | None] = mapped_column(Text)
-    schedule_version: Mapped[str | None] = mapped_column(String(50))
-    schedule_kind: Mapped[str | None] = mapped_column(String(20))
+    schedule_version: Mapped[str | None] = mapped_column(String())
+    schedule_kind: Mapped[str | None] = mapped_column(String())
     assets: Mapped[int] = mapped_column(Integer)
     sent: Mapped[int] = mapped_column(Integer)
     confirmed: Mapped[int] = mapped_column(Integer)
@@ -86,8 +88,8 @@ class RoundRow(Base):
     skipped: Mapped[int] = mapped_column(Integer)
     alarms_critical: Mapped[int] = mapped_column(Integer)
     alarms_warning: Mapped[int] = mapped_column(Integer)
-    flexopt_version: Mapped[str | None] = mapped_column(String(50))
-    stored_by: Mapped[str] = mapped_column(String(20))  # dispatch | import
+    flexopt_version: Mapped[str | None] = mapped_column(String())
+    stored_by: Mapped[str] = mapped_column(String())  # dispatch | import
     stored_utc: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
@@ -107,11 +109,11 @@ class ReadingRow(Base):
     asset_id: Mapped[str] = mapped_column(String())
     device: Mapped[str | None] = mapped_column(String())
     site_id: Mapped[str | None] = mapped_column(String())
-    asset_type: Mapped[str | None] = mapped_column(String(50))
+    asset_type: Mapped[str | None] = mapped_column(String())
     at_utc: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the reading's own time
     connected: Mapped[bool] = mapped_column(Boolean)
     available: Mapped[bool | None] = mapped_column(Boolean)
-    quality: Mapped[str] = mapped_column(String(20))
+    quality: Mapped[str] = mapped_column(String())
     voltage_v: Mapped[float | None] = mapped_column(Float)
     active_power_kw: Mapped[float | None] = mapped_column(Float)
     reactive_power_kvar: Mapped[float | None] = mapped_column(Float)
@@ -122,8 +124,8 @@ class ReadingRow(Base):
     ev_energy_kwh: Mapped[float | None] = mapped_column(Float)
     reported_setpoint: Mapped[float | None] = mapped_column(Float)  # what the device says it runs at
     sent_setpoint: Mapped[float | None] = mapped_column(Float)  # what dispatch sent it, after clamping
-    setpoint_unit: Mapped[str | None] = mapped_column(String(20))
-    command_status: Mapped[str | None] = mapped_column(String(20))
+    setpoint_unit: Mapped[str | None] = mapped_column(String())
+    command_status: Mapped[str | None] = mapped_column(String())
     scheduled_power_kw: Mapped[float | None] = mapped_column(Float)  # asset rows only
     deviation_kw: Mapped[float | None] = mapped_column(Float)  # asset rows only
     notes: Mapped[str | None] = mapped_column(Text)
@@ -140,7 +142,7 @@ class AlarmRow(Base):
     round_id: Mapped[int] = mapped_column(BigId, ForeignKey("rounds.id", ondelete="CASCADE"))
     portfolio: Mapped[str] = mapped_column(String())
     asset_id: Mapped[str] = mapped_column(String())
-    severity: Mapped[str] = mapped_column(String(20))
-    kind: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String())
+    kind: Mapped[str] = mapped_column(String())
     reason: Mapped[str] = mapped_column(Text)
     at_utc: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -143,3 +143,20 @@ def test_a_naive_time_is_refused_not_guessed(db, kit):
     with pytest.raises(Exception, match="naive time"):
         store_round(db, rows)
     assert counts(db) == (0, 0, 0)
+
+
+def test_a_round_without_a_schedule_still_stores_what_was_measured(db, kit, tmp_path):
+    """A later round of a day with no schedule yet sends nothing but reads every device (docs/operations.md)."""
+    rec = kit.record(kit.T0 + 3 * MIN)
+    rec |= {"schedule": None, "interval_start": None, "interval_end": None}
+    for entry in rec["assets"].values():
+        entry |= {"command": None, "scheduled_power_kw": None, "deviation_kw": None,
+                  "skipped": "not in the schedule at this time"}
+        entry.pop("device_results", None)
+    kit.write(tmp_path, rec)
+    assert len(import_folder(db, kit.PORTFOLIO, kit.DAY, kit.folder(tmp_path)).added) == 1
+    bess = latest_per_asset(db, kit.PORTFOLIO)["bess"]
+    assert (bess.soc_pct, bess.interval_start, bess.scheduled_power_kw, bess.sent_setpoint) == (55.0, None, None, None)
+    assert latest_per_device(db, kit.PORTFOLIO)[("ev", "EV-1")].command_status is None
+    (interval,) = power_series(db, kit.PORTFOLIO, "bess", kit.T0, kit.T0 + 15 * MIN)
+    assert (interval.measured_kw, interval.scheduled_kw) == (-20.0, None)

@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.Column("round_id", BigId, sa.ForeignKey("rounds.id", ondelete="CASCADE"), nullable=False),
         sa.Column("portfolio", sa.String(), nullable=False),
         sa.Column("asset_id", sa.String(), nullable=False),
-        sa.Column("severity", sa.String(20), nullable=False),
-        sa.Column("kind", sa.String(50), nullable=False),
+        sa.Column("severity", sa.String(), nullable=False),
+        sa.Column("kind", sa.String(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("at_utc", sa.DateTime(timezone=True)),
     )
