@@ -57,13 +57,14 @@ class PostgresServer:
     user = "postgres"
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="flexopt-pg-"))
+        self._as_postgres = os.geteuid() == 0
+        # as root the server runs as postgres, which must reach the folder: /tmp, not a private $TMPDIR
+        self.folder = Path(tempfile.mkdtemp(prefix="flexopt-pg-", dir="/tmp" if self._as_postgres else None))
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
         self.port = 0
         self.started_s = 0.0
         self._databases = 0
-        self._as_postgres = os.geteuid() == 0
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         command = ["runuser", "-u", "postgres", "--", *args] if self._as_postgres else list(args)
