@@ -12,7 +12,7 @@ app = typer.Typer(
 )
 
 # Each module has register(app); a group whose module is not there yet is simply absent.
-_COMMAND_MODULES = ("portfolio_cmds", "schedule", "forecast", "simulate", "dispatch", "check")
+_COMMAND_MODULES = ("portfolio_cmds", "schedule", "forecast", "simulate", "dispatch", "check", "telemetry")
 
 
 @app.command()

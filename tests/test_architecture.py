@@ -35,10 +35,11 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"config", "data"},
     "scheduling": {"config", "data", "models", "solver"},
     "check": {"config", "data", "commands.exit_codes"},
-    "runs": {"config", "data", "models", "scheduling", "solver", "version"},
-    "operations": {"config", "data", "adapters", "runs", "version"},
+    "telemetry": {"config"},  # not runs: runs (intraday from measured state) may import telemetry
+    "runs": {"config", "data", "models", "scheduling", "solver", "telemetry", "version"},
+    "operations": {"config", "data", "adapters", "runs", "telemetry", "version"},
     "commands": {"config", "data", "forecasts", "solver", "scheduling", "runs", "operations", "adapters", "check",
-                 "models", "version"},
+                 "models", "telemetry", "version"},
     "cli": {"commands", "version"},
     "package": {"version", "config", "data", "solver", "scheduling", "models", "runs", "check"},
 }

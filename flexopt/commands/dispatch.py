@@ -1,8 +1,9 @@
 """``flexopt dispatch PORTFOLIO``: send the stored schedule's setpoints to the devices, read them back and
-record every round (commands, telemetry, deviations, alarms) in a new audit file.
+record every round (commands, telemetry, deviations, alarms) in a new audit file, then in the telemetry database.
 
 Exit codes: 0 the rounds ran (alarms or not: they are in the record), 2 invalid input (portfolio, --at, no
-schedule), 4 with ``--fail-on-alarm`` when any round raised a critical alarm (for cron monitoring).
+schedule, a telemetry database that cannot be opened), 4 with ``--fail-on-alarm`` when any round raised a critical
+alarm (for cron monitoring).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from flexopt.commands.exit_codes import EXIT_ALARM
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
+from flexopt.commands.telemetry import DB_HELP, open_or_exit
 
 
 def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
@@ -45,8 +47,10 @@ def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
 
 
 async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
-                   duration_s: float | None, options: Any, connect_wait_s: float, console: Console) -> int:
-    """Run the rounds; returns how many critical alarms were raised."""
+                   duration_s: float | None, options: Any, connect_wait_s: float, console: Console,
+                   telemetry: Any = None) -> int:
+    """Run the rounds; returns how many critical alarms were raised. With ``telemetry`` (a
+    :class:`flexopt.telemetry.RoundSync`), each round's record is then stored in the telemetry database too."""
     import flexopt.operations as ops
     from flexopt.adapters.base import utcnow
     from flexopt.runs.store import clean_leftovers
@@ -86,6 +90,10 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
             ops.append_summary(folder, record, path)
             critical += record["summary"]["alarms_critical"]
             _print_round(record, path, console)
+            if telemetry is not None:  # after the record: the database never holds a round its trail lacks
+                day = t.astimezone(tz).date()
+                for warning in await asyncio.to_thread(telemetry.after_round, day, folder):
+                    console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
             if once or stop.is_set():
                 break
             nxt = ops.next_boundary(utcnow(), resolution)
@@ -128,6 +136,7 @@ def register(app: typer.Typer) -> None:
                                             help="deviation alarm threshold, % of the scheduled power"),
         fail_on_alarm: bool = typer.Option(False, "--fail-on-alarm",
                                            help=f"exit {EXIT_ALARM} when any critical alarm was raised"),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP),
     ) -> None:
         """Send the schedule's setpoints to every device, read them back and record each round (commands,
         telemetry, deviations, alarms) in a new file under <store>/<portfolio>/<day>/dispatch/. Device failures
@@ -135,6 +144,7 @@ def register(app: typer.Typer) -> None:
         import flexopt.operations as ops
         from flexopt.adapters.base import utcnow
         from flexopt.runs.store import StorageError, check_writable
+        from flexopt.telemetry import RoundSync
 
         try:  # rounds are recorded in the store: an unusable one fails before any device is touched
             check_writable(store, "--store")
@@ -168,8 +178,13 @@ def register(app: typer.Typer) -> None:
                        "setpoints (recorded as invalid), they are still read", err=True)
         options = ops.RoundOptions(settle_s=settle_s, tolerance_kw=tolerance_kw, tolerance_pct=tolerance_pct)
         console = Console()
-        critical = asyncio.run(_session(pf, store=store, run=run, at=t if once else None, once=once,
-                                        duration_s=duration, options=options, connect_wait_s=connect_wait_s,
-                                        console=console))
+        database = open_or_exit(db, store)  # a database that cannot be opened fails before any device is touched
+        console.print(f"telemetry database: {database.name}", highlight=False, markup=False, soft_wrap=True)
+        try:
+            critical = asyncio.run(_session(pf, store=store, run=run, at=t if once else None, once=once,
+                                            duration_s=duration, options=options, connect_wait_s=connect_wait_s,
+                                            console=console, telemetry=RoundSync(database, pf.portfolio.name)))
+        finally:
+            database.close()
         if fail_on_alarm and critical:
             raise typer.Exit(EXIT_ALARM)
