@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from flexopt.adapters.sim.portfolio_sim import DEFAULT_TOKEN
+from flexopt.adapters.sim.device_cloud import DEFAULT_TOKEN
 from flexopt.adapters.sim.util import free_port
 from flexopt.cli import app
 from flexopt.config.loader import load_portfolio
