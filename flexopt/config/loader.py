@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from flexopt.config.plugins import PluginError, load_plugins
 from flexopt.config.portfolio import ASSET_TYPES, Portfolio, SeriesRef
 from flexopt.config.quantities import Yaml11Number
 from flexopt.config.yaml_reader import YamlFileError, read_yaml_file
@@ -495,6 +496,10 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
 def load_portfolio(path: str | Path) -> LoadedPortfolio:
     """Read, merge, validate and cross-check a portfolio; raise PortfolioError with every problem."""
     path = Path(path)
+    try:
+        load_plugins()  # installed plug-in types validate like built-in ones
+    except PluginError as exc:
+        raise PortfolioError([Problem("flexopt.plugins", "", str(exc))]) from None
     problems: list[Problem] = []
     files: list[Path] = []
     origins: dict[tuple[str, Any], tuple[str, Any]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+from flexopt.config.plugins import load_plugins
 from flexopt.config.portfolio import Portfolio
 from flexopt.config.quantities import RANGE_KEY
 
@@ -17,7 +18,8 @@ REQUIRED_AFTER_MERGE = ("portfolio", "tariff", "sites")
 
 def merged_schema() -> dict:
     """The schema of a whole portfolio after includes are merged (the pydantic models), every number's range
-    in its description."""
+    in its description. Installed plug-in asset types are part of it."""
+    load_plugins()
     schema = Portfolio.model_json_schema()
     _describe_ranges(schema)
     return schema
