@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flexopt.version import __version__
 from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio, series_refs
 from flexopt.data.checks import check_inputs
 from flexopt.data.inputs import Horizon, Inputs
 from flexopt.runs.files import write_frame, write_json
 from flexopt.runs.store import StorageError, new_run, sha256_of
+from flexopt.version import __version__
 
 
 @dataclass
@@ -60,7 +60,7 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
     a versioned run gets its number only when it is complete (concurrent runs all land)."""
     from flexopt.scheduling.problem import schedule
     from flexopt.solver.options import SolveOptions
-    
+
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     progress(f"loading {request.portfolio_path}")
@@ -95,7 +95,8 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
         kpis = dict(result.kpis)
         tmp = target.tmp
         try:
-            written = write_frame(result.schedule, tmp, "schedule") + write_frame(result.sites, tmp, "sites")
+            written = (write_frame(result.schedule, tmp, "schedule") + write_frame(result.sites, tmp, "sites")
+                       + write_frame(result.states, tmp, "states"))
             timings["write"] = time.perf_counter() - t_write
             timings["total"] = time.perf_counter() - t0
             kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}
