@@ -378,7 +378,7 @@ class EvCharger(AssetBase):
 
     def setpoint_limits(self, unit: str) -> SetpointRange:
         if unit == "A":
-            return SetpointRange(0.0, self.max_charge_kw / self._kw_per_a, "A")
+            return SetpointRange(0.0, self.max_charge_kw * 1000.0 / (self.voltage_v * self.phases), "A")
         return SetpointRange(-self.max_discharge_kw, self.max_charge_kw, "kW")
 
     def convert_setpoint(self, value: float, unit: str, to_unit: str) -> float | None:
