@@ -30,41 +30,19 @@ def adapter_for(asset_id: str, endpoint: Any, limits: SetpointLimits | None = No
 
 
 def limits_for(asset: Any) -> SetpointLimits | None:
-    """Setpoint limits of ONE of the asset's ``count`` devices (the schedule's ``setpoint`` is per device),
-    in the unit its endpoint takes. PV setpoints are export ceilings (positive kW); batteries and EV
-    chargers follow the load convention (negative = discharge)."""
+    """Setpoint limits of ONE of the asset's ``count`` devices (the schedule's ``setpoint`` is per device), in the
+    unit its endpoint takes: a relay takes 0..1, anything else what the asset type says (``setpoint_limits``)."""
     endpoint = getattr(asset, "endpoint", None)
     unit = setpoint_unit(endpoint) if endpoint is not None else "kW"
-    kind = getattr(asset, "type", "")
     if unit == "on_off":
         return SetpointLimits(0.0, 1.0, "on_off")
-    if unit == "degC" and kind in ("climate", "heat_pump"):
-        return SetpointLimits(asset.default_min_temp_c, asset.default_max_temp_c, "degC")
-    if unit == "degC" and kind == "water_heater":
-        return SetpointLimits(asset.min_temp_c, asset.max_temp_c, "degC")
-    if kind == "battery":
-        return SetpointLimits(-asset.max_discharge_kw, asset.max_charge_kw, "kW")
-    if kind == "pv":
-        return SetpointLimits(0.0, asset.peak_kw, "kW")
-    if kind == "ev_charger":
-        if unit == "A":
-            return SetpointLimits(0.0, asset.max_charge_kw * 1000.0 / (asset.voltage_v * asset.phases), "A")
-        return SetpointLimits(-asset.max_discharge_kw, asset.max_charge_kw, "kW")
-    if kind in ("climate", "heat_pump"):
-        return SetpointLimits(0.0, asset.max_electric_kw, "kW")
-    if kind == "water_heater":
-        return SetpointLimits(0.0, asset.element_kw, "kW")
-    return None
+    limits = asset.setpoint_limits(unit)
+    return None if limits is None else SetpointLimits(limits.min_value, limits.max_value, limits.unit)
 
 
 def setpoint_kind(asset: Any) -> str:
-    """How a power setpoint compares with measured power (for alarms_from_telemetry)."""
-    kind = getattr(asset, "type", "")
-    if kind == "pv":
-        return "export_ceiling"
-    if kind == "ev_charger":
-        return "import_ceiling"
-    return "exact"
+    """How a power setpoint compares with measured power (for alarms_from_telemetry): the asset type says."""
+    return getattr(asset, "setpoint_kind", "exact")
 
 
 def adapter_for_asset(asset: Any, services: Mapping[str, Any] | None = None) -> DeviceAdapter | None:

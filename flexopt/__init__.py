@@ -14,7 +14,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from flexopt.version import __version__  # noqa: E402  (after the BLAS settings)
 
-# public name -> module that defines it
+# public name -> "module" that defines it, or "module:attribute" where the public name differs
 _EXPORTS = {
     "LoadedPortfolio": "flexopt.config.loader",
     "Portfolio": "flexopt.config.portfolio",
@@ -32,16 +32,27 @@ _EXPORTS = {
     "RunOutcome": "flexopt.runs.runner",
     "run_schedule": "flexopt.runs.runner",
     "check_run": "flexopt.check",
+    # plug-ins (docs/architecture.md): an asset type is its portfolio class, formulation and physics check;
+    # a protocol is one Protocol spec
+    "AssetBase": "flexopt.config.portfolio",
+    "register_asset_type": "flexopt.config.asset_types",
+    "Formulation": "flexopt.models.base",
+    "register_formulation": "flexopt.models.registry:register",
+    "register_check": "flexopt.check.registry",
+    "EndpointBase": "flexopt.config.protocols",
+    "Protocol": "flexopt.config.protocols",
+    "register_protocol": "flexopt.config.protocols:register",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
+    target = _EXPORTS.get(name)
+    if target is None:
         raise AttributeError(f"module 'flexopt' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = target.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 

@@ -98,13 +98,18 @@ class PowerTerms:
 
 @dataclass
 class AssetSchedule:
-    """The schedule of one asset entry read back from the solution (arrays over the horizon)."""
+    """The schedule of one asset entry read back from the solution (arrays over the horizon).
+
+    ``state``/``state_unit`` is the primary state of the schedule's columns (what analysts and the dispatcher
+    read); ``states`` holds every state the asset type declares (``states`` of its portfolio class), by key, at
+    each interval's end in the declared unit (NaN where it has none): what an intraday run restarts from."""
 
     power_kw: np.ndarray
     setpoint: np.ndarray
     setpoint_unit: str
     state: np.ndarray
     state_unit: str
+    states: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,8 +130,6 @@ class Formulation(ABC):
     """Variables, constraints and cost terms of all assets of one type, and how to read them back."""
 
     asset_type: ClassVar[str]
-    # keys an ``initial_state`` entry may set for assets of this type (intraday re-optimisation)
-    state_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, items: list[AssetItem], ctx: ModelContext) -> None:
         self.items = items
@@ -149,7 +152,8 @@ class Formulation(ABC):
 
     @abstractmethod
     def extract(self, values: ValueReader) -> list[AssetSchedule]:
-        """One schedule per entry, in the order of ``items``."""
+        """One schedule per entry, in the order of ``items``, with every state its type declares. The start
+        states are ``item.initial_state`` (keys of the type's ``states``), the configuration where absent."""
 
     @abstractmethod
     def baseline_kw(self) -> np.ndarray:

@@ -29,7 +29,6 @@ from flexopt.models.violations import Violation
 @register
 class BatteryFormulation(Formulation):
     asset_type = "battery"
-    state_keys = ("soc_pct",)
 
     def _params(self) -> None:
         n_t = self.ctx.n
@@ -114,7 +113,8 @@ class BatteryFormulation(Formulation):
         out = []
         for j, it in enumerate(self.items):
             p = pc[j] - pd[j]
-            out.append(AssetSchedule(p, p / it.count, "kW", soc[j], "kWh"))
+            out.append(AssetSchedule(p, p / it.count, "kW", soc[j], "kWh",
+                                     {"soc_pct": 100.0 * soc[j] / (it.asset.energy_kwh * it.count)}))
         return out
 
     def baseline_kw(self) -> np.ndarray:

@@ -58,7 +58,6 @@ class Visit:
 @register
 class EvChargerFormulation(Formulation):
     asset_type = "ev_charger"
-    state_keys = ("energy_delivered_kwh",)
 
     def _visits(self) -> list[Visit]:
         visits = []
@@ -238,8 +237,8 @@ class EvChargerFormulation(Formulation):
             sl = slice(v.offset, v.offset + v.idx.size)
             power[v.entry, v.idx] += c[sl] - d[sl]
             state[v.entry, v.idx] = np.nan_to_num(state[v.entry, v.idx]) + e[sl]
-        return [AssetSchedule(power[j], power[j] / it.count, "kW", state[j], "kWh")
-                for j, it in enumerate(self.items)]
+        return [AssetSchedule(power[j], power[j] / it.count, "kW", state[j], "kWh",
+                              {"energy_delivered_kwh": state[j]}) for j, it in enumerate(self.items)]
 
     def baseline_kw(self) -> np.ndarray:
         """Unmanaged charging: full power from arrival until the energy is in."""

@@ -1,6 +1,8 @@
-"""Asset type name -> formulation class. A new asset type is one new module here with ``@register``.
+"""Asset type name -> formulation class. A built-in type's formulation is one module here with ``@register``;
+a plug-in's registers from its own module. With its portfolio class (``flexopt.config.asset_types``) that is the
+whole type (docs/formulation.md, "How to add an asset type").
 
-Every module of :mod:`flexopt.models` is imported on first use, so adding a type touches no other file.
+Every module of :mod:`flexopt.models` is imported on first use, so adding a type touches no other file here.
 """
 
 from __future__ import annotations

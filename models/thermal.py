@@ -42,7 +42,6 @@ def comfort_band(asset, horizon) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ThermalFormulation(Formulation):
-    state_keys = ("temp_c",)
 
     def _params(self) -> None:
         dt, h = self.ctx.dt_h, self.ctx.horizon
@@ -189,7 +188,8 @@ class ThermalFormulation(Formulation):
         self.simultaneous_kwh = float(np.minimum(heat, cool).sum() * self.ctx.dt_h)
         p = heat + cool
         temp = as_matrix(values(self.block.temp_c), J, T)
-        return [AssetSchedule(p[j], p[j] / it.count, "kW", temp[j], "degC") for j, it in enumerate(self.items)]
+        return [AssetSchedule(p[j], p[j] / it.count, "kW", temp[j], "degC", {"temp_c": temp[j]})
+                for j, it in enumerate(self.items)]
 
     def baseline_kw(self) -> np.ndarray:
         """A thermostat holding the middle of the band (ideal controller within the power limits)."""

@@ -82,7 +82,6 @@ def _chord_high(room: float) -> tuple[float, float] | None:
 @register
 class WaterHeaterFormulation(Formulation):
     asset_type = "water_heater"
-    state_keys = ("temp_c",)
     # True: element-intervals continuous (LP relaxation), for measuring what the integers cost
     relax_elements = False
 
@@ -281,7 +280,7 @@ class WaterHeaterFormulation(Formulation):
         on = self._on(values)
         temp = self.free + self._unmet_cumulative(values) + (self.step / self.n)[:, None] * np.cumsum(on, axis=1)
         # setpoint: share of the entry's elements switched on (0/1 for a single heater)
-        return [AssetSchedule(on[j] * self.elem[j], on[j] / it.count, "1", temp[j], "degC")
+        return [AssetSchedule(on[j] * self.elem[j], on[j] / it.count, "1", temp[j], "degC", {"temp_c": temp[j]})
                 for j, it in enumerate(self.items)]
 
     def baseline_kw(self) -> np.ndarray:

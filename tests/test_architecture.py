@@ -159,7 +159,9 @@ def test_at_most_four_modules_beside_the_cli():
 def test_the_public_api_is_what_all_says():
     expected = {"__version__", "LoadedPortfolio", "Portfolio", "PortfolioError", "load_portfolio", "Horizon",
                 "Inputs", "SeriesError", "SolveError", "SolveOptions", "ScheduleResult", "Violation", "schedule",
-                "RunRequest", "RunOutcome", "run_schedule", "check_run"}
+                "RunRequest", "RunOutcome", "run_schedule", "check_run", "AssetBase", "register_asset_type",
+                "Formulation", "register_formulation", "register_check", "EndpointBase", "Protocol",
+                "register_protocol"}
     assert set(flexopt.__all__) == expected
     for name in flexopt.__all__:
         assert getattr(flexopt, name) is not None, name

@@ -57,12 +57,18 @@ def test_day_ahead_writes_every_file_and_never_overwrites(portfolio, tmp_path):
     result = runner.invoke(app, ["schedule", "day-ahead", str(portfolio), "--date", DAY, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"schedule.parquet", "schedule.csv", "sites.parquet", "sites.csv",
-                                               "kpis.json", "run.json"}
+                                               "states.parquet", "states.csv", "kpis.json", "run.json"}
     schedule = pd.read_parquet(out / "schedule.parquet")
     assert list(schedule.columns) == ["interval_start", "interval_end", "site_id", "asset_id", "asset_type",
                                       "power_kw", "baseline_kw", "setpoint", "setpoint_unit", "state", "state_unit"]
     assert len(schedule) == 3 * 96 and str(schedule["interval_start"].dt.tz) == "UTC"
     bat = schedule[schedule.asset_id == "bat"].set_index("interval_start")
+    # every state of every asset, long: the battery's SoC in % (what intraday restarts from); pv and load have none
+    states = pd.read_parquet(out / "states.parquet")
+    assert list(states.columns) == ["interval_start", "interval_end", "asset_id", "key", "value", "unit"]
+    assert set(zip(states.asset_id, states.key, states.unit, strict=True)) == {("bat", "soc_pct", "%")}
+    soc = states.set_index("interval_start")["value"]
+    assert len(soc) == 96 and (soc * 10 / 100).to_numpy() == pytest.approx(bat["state"].to_numpy())
     local = bat.index.tz_convert("Europe/Madrid")
     # the battery buys in the cheap night and sells or serves load in the expensive evening
     assert bat["power_kw"][local.hour < 6].sum() > 0

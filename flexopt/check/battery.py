@@ -12,6 +12,7 @@ import numpy as np
 
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
+from flexopt.check.registry import register_check
 
 
 def start_soc_kwh(case: AssetCase) -> float:
@@ -31,6 +32,7 @@ def soc_flow_kwh(p: np.ndarray, dt_h: float, eta_c: float, eta_d: float) -> np.n
     return dt_h * (eta_c * np.clip(p, 0, None) - np.clip(-p, 0, None) / eta_d)
 
 
+@register_check("battery")
 def check(case: AssetCase) -> list[Breach]:
     a, n = case.asset, case.count
     p = case.power_kw

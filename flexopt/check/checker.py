@@ -3,13 +3,12 @@ congestion points, prices and cost; then which breaches the run's kpis.json repo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from flexopt.check import battery, ev, pv_load, thermal, water_heater
+from flexopt.check import battery, ev, pv_load, thermal, water_heater  # noqa: F401 - they register their checks
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
 from flexopt.check.cost import check_cost
@@ -17,24 +16,16 @@ from flexopt.check.dso_windows import COLUMNS, read_windows
 from flexopt.check.grid import check_grid, site_nets
 from flexopt.check.horizon import RunHorizon, horizon_breaches, run_horizon
 from flexopt.check.local_time import LocalClock
+from flexopt.check.registry import CHECKS, check_for
 from flexopt.check.reported import mark_reported, parse_violations
-from flexopt.check.rows import asset_rows, site_rows
+from flexopt.check.rows import asset_rows, site_rows, state_rows
 from flexopt.check.run_folder import CheckInputError, read_run_folder
 from flexopt.check.start_state import check_start_state
 from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio
 from flexopt.data.inputs import Horizon, Inputs
 from flexopt.data.timeseries import SeriesError
 
-# asset type -> its physics check; every type of the portfolio format has one (a test makes sure)
-CHECKS: dict[str, Callable[[AssetCase], list[Breach]]] = {
-    "battery": battery.check,
-    "pv": pv_load.check_pv,
-    "load": pv_load.check_load,
-    "ev_charger": ev.check,
-    "climate": thermal.check,
-    "heat_pump": thermal.check,
-    "water_heater": water_heater.check,
-}
+__all__ = ["CHECKS", "CheckResult", "check_run"]  # CHECKS: asset type -> its physics check (check.registry)
 
 
 @dataclass
@@ -73,11 +64,16 @@ def check_run(portfolio_path: str | Path, run_dir: str | Path) -> CheckResult:
     breaches += found
     written, found = site_rows(folder.sites, pf, horizon)
     breaches += found
+    states = state_rows(folder.states, pf, horizon)
     try:
         for site, asset in pf.assets():
             case = AssetCase(site, asset, rows[asset.id], dict(folder.initial_state.get(asset.id, {})),
-                             clocks[site.id], horizon, inputs)
-            breaches += CHECKS[asset.type](case)
+                             clocks[site.id], horizon, inputs, states[asset.id])
+            try:
+                check = check_for(asset.type)
+            except KeyError as exc:
+                raise CheckInputError(f"{loaded.path}: {exc.args[0]}") from None
+            breaches += check(case)
         nets = site_nets(pf, rows, horizon.n)
         breaches += check_grid(pf, nets, written, horizon, windows)
         breaches += check_cost(pf, nets, written, folder.kpis, horizon, inputs, clocks)

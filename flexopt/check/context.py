@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class AssetCase:
     clock: LocalClock  # wall clock of the site
     horizon: RunHorizon
     inputs: Inputs
+    states: dict[str, np.ndarray] = field(default_factory=dict)  # states.parquet by key (the type's keys)
 
     @property
     def dt_h(self) -> float:
@@ -44,6 +45,10 @@ class AssetCase:
     def state_or(self, simulated: np.ndarray) -> np.ndarray:
         """The schedule's state, the simulated one where the row is missing (so a gap is reported only once)."""
         return np.where(self.rows.present, self.rows.state, simulated)
+
+    def state(self, key: str) -> np.ndarray:
+        """A state of states.parquet on the horizon; NaN where the run has none (older runs have no file)."""
+        return self.states.get(key, np.full(self.n, np.nan))
 
     def values(self, ref) -> np.ndarray:
         return self.inputs.values(ref)

@@ -19,6 +19,7 @@ from flexopt.check import tolerances
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
 from flexopt.check.local_time import local_instant, session_visits
+from flexopt.check.registry import register_check
 from flexopt.config.portfolio import EvSession
 
 
@@ -68,6 +69,7 @@ def overlapping(vs: list[Visit]) -> list[list[Visit]]:
     return groups
 
 
+@register_check("ev_charger")
 def check(case: AssetCase) -> list[Breach]:
     a = case.asset
     p = case.power_kw

@@ -6,6 +6,7 @@ import numpy as np
 
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
+from flexopt.check.registry import register_check
 
 
 def pv_scale(asset) -> float:
@@ -21,6 +22,7 @@ def available_kw(case: AssetCase) -> np.ndarray:
     return np.clip(case.values(a.generation_kw) * pv_scale(a), 0, None) * case.count
 
 
+@register_check("pv")
 def check_pv(case: AssetCase) -> list[Breach]:
     g, p = available_kw(case), case.power_kw
     if case.asset.curtailable:
@@ -30,6 +32,7 @@ def check_pv(case: AssetCase) -> list[Breach]:
                      note="PV that cannot be curtailed differs from -available output")
 
 
+@register_check("load")
 def check_load(case: AssetCase) -> list[Breach]:
     want = case.values(case.asset.power_kw) * case.count
     p = case.power_kw

@@ -56,6 +56,22 @@ def asset_rows(schedule: pd.DataFrame, pf: Portfolio, horizon: RunHorizon) -> tu
     return out, breaches
 
 
+def state_rows(states: pd.DataFrame, pf: Portfolio, horizon: RunHorizon) -> dict[str, dict[str, np.ndarray]]:
+    """asset id -> state key -> values on the horizon (NaN where states.parquet has none), for the keys each
+    asset's type declares."""
+    t = positions(horizon, states["interval_start"]) if len(states) else np.zeros(0, dtype=int)
+    frame = states.loc[t >= 0].assign(t=t[t >= 0])
+    groups = dict(tuple(frame.groupby(["asset_id", "key"], sort=False))) if len(frame) else {}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for _site, asset in pf.assets():
+        out[asset.id] = {}
+        for spec in asset.states:
+            rows = groups.get((asset.id, spec.key), frame.iloc[0:0])
+            (values, *_rest) = _spread(rows, horizon.n, ("value",))
+            out[asset.id][spec.key] = values
+    return out
+
+
 def site_rows(sites: pd.DataFrame, pf: Portfolio, horizon: RunHorizon) -> tuple[dict[tuple[str, str], dict],
                                                                               list[Breach]]:
     """(level, id) -> {column: values, "present": mask} for every site and congestion point."""

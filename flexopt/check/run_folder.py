@@ -1,4 +1,5 @@
-"""Reading a run folder (schedule.parquet, sites.parquet, kpis.json, run.json) into plain frames and dicts.
+"""Reading a run folder (schedule.parquet, sites.parquet, states.parquet, kpis.json, run.json) into plain frames
+and dicts. ``states.parquet`` is optional: runs written before it existed have none.
 
 Anything that makes the folder unusable (a file missing or unreadable, a column or horizon field absent) is a
 :class:`CheckInputError` with one line naming the file: the command turns it into exit code 2.
@@ -15,6 +16,7 @@ import pandas as pd
 SCHEDULE_COLUMNS = ("interval_start", "interval_end", "site_id", "asset_id", "asset_type", "power_kw", "state")
 SITES_COLUMNS = ("interval_start", "interval_end", "level", "id", "net_kw", "import_limit_kw", "export_limit_kw",
                  "import_price_eur_per_kwh", "export_price_eur_per_kwh")
+STATES_COLUMNS = ("interval_start", "interval_end", "asset_id", "key", "value")
 HORIZON_FIELDS = ("start_utc", "end_utc", "intervals", "resolution_min")
 
 
@@ -29,6 +31,7 @@ class RunFolder:
     sites: pd.DataFrame
     kpis: dict
     run: dict
+    states: pd.DataFrame  # every state per asset, key and interval (empty for runs before states.parquet)
 
     @property
     def kind(self) -> str:
@@ -65,7 +68,9 @@ def read_run_folder(path: Path) -> RunFolder:
         raise CheckInputError(f"{path / 'kpis.json'}: violations must be an object with a list")
     schedule = _parquet(path / "schedule.parquet", SCHEDULE_COLUMNS)
     sites = _parquet(path / "sites.parquet", SITES_COLUMNS)
-    return RunFolder(path, schedule, sites, kpis, run)
+    states = (_parquet(path / "states.parquet", STATES_COLUMNS) if (path / "states.parquet").exists()
+              else pd.DataFrame(columns=list(STATES_COLUMNS)))
+    return RunFolder(path, schedule, sites, kpis, run, states)
 
 
 def _json(path: Path) -> dict:

@@ -17,6 +17,7 @@ from flexopt.check import tolerances
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
 from flexopt.check.local_time import window_mask
+from flexopt.check.registry import register_check
 
 
 def comfort_band(case: AssetCase) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +34,7 @@ def comfort_band(case: AssetCase) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+@register_check("climate", "heat_pump")
 def check(case: AssetCase) -> list[Breach]:
     a, n = case.asset, case.count
     p = case.power_kw

@@ -15,6 +15,7 @@ import numpy as np
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
 from flexopt.check.local_time import instant_intervals
+from flexopt.check.registry import register_check
 
 WATER_KWH_PER_L_K = 4.186 / 3600
 
@@ -53,6 +54,7 @@ def simulate(case: AssetCase, elements_on: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+@register_check("water_heater")
 def check(case: AssetCase) -> list[Breach]:
     a, n = case.asset, case.count
     p = case.power_kw

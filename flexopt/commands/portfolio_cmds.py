@@ -59,12 +59,12 @@ def register(app: typer.Typer) -> None:
     def schema(merged: bool = typer.Option(False, "--merged", help="the whole portfolio after includes are merged "
                                            "(portfolio, tariff and sites required), not one file")) -> None:
         """Print the JSON Schema of portfolio files (every file, main or included, satisfies it)."""
-        from flexopt.config.protocols import ProtocolError
+        from flexopt.config.plugins import PluginError
         from flexopt.config.schema import merged_schema, portfolio_file_schema
 
         try:
             schema = merged_schema() if merged else portfolio_file_schema()
-        except ProtocolError as exc:  # a plug-in that cannot be loaded
+        except PluginError as exc:  # a plug-in that cannot be loaded
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_INVALID) from None
         typer.echo(json.dumps(schema, indent=2))

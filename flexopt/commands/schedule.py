@@ -111,8 +111,8 @@ def intraday(
     start: str | None = typer.Option(
         None, "--from", help="first interval, local time 'YYYY-MM-DDTHH:MM' (default: the next interval from now)"),
     state: Path | None = typer.Option(
-        None, "--state", help="JSON of measured states {asset_id: {soc_pct|temp_c|energy_delivered_kwh: x}}; "
-        "default: what the latest stored schedule of the day expected"),
+        None, "--state", help="JSON of measured states {asset_id: {key: x}}, keys as the asset type declares them "
+        "(soc_pct, temp_c, energy_delivered_kwh, ...); default: every state the latest stored run of the day expected"),
     out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
     store: Path = typer.Option(Path("runs"), "--store", help="versioned runs are read from and kept here"),
     mip_gap: float = typer.Option(0.005, "--mip-gap", callback=MIP_GAP, help="relative MIP gap, 0 to 1"),

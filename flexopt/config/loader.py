@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from flexopt.config.plugins import PluginError, load_plugins
 from flexopt.config.portfolio import ASSET_TYPES, Portfolio, SeriesRef
-from flexopt.config.protocols import ProtocolError, load_plugins, registered
+from flexopt.config.protocols import registered
 from flexopt.config.quantities import Yaml11Number
 from flexopt.config.yaml_reader import YamlFileError, read_yaml_file
 
@@ -502,9 +503,9 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
 def load_portfolio(path: str | Path) -> LoadedPortfolio:
     """Read, merge, validate and cross-check a portfolio; raise PortfolioError with every problem."""
     path = Path(path)
-    try:  # the protocols of installed plug-ins, before anything is validated against them
-        load_plugins()
-    except ProtocolError as exc:
+    try:
+        load_plugins()  # installed plug-in types and protocols validate like built-in ones
+    except PluginError as exc:
         raise PortfolioError([Problem(display_path(path), "", str(exc))]) from None
     problems: list[Problem] = []
     files: list[Path] = []

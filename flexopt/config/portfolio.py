@@ -7,8 +7,9 @@ and readable error reports live in :mod:`flexopt.config.loader`.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -21,6 +22,15 @@ from pydantic import (
     model_validator,
 )
 
+from flexopt.config.asset_types import (
+    ASSET_TYPES,  # noqa: F401 - the registry, re-exported
+    SetpointKind,
+    SetpointRange,
+    StateSpec,
+    asset_union,
+    on_asset_type_registered,
+    register_asset_type,
+)
 from flexopt.config.endpoints import Endpoint, OcppCentralSystem
 from flexopt.config.quantities import (
     CapacitanceKwhPerK,
@@ -147,13 +157,50 @@ class Penalties(Strict):
 
 
 class AssetBase(Strict):
+    """Fields every asset has, and what a type tells the rest of flexopt about itself (override per type)."""
+
     id: Identifier
     name: str = ""
     count: Count = Field(default=1, description="number of identical devices")
     endpoint: Endpoint | None = None
     notes: str = Field(default="", description="assumptions behind the parameters")
 
+    # states carried between intervals: what --state files, run.json and states.parquet hold for this type
+    states: ClassVar[tuple[StateSpec, ...]] = ()
+    # how measured power compares with the setpoint (dispatch deviation alarms)
+    setpoint_kind: ClassVar[SetpointKind] = "exact"
+    # False for consumption flexopt does not control: left out of device counts and rated power
+    flexible: ClassVar[bool] = True
 
+    @property
+    def rated_power_kw(self) -> float:
+        """Rated electrical power of one device, the figure the seed's tables give."""
+        return 0.0
+
+    @property
+    def storage_kwh(self) -> float:
+        """Energy one device stores (the portfolio summary's kWh)."""
+        return 0.0
+
+    def setpoint_limits(self, unit: str) -> SetpointRange | None:
+        """What one device accepts when its endpoint takes ``unit``; None: nothing to clamp."""
+        return None
+
+    def convert_setpoint(self, value: float, unit: str, to_unit: str) -> float | None:
+        """``value`` (in ``unit``) in ``to_unit`` where the conversion is physical for this type; None otherwise
+        (the adapter then reports the unit mismatch)."""
+        return None
+
+    def configured_state(self) -> dict[str, float]:
+        """The states a run starts from when neither a measurement nor a stored run gives one."""
+        return {}
+
+    def needs_state(self, start_local: dt.datetime) -> bool:
+        """Whether a run starting at ``start_local`` depends on where the asset stands then."""
+        return bool(self.states)
+
+
+@register_asset_type
 class Battery(AssetBase):
     type: Literal["battery"]
     power_kw: PowerKw | None = Field(default=None, description="charge and discharge limit")
@@ -197,11 +244,28 @@ class Battery(AssetBase):
     def max_discharge_kw(self) -> float:
         return self.discharge_power_kw or self.power_kw  # type: ignore[return-value]
 
+    states = (StateSpec("soc_pct", "%", 0.0, 100.0, "state of charge"),)
+
+    @property
+    def rated_power_kw(self) -> float:
+        return max(self.max_charge_kw, self.max_discharge_kw)
+
+    @property
+    def storage_kwh(self) -> float:
+        return self.energy_kwh
+
+    def setpoint_limits(self, unit: str) -> SetpointRange:
+        return SetpointRange(-self.max_discharge_kw, self.max_charge_kw, "kW")  # load convention
+
+    def configured_state(self) -> dict[str, float]:
+        return {"soc_pct": self.initial_soc_pct}
+
 
 SERIES_PEAK_HINT = ("series_peak_kw: the peak of the array the series was measured on; use peak_kw itself if the "
                     "series is this array's own output")
 
 
+@register_asset_type
 class PV(AssetBase):
     """Output = generation_kw * peak_kw / series_peak_kw (per device): both peaks are always stated, so a
     per-kWp series, a neighbour's array and the array's own output are never confused."""
@@ -230,6 +294,15 @@ class PV(AssetBase):
             raise ValueError("given without generation_kw: add the generation_kw series it describes, or remove "
                              "series_peak_kw")
         return v
+
+    setpoint_kind = "export_ceiling"
+
+    @property
+    def rated_power_kw(self) -> float:
+        return self.peak_kw
+
+    def setpoint_limits(self, unit: str) -> SetpointRange:
+        return SetpointRange(0.0, self.peak_kw, "kW")  # an export ceiling, positive kW
 
 
 class EvSession(Strict):
@@ -260,6 +333,7 @@ class EvSession(Strict):
         return self
 
 
+@register_asset_type
 class EvCharger(AssetBase):
     type: Literal["ev_charger"]
     max_charge_kw: PowerKw
@@ -289,6 +363,38 @@ class EvCharger(AssetBase):
             if self.max_discharge_kw > 0 and s.vehicle_battery_kwh is None:
                 raise ValueError("a bidirectional charger's sessions need vehicle_battery_kwh")
         return self
+
+    states = (StateSpec("energy_delivered_kwh", "kWh", 0.0, 2000.0,
+                        "energy put into the vehicle batteries in the running session"),)
+    setpoint_kind = "import_ceiling"
+
+    @property
+    def rated_power_kw(self) -> float:
+        return self.max_charge_kw
+
+    @property
+    def _kw_per_a(self) -> float:
+        return self.voltage_v * self.phases / 1000.0
+
+    def setpoint_limits(self, unit: str) -> SetpointRange:
+        if unit == "A":
+            return SetpointRange(0.0, self.max_charge_kw * 1000.0 / (self.voltage_v * self.phases), "A")
+        return SetpointRange(-self.max_discharge_kw, self.max_charge_kw, "kW")
+
+    def convert_setpoint(self, value: float, unit: str, to_unit: str) -> float | None:
+        if (unit, to_unit) == ("kW", "A"):
+            return value / self._kw_per_a
+        if (unit, to_unit) == ("A", "kW"):
+            return value * self._kw_per_a
+        return None
+
+    def configured_state(self) -> dict[str, float]:
+        return {"energy_delivered_kwh": 0.0}  # no car plugged in before the run
+
+    def needs_state(self, start_local: dt.datetime) -> bool:
+        """Only while one of its cars is plugged in across ``start_local``."""
+        now = start_local.time()
+        return any(s.arrival_local < now < s.departure_local for s in self.sessions)
 
 
 class ComfortWindow(Strict):
@@ -330,11 +436,27 @@ class Thermal(AssetBase):
             raise ValueError("min_electric_kw must not exceed max_electric_kw")
         return self
 
+    states = (StateSpec("temp_c", "degC", -60.0, 120.0, "indoor temperature"),)
 
+    @property
+    def rated_power_kw(self) -> float:
+        return self.max_electric_kw
+
+    def setpoint_limits(self, unit: str) -> SetpointRange:
+        if unit == "degC":
+            return SetpointRange(self.default_min_temp_c, self.default_max_temp_c, "degC")
+        return SetpointRange(0.0, self.max_electric_kw, "kW")
+
+    def configured_state(self) -> dict[str, float]:
+        return {"temp_c": self.initial_temp_c}
+
+
+@register_asset_type
 class Climate(Thermal):
     type: Literal["climate"]
 
 
+@register_asset_type
 class HeatPump(Thermal):
     type: Literal["heat_pump"]
 
@@ -344,6 +466,7 @@ class HotWaterDraw(Strict):
     litres: VolumeL = Field(description="litres of mixed water at draw_temp_c")
 
 
+@register_asset_type
 class WaterHeater(AssetBase):
     """A one-node tank with a resistive element that is either on or off."""
 
@@ -371,18 +494,41 @@ class WaterHeater(AssetBase):
                              f"({self.cold_water_temp_c:g}): mixed water colder than the mains would heat the tank")
         return self
 
+    states = (StateSpec("temp_c", "degC", -60.0, 120.0, "mean tank temperature"),)
 
+    @property
+    def rated_power_kw(self) -> float:
+        return self.element_kw
+
+    def setpoint_limits(self, unit: str) -> SetpointRange:
+        if unit == "degC":
+            return SetpointRange(self.min_temp_c, self.max_temp_c, "degC")
+        return SetpointRange(0.0, self.element_kw, "kW")
+
+    def convert_setpoint(self, value: float, unit: str, to_unit: str) -> float | None:
+        """The element is on or off: on for at least half its power."""
+        if (unit, to_unit) == ("kW", "on_off"):
+            return float(value >= 0.5 * self.element_kw)
+        if (unit, to_unit) == ("on_off", "kW"):
+            return value * self.element_kw
+        return None
+
+    def configured_state(self) -> dict[str, float]:
+        return {"temp_c": self.initial_temp_c}
+
+
+@register_asset_type
 class Load(AssetBase):
     """Consumption flexopt does not control (positive kW)."""
 
     type: Literal["load"]
     power_kw: PowerOrSeries = Field(description="a number, or a series {source: name}")
 
+    flexible = False
 
-Asset = Annotated[
-    Battery | PV | EvCharger | Climate | HeatPump | WaterHeater | Load, Field(discriminator="type")
-]
-ASSET_TYPES = ("battery", "pv", "ev_charger", "climate", "heat_pump", "water_heater", "load")
+
+# the built-in types; Site.assets is rebuilt with every type registered later (see _rebuild_with_new_types)
+Asset = asset_union()
 
 
 # --- sites and portfolio ---------------------------------------------------------------------
@@ -456,3 +602,12 @@ class Portfolio(Strict):
 
     def assets(self) -> list[tuple[Site, AssetBase]]:
         return [(site, asset) for site in self.sites for asset in site.assets]
+
+
+@on_asset_type_registered
+def _rebuild_with_new_types() -> None:
+    """A type registered after import (a plug-in) joins Site.assets; Portfolio embeds Site's schema, so both are
+    rebuilt."""
+    Site.model_fields["assets"].annotation = list[asset_union()]
+    Site.model_rebuild(force=True)
+    Portfolio.model_rebuild(force=True)

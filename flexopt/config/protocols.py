@@ -3,7 +3,7 @@
 Validation (the ``endpoint`` union, its tags and errors), the JSON schema, device addressing, the adapter factory,
 ``flexopt simulate`` and ``flexopt dispatch`` all read this registry; none of them names a protocol. The built-in
 protocols register in :mod:`flexopt.config.endpoints`; other distributions through the entry-point group
-``flexopt.plugins`` (:func:`load_plugins`); tests call :func:`register` themselves.
+``flexopt.plugins`` (:func:`flexopt.config.plugins.load_plugins`); tests call :func:`register` themselves.
 
 Configuration never imports adapters, so a spec may name its adapter, simulator and service as ``"module:attribute"``
 text, imported on first use (:func:`resolve`), or give the objects themselves.
@@ -168,32 +168,6 @@ class Endpoint:
 
 # --- plug-ins from other distributions -------------------------------------------------------
 
-_plugins: dict[str, Any] = {"loaded": False, "error": None}
-
-
-def load_plugins() -> None:
-    """Register the protocols of installed distributions, once per process. Each entry point of the group
-    ``flexopt.plugins`` names a :class:`Protocol`, a list of them, or a function that registers its own."""
-    if _plugins["error"] is not None:
-        raise _plugins["error"]
-    if _plugins["loaded"]:
-        return
-    _plugins["loaded"] = True  # before loading: a plug-in that loads a portfolio must not load plug-ins again
-    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        try:
-            obj = ep.load()
-            specs = obj if isinstance(obj, list | tuple) else [obj]
-            for item in specs:
-                if isinstance(item, Protocol):
-                    register(item)
-                elif callable(item):
-                    item()
-                else:
-                    raise TypeError(f"names a {type(item).__name__}, not a Protocol or a function")
-        except Exception as exc:
-            _plugins["error"] = ProtocolError(f"plug-in {ep.name} = {ep.value} (entry point group {PLUGIN_GROUP}) "
-                                              f"cannot be loaded: {type(exc).__name__}: {exc}")
-            raise _plugins["error"] from exc
 
 
 # --- keeping pydantic's models in step with the registry --------------------------------------

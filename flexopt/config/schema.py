@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 
+from flexopt.config.plugins import load_plugins
 from flexopt.config.portfolio import Portfolio
-from flexopt.config.protocols import load_plugins
 from flexopt.config.quantities import RANGE_KEY
 
 REQUIRED_AFTER_MERGE = ("portfolio", "tariff", "sites")
@@ -18,7 +18,7 @@ REQUIRED_AFTER_MERGE = ("portfolio", "tariff", "sites")
 
 def merged_schema() -> dict:
     """The schema of a whole portfolio after includes are merged (the pydantic models), every number's range
-    in its description; the endpoints of installed plug-in protocols included."""
+    in its description. Installed plug-ins (asset types, protocols) are part of it."""
     load_plugins()
     schema = Portfolio.model_json_schema()
     _describe_ranges(schema)

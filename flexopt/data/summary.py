@@ -6,24 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from flexopt.config.loader import LoadedPortfolio
-from flexopt.config.portfolio import PV, Battery, Climate, EvCharger, HeatPump, Load, WaterHeater
 from flexopt.data.timeseries import SeriesError, read_source
-
-
-def rated_power_kw(asset) -> float:
-    """Rated electrical power of one unit, the figure the seed's tables give."""
-    match asset:
-        case Battery():
-            return max(asset.max_charge_kw, asset.max_discharge_kw)
-        case PV():
-            return asset.peak_kw
-        case EvCharger():
-            return asset.max_charge_kw
-        case Climate() | HeatPump():
-            return asset.max_electric_kw
-        case WaterHeater():
-            return asset.element_kw
-    return 0.0
 
 
 @dataclass
@@ -45,15 +28,14 @@ def summarise(loaded: LoadedPortfolio, read_data: bool = True) -> PortfolioSumma
         site_kw = 0.0
         site_devices = 0
         for asset in site.assets:
-            if isinstance(asset, Load):
+            if not asset.flexible:
                 continue
             out.devices_by_type[asset.type] += asset.count
-            kw = rated_power_kw(asset) * asset.count
+            kw = asset.rated_power_kw * asset.count
             out.power_kw_by_type[asset.type] += kw
             site_kw += kw
             site_devices += asset.count
-            if isinstance(asset, Battery):
-                out.storage_kwh += asset.energy_kwh * asset.count
+            out.storage_kwh += asset.storage_kwh * asset.count
             if asset.endpoint is not None:
                 out.protocols[asset.endpoint.protocol] += asset.count
         out.per_site.append((site.id, site.name, site_devices, site_kw))

@@ -22,21 +22,15 @@ def _finite(x: Any) -> bool:
 
 
 def to_device_unit(value: float, unit: str, asset: Any, adapter: DeviceAdapter) -> tuple[float, str]:
-    """The schedule's value in the unit the device takes where the conversion is physical (kW <-> A for
-    chargers, kW <-> on/off for water heater elements); otherwise unchanged, and the adapter reports a
-    unit mismatch as ``invalid``."""
+    """The schedule's value in the unit the device takes where the asset type knows a physical conversion
+    (``convert_setpoint``: kW <-> A for chargers, kW <-> on/off for water heater elements); otherwise unchanged,
+    and the adapter reports a unit mismatch as ``invalid``."""
     unit = _UNIT_ALIASES.get(unit, unit)
     want = adapter.limits.unit if adapter.limits is not None else unit
     if unit == want or {unit, want} <= {"kW", "W"}:
         return value, unit
-    kind = getattr(asset, "type", "")
-    if kind == "ev_charger" and {unit, want} == {"kW", "A"}:
-        volts = asset.voltage_v * asset.phases / 1000.0
-        return (value / volts, "A") if unit == "kW" else (value * volts, "kW")
-    if kind == "water_heater" and {unit, want} == {"kW", "on_off"}:
-        return (float(value >= 0.5 * asset.element_kw), "on_off") if unit == "kW" else (value * asset.element_kw,
-                                                                                         "kW")
-    return value, unit
+    converted = asset.convert_setpoint(value, unit, want) if asset is not None else None
+    return (value, unit) if converted is None else (converted, want)
 
 
 def build_setpoints(

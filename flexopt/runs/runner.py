@@ -95,7 +95,8 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
         kpis = dict(result.kpis)
         tmp = target.tmp
         try:
-            written = write_frame(result.schedule, tmp, "schedule") + write_frame(result.sites, tmp, "sites")
+            written = (write_frame(result.schedule, tmp, "schedule") + write_frame(result.sites, tmp, "sites")
+                       + write_frame(result.states, tmp, "states"))
             timings["write"] = time.perf_counter() - t_write
             timings["total"] = time.perf_counter() - t0
             kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}

@@ -26,12 +26,21 @@ from flexopt.scheduling.setpoints import device_setpoint
 from flexopt.solver.options import SolveOptions
 from flexopt.solver.solve import solve_model
 
-__all__ = ["SCHEDULE_COLUMNS", "SITE_COLUMNS", "ScheduleResult", "schedule"]
+__all__ = ["SCHEDULE_COLUMNS", "SITE_COLUMNS", "STATE_COLUMNS", "ScheduleResult", "schedule"]
 
 SCHEDULE_COLUMNS = ["interval_start", "interval_end", "site_id", "asset_id", "asset_type", "power_kw", "baseline_kw",
                     "setpoint", "setpoint_unit", "state", "state_unit"]
 SITE_COLUMNS = ["interval_start", "interval_end", "level", "id", "net_kw", "baseline_kw", "import_limit_kw",
                 "export_limit_kw", "import_price_eur_per_kwh", "export_price_eur_per_kwh"]
+# every state of every asset (long: one row per asset, state key and interval; value at the interval's end)
+STATE_COLUMNS = ["interval_start", "interval_end", "asset_id", "key", "value", "unit"]
+
+
+def no_states() -> pd.DataFrame:
+    """The states frame of a portfolio whose assets have none (typed, so it writes like any other)."""
+    when, text = pd.Series(dtype="datetime64[ns, UTC]"), pd.Series(dtype=object)
+    return pd.DataFrame({"interval_start": when, "interval_end": when, "asset_id": text, "key": text,
+                         "value": pd.Series(dtype=float), "unit": text})
 
 
 @dataclass
@@ -41,6 +50,7 @@ class ScheduleResult:
     violations: list[Violation]
     kpis: dict
     notes: list[str] = field(default_factory=list)
+    states: pd.DataFrame = field(default_factory=no_states)
 
 
 def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | None = None, *,
@@ -93,21 +103,22 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     say("reading the schedule")
     t1 = time.perf_counter()
     values = out.values
-    frames, base_by_site, shifted = [], np.zeros((len(sites), T)), 0.0
+    frames, state_frames, base_by_site, shifted = [], [], np.zeros((len(sites), T)), 0.0
     violations: list[Violation] = []
     for form in forms:
         scheds = [device_setpoint(it.asset, s) for it, s in zip(form.items, form.extract(values), strict=True)]
         base = form.baseline_kw()
         for j, (it, sch) in enumerate(zip(form.items, scheds, strict=True)):
             base_by_site[site_index[it.site.id]] += base[j]
-            if form.asset_type != "load":
-                shifted += float(np.clip(sch.power_kw - base[j], 0.0, None).sum() * horizon.dt_h)
+            shifted += float(np.clip(sch.power_kw - base[j], 0.0, None).sum() * horizon.dt_h)  # 0 for loads
         frames.append(_asset_frame(horizon, form, scheds, base))
+        state_frames += _state_frames(horizon, form, scheds)
         violations += form.violations(values)
     net = grid.net_kw(values)
     violations += grid.violations(values)
     violations.sort(key=lambda v: (v.start, v.kind, v.site_id, v.asset_id or ""))
     schedule_df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCHEDULE_COLUMNS)
+    states_df = pd.concat(state_frames, ignore_index=True) if state_frames else no_states()
     sites_df = _sites_frame(horizon, sites, points, net, base_by_site)
     kpis = compute_kpis(horizon, sites, points, net, base_by_site, shifted)
     extract_s = time.perf_counter() - t1
@@ -125,7 +136,8 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
     kpis["timings_s"] = {"build": round(build_s, 4), "translate": round(out.translate_s, 4),
                          "solve": round(out.solve_s, 4), "extract": round(extract_s, 4)}
     notes = [n for s in sites for n in s.notes]
-    return ScheduleResult(schedule=schedule_df, sites=sites_df, violations=violations, kpis=kpis, notes=notes)
+    return ScheduleResult(schedule=schedule_df, sites=sites_df, violations=violations, kpis=kpis, notes=notes,
+                          states=states_df)
 
 
 def _group_assets(pf, initial_state: dict[str, dict]) -> dict[str, list[AssetItem]]:
@@ -133,7 +145,7 @@ def _group_assets(pf, initial_state: dict[str, dict]) -> dict[str, list[AssetIte
     for asset_id, state in initial_state.items():
         if asset_id not in known:
             raise ValueError(f"initial_state names unknown asset {asset_id!r}; assets: {', '.join(sorted(known))}")
-        allowed = formulation_for(known[asset_id].type).state_keys
+        allowed = [spec.key for spec in known[asset_id].states]
         bad = sorted(set(state) - set(allowed))
         if bad:
             raise ValueError(f"initial_state for {asset_id!r} ({known[asset_id].type}): unknown key(s) "
@@ -175,6 +187,29 @@ def _asset_frame(horizon, form: Formulation, scheds, base: np.ndarray) -> pd.Dat
         "state": np.concatenate([s.state for s in scheds]),
         "state_unit": np.repeat([s.state_unit for s in scheds], T),
     })[SCHEDULE_COLUMNS]
+
+
+def _state_frames(horizon, form: Formulation, scheds) -> list[pd.DataFrame]:
+    """The long states frame of these entries; a formulation must return exactly the states its type declares."""
+    ids, keys, units, values = [], [], [], []
+    for it, sch in zip(form.items, scheds, strict=True):
+        specs = it.asset.states
+        if set(sch.states) != {spec.key for spec in specs}:
+            raise ValueError(f"{type(form).__name__} returned states {sorted(sch.states)} for {it.asset.id}; its "
+                             f"type {it.asset.type!r} declares {sorted(spec.key for spec in specs)}")
+        for spec in specs:
+            ids.append(it.asset.id)
+            keys.append(spec.key)
+            units.append(spec.unit)
+            values.append(np.asarray(sch.states[spec.key], dtype=float))
+    if not values:
+        return []
+    T, k = horizon.n, len(values)
+    return [pd.DataFrame({
+        "interval_start": np.tile(horizon.index, k), "interval_end": np.tile(horizon.ends, k),
+        "asset_id": np.repeat(ids, T), "key": np.repeat(keys, T), "value": np.concatenate(values),
+        "unit": np.repeat(units, T),
+    })[STATE_COLUMNS]]
 
 
 def _sites_frame(horizon, sites, points, net: np.ndarray, base: np.ndarray) -> pd.DataFrame:

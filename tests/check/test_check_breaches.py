@@ -197,7 +197,7 @@ def intraday_run(kit, clean_run, tmp_path_factory):
     """The clean portfolio re-optimised from 12:00 (the V2G car is plugged in) from the day-ahead run's states."""
     loaded = load_portfolio(clean_run.portfolio)
     start = dt.datetime.combine(kit.DAY, dt.time(12), tzinfo=loaded.portfolio.tz)
-    state = state_at(pd.read_parquet(clean_run.run / "schedule.parquet"), loaded, start)
+    state = state_at(pd.read_parquet(clean_run.run / "states.parquet"), loaded, start)
     assert "energy_delivered_kwh" in state["v2g"]
     out = tmp_path_factory.mktemp("intraday") / "run"
     return run_schedule(RunRequest(portfolio_path=clean_run.portfolio, kind="intraday", day=kit.DAY, start=start,

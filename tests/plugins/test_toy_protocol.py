@@ -267,6 +267,6 @@ def test_a_plugin_that_cannot_be_loaded_is_a_clear_exit_2(tmp_path):
         res = subprocess.run([sys.executable, "-c", "from flexopt.cli import app; app()", *args], env=env,
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 2, res.stderr
-        assert "plug-in broken = no_such_module:PROTOCOL (entry point group flexopt.plugins) cannot be loaded: " \
+        assert "plug-in 'broken' = no_such_module:PROTOCOL (entry point group flexopt.plugins) cannot be loaded: " \
                "ModuleNotFoundError" in res.stderr
         assert "Traceback" not in res.stderr

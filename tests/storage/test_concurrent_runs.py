@@ -12,8 +12,8 @@ import re
 
 from flexopt.runs.store import latest_version_dir
 
-RUN_FILES = {"schedule.parquet", "schedule.csv", "sites.parquet", "sites.csv", "kpis.json", "run.json",
-             "version.json"}
+RUN_FILES = {"schedule.parquet", "schedule.csv", "sites.parquet", "sites.csv", "states.parquet", "states.csv",
+             "kpis.json", "run.json", "version.json"}
 
 
 def test_runs_started_together_all_land_as_distinct_versions(tiny, kit, tmp_path):
