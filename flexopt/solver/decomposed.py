@@ -115,7 +115,8 @@ class Decomposition:
         return cls(model, options, blocks, now, deadline, _workers(options, len(blocks)))
 
     @property
-    def gap(self) -> float:
+    def mip_gap(self) -> float:
+        """The requested relative gap (of the merged schedule)."""
         return float(self.options.mip_gap)
 
     @property
@@ -146,12 +147,12 @@ class Decomposition:
         merged relative gap is within ``mip_gap`` whichever the total ends up being (0 without a schedule, or when
         bound and objective differ in sign)."""
         lo, hi = self.bound(), self.objective()
-        return self.gap * min(abs(lo), abs(hi)) if np.isfinite(hi) and (lo >= 0) == (hi >= 0) else 0.0
+        return self.mip_gap * min(abs(lo), abs(hi)) if np.isfinite(hi) and (lo >= 0) == (hi >= 0) else 0.0
 
     def fits(self) -> bool:
         """Every block accepted as it is would meet ``mip_gap``: the exact test on the merged objective."""
         lo, hi = self.bound(), self.objective()
-        return bool(np.isfinite(hi)) and hi - lo <= self.gap * max(abs(hi), 1e-9)
+        return bool(np.isfinite(hi)) and hi - lo <= self.mip_gap * max(abs(hi), 1e-9)
 
     def limit(self, h: highspy.Highs, cap: float | None = None) -> None:
         """Set the run's time limit: what is left until the deadline, at most ``cap`` (None: no cap of its own,
@@ -168,7 +169,7 @@ class Decomposition:
         """HiGHS output is captured only without worker threads (the capture is process-wide)."""
         return self.workers == 1
 
-    def run(self, block: MatrixBlock) -> None:
+    def run_block(self, block: MatrixBlock) -> None:
         """Run the block's HiGHS model and count its seconds."""
         block.seconds += run(block.h, self.options.verbose, self.capture)
 
@@ -237,7 +238,7 @@ def relax(d: Decomposition) -> None:
 
     def one(b: MatrixBlock) -> None:
         d.limit(b.h)
-        d.run(b)
+        d.run_block(b)
         b.status = status_name(b.h)
         if b.status in ("kOptimal", "kModelEmpty"):
             b.x = b.lp_x = np.asarray(b.h.getSolution().col_value, dtype=float)
@@ -278,7 +279,7 @@ def _fix_and_resolve(d: Decomposition, b: MatrixBlock, values: np.ndarray, state
     fixed = np.clip(np.round(values[idx]), lower, upper)
     b.h.changeColsBounds(idx.size, idx, fixed, fixed)
     d.limit(b.h)
-    d.run(b)
+    d.run_block(b)
     if status_name(b.h) == "kOptimal":
         x, cost = b.solution()
         if cost < b.objective:
@@ -291,9 +292,10 @@ def price(d: Decomposition) -> None:
     relaxation's duals, each block falls apart into one small problem per device: the sum of their optima is a
     bound at least as strong as the LP's, and their integers, fixed in the block, give another schedule.
 
-    Skipped for a block already within a thousandth of the gap of its bound."""
+    Skipped for a block already within a thousandth of the gap of its bound, and so far also for a block whose
+    rounding gave no schedule (its infinite gap passes the same test against an infinite tolerance)."""
     def one(b: MatrixBlock) -> None:
-        if b.gap <= d.gap * 1e-3 * max(abs(b.objective), 1e-9):
+        if b.gap <= d.mip_gap * 1e-3 * max(abs(b.objective), 1e-9):
             return
         res = lagrangian(b.model, b.duals, d.deadline)
         if res is None:
@@ -325,17 +327,17 @@ def neighbourhood(d: Decomposition) -> None:
         fixed = np.clip(np.round(b.lp_x[keep]), lower, upper)
         b.h.changeColsBounds(keep.size, keep, fixed, fixed)
         share = budget * b.gap / total if np.isfinite(total) and total > 0 else 0.0
-        b.h.setOptionValue("mip_rel_gap", d.gap if share <= 0 else 0.0)
+        b.h.setOptionValue("mip_rel_gap", d.mip_gap if share <= 0 else 0.0)
         b.h.setOptionValue("mip_abs_gap", max(share, 1e-6))
         d.limit(b.h, cap)
         b.start_from_schedule()
-        d.run(b)
+        d.run_block(b)
         if has_solution(b.h):
             x, cost = b.solution()
             if cost < b.objective:
                 b.x, b.objective, b.state = x, cost, "neighbourhood"
         b.h.changeColsBounds(keep.size, keep, lower, upper)
-        b.h.setOptionValue("mip_rel_gap", d.gap)
+        b.h.setOptionValue("mip_rel_gap", d.mip_gap)
         b.h.setOptionValue("mip_abs_gap", 1e-6)
 
     d.each(sorted(far, key=lambda b: -b.gap), one)
@@ -415,7 +417,7 @@ def _branch_one(d: Decomposition, b: MatrixBlock, share: float, budget: float, g
         b.h.setOptionValue("mip_abs_gap", float(share))
     d.limit(b.h, np.inf)
     b.start_from_schedule()
-    d.run(b)
+    d.run_block(b)
     name = status_name(b.h)
     if has_solution(b.h):
         x, cost = b.solution()
