@@ -1,6 +1,7 @@
-"""Lagrangian bound and schedule for one block: price the coupling rows, solve each device alone.
+"""Lagrangian bound and schedule for one block of the model: price the coupling rows, solve each device alone.
 
-Devices meet only in the site balance rows. With those rows priced at the LP relaxation's duals ``y``, the block
+The block is a :class:`~flexopt.solver.matrix.ModelMatrix` in its own numbering whose ``coupling`` marks the site
+balance rows. Devices meet only in those rows. With those rows priced at the LP relaxation's duals ``y``, the block
 falls apart into one small MIP per device with integers (plus one LP for everything continuous), and
 
     L(y) = sum_r y_r * rhs_r + sum_k min_{x_k in X_k} (c - A_c' y)_k x_k  <=  MIP optimum
@@ -18,29 +19,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import highspy
 import numpy as np
 
-from flexopt.solver.matrix import highs_lp, integer_blocks
+from flexopt.solver.matrix import ModelMatrix, highs_lp, integer_blocks
 
 SUB_REL_GAP = 1e-4
 SUB_TIME_LIMIT_S = 10.0
-
-
-@dataclass
-class Block:
-    """One block of the model, in local numbering (CSR matrix, bounds, cost, integrality, coupling row mask)."""
-
-    a_csr: Any
-    cost: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    row_lower: np.ndarray
-    row_upper: np.ndarray
-    integrality: np.ndarray
-    coupling: np.ndarray  # bool per row: priced instead of kept
 
 
 @dataclass
@@ -61,35 +47,36 @@ def _highs(lp: highspy.HighsLp, time_limit_s: float) -> highspy.Highs:
     return h
 
 
-def lagrangian(block: Block, row_dual: np.ndarray, deadline: float | None = None) -> LagrangianResult | None:
+def lagrangian(model: ModelMatrix, row_dual: np.ndarray, deadline: float | None = None) -> LagrangianResult | None:
     """L(y) at the relaxation's duals of the coupling rows, and the devices' schedules at those prices.
     None when a part has no finite optimum at these prices (the bound is then not usable)."""
     t0 = time.perf_counter()
-    n = len(block.cost)
-    coupled = np.flatnonzero(block.coupling)
+    n = len(model.cost)
+    coupling = np.zeros(model.n_rows, dtype=bool) if model.coupling is None else model.coupling
+    coupled = np.flatnonzero(coupling)
     y = np.asarray(row_dual, dtype=float)[coupled]
-    lo, hi = block.row_lower[coupled], block.row_upper[coupled]
+    lo, hi = model.row_lower[coupled], model.row_upper[coupled]
     # the side a multiplier prices: lower side for y > 0, upper for y < 0 (a sign without a finite side -> 0)
     side = np.where(y > 0, lo, np.where(y < 0, hi, 0.0))
     y = np.where(np.isfinite(side), y, 0.0)
     side = np.where(np.isfinite(side), side, 0.0)
-    a_c = block.a_csr[coupled]
-    priced = block.cost - a_c.T @ y
+    a_c = model.a_csr[coupled]
+    priced = model.cost - a_c.T @ y
     bound = float(y @ side)
 
-    keep = np.flatnonzero(~block.coupling)
-    a_k = block.a_csr[keep].tocsc()
+    keep = np.flatnonzero(~coupling)
+    a_k = model.a_csr[keep].tocsc()
     a_k_csr = a_k.tocsr()
     x = np.zeros(n)
     subs = 0
     # integer columns in no row are box minima: the LP part takes them (its optimum sits on a bound)
-    for has_int, cols, rows in integer_blocks(a_k, block.integrality, row_free_integers_to_lp=True):
+    for has_int, cols, rows in integer_blocks(a_k, model.integrality, row_free_integers_to_lp=True):
         left = SUB_TIME_LIMIT_S if deadline is None else min(SUB_TIME_LIMIT_S, deadline - time.perf_counter())
         if left <= 0:
             return None
-        lp = highs_lp(a_k_csr[rows][:, cols].tocsc(), priced[cols], block.lower[cols], block.upper[cols],
-                      block.row_lower[keep[rows]], block.row_upper[keep[rows]],
-                      block.integrality[cols] if has_int else None)
+        lp = highs_lp(a_k_csr[rows][:, cols].tocsc(), priced[cols], model.lower[cols], model.upper[cols],
+                      model.row_lower[keep[rows]], model.row_upper[keep[rows]],
+                      model.integrality[cols] if has_int else None)
         h = _highs(lp, left if has_int else np.inf)
         h.run()
         info = h.getInfo()

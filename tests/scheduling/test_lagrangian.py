@@ -5,18 +5,18 @@ from __future__ import annotations
 import highspy
 import numpy as np
 import pytest
-from scipy.sparse import csr_matrix
+from scipy.sparse import csc_matrix
 
 from flexopt.models.water_heater import WaterHeaterFormulation
 from flexopt.scheduling.problem import schedule
-from flexopt.solver.lagrangian import Block, lagrangian
-from flexopt.solver.matrix import highs_lp, integer_blocks
+from flexopt.solver.lagrangian import lagrangian
+from flexopt.solver.matrix import ModelMatrix, highs_lp, integer_blocks
 from flexopt.solver.options import SolveOptions
 
 INF = highspy.kHighsInf
 
 
-def _two_devices() -> Block:
+def _two_devices() -> ModelMatrix:
     """Two devices, two periods: z[k,t] on/off at 2 kW, each needs >= 3 kWh-units (so both periods when whole);
     site balance per period: 2*z[0,t] + 2*z[1,t] - imp[t] = 0, import at 1 then 2 per unit.
     Columns: z00 z01 z10 z11 imp0 imp1."""
@@ -26,16 +26,16 @@ def _two_devices() -> Block:
         [2, 0, 2, 0, -1, 0],  # balance t=0 (coupling)
         [0, 2, 0, 2, 0, -1],  # balance t=1 (coupling)
     ], dtype=float)
-    return Block(a_csr=csr_matrix(a), cost=np.array([0, 0, 0, 0, 1.0, 2.0]), lower=np.zeros(6),
+    return ModelMatrix(a_csc=csc_matrix(a), cost=np.array([0, 0, 0, 0, 1.0, 2.0]), lower=np.zeros(6),
                  upper=np.array([1, 1, 1, 1, INF, INF]), row_lower=np.array([3.0, 3.0, 0.0, 0.0]),
                  row_upper=np.array([INF, INF, 0.0, 0.0]), integrality=np.array([1, 1, 1, 1, 0, 0]),
                  coupling=np.array([False, False, True, True]))
 
 
-def _lp_duals(b: Block) -> tuple[float, np.ndarray]:
+def _lp_duals(b: ModelMatrix) -> tuple[float, np.ndarray]:
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.passModel(highs_lp(b.a_csr.tocsc(), b.cost, b.lower, b.upper, b.row_lower, b.row_upper))  # the relaxation
+    h.passModel(highs_lp(b.a_csc, b.cost, b.lower, b.upper, b.row_lower, b.row_upper))  # the relaxation
     h.run()
     return h.getInfo().objective_function_value, np.asarray(h.getSolution().row_dual)
 
