@@ -23,7 +23,7 @@ _EXPORTS = {
     "Horizon": "flexopt.data.inputs",
     "Inputs": "flexopt.data.inputs",
     "SeriesError": "flexopt.data.timeseries",
-    "SolveError": "flexopt.solver.solve",
+    "SolveError": "flexopt.solver.highs",
     "SolveOptions": "flexopt.solver.options",
     "ScheduleResult": "flexopt.scheduling.problem",
     "Violation": "flexopt.models.violations",

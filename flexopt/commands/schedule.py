@@ -27,7 +27,7 @@ def execute(request: RunRequest, console: Console) -> dict:
     """Run, print progress and KPIs; turn every expected failure into a message and an exit code."""
     from flexopt.data.dso_limits import DsoLimitsError
     from flexopt.data.timeseries import SeriesError
-    from flexopt.solver.solve import SolveError
+    from flexopt.solver.highs import SolveError
 
     started = time.perf_counter()
 

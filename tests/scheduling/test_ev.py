@@ -124,7 +124,7 @@ def test_energy_that_cannot_be_delivered_is_reported(tmp_path, portfolio_builder
 
 
 def test_no_schedule_in_time_raises_solve_error_with_status_and_hint(tmp_path, portfolio_builder):
-    from flexopt.solver.solve import SolveError
+    from flexopt.solver.highs import SolveError
 
     prices = _prices(0.20, {(10, 10.25): 0.10})
     ev = {"id": "ev-1", "type": "ev_charger", "max_charge_kw": 11.0, "count": 3,
