@@ -15,12 +15,12 @@ from rich.table import Table
 from flexopt.commands.args import check_year, in_range, parse_day
 from flexopt.commands.exit_codes import EXIT_SOLVER
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
-from flexopt.commands.telemetry import DB_HELP
 from flexopt.config.loader import PortfolioError
 from flexopt.runs.runner import RunRequest, run_schedule
 from flexopt.runs.store import StorageError, check_new_dir, check_writable
 
 MIP_GAP = in_range("--mip-gap", 0.0, 1.0)
+NOTES_MAX = 10  # assets named one by one when they fall back from telemetry to the schedule
 TIME_LIMIT = in_range("--time-limit", 0.1, 7 * 24 * 3600.0)
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intraday schedules.")
@@ -120,7 +120,9 @@ def intraday(
     max_age_min: float | None = typer.Option(
         None, "--max-age-min", callback=in_range("--max-age-min", 0.0, 7 * 24 * 60.0),
         help="use telemetry at most this many minutes older than the start (default: two intervals)"),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help="telemetry database: sqlite:///PATH or "
+                                  "postgresql+psycopg://USER@HOST:PORT/DB (default: $FLEXOPT_DB, else "
+                                  "<store>/telemetry.sqlite3 when it exists; none: no telemetry)"),
     out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
     store: Path = typer.Option(Path("runs"), "--store", help="versioned runs are read from and kept here"),
     mip_gap: float = typer.Option(0.005, "--mip-gap", callback=MIP_GAP, help="relative MIP gap, 0 to 1"),
@@ -165,9 +167,16 @@ def intraday(
                        if found.count(s))
     Console().print(f"intraday from {start_local.isoformat()} (asset states: {counts or 'none needed'})",
                     highlight=False)
-    for asset_id, entry in found.record.items():
-        if entry["source"] == "schedule":
-            typer.echo(f"note: {asset_id} starts from the schedule {entry['run']} ({entry['reason']})", err=True)
+    if telemetry is not None and telemetry.get("reason"):
+        typer.echo(f"note: {telemetry['reason']}: states from stored runs and the configuration", err=True)
+    elif telemetry is not None:
+        fell_back = [f"{a} starts from the schedule {e['run']} ({e['reason']})" for a, e in found.record.items()
+                     if e["source"] == "schedule"]
+        for text in fell_back[:NOTES_MAX]:
+            typer.echo(f"note: {text}", err=True)
+        if len(fell_back) > NOTES_MAX:
+            typer.echo(f"note: {len(fell_back) - NOTES_MAX} more start from the schedule (run.json initial_state "
+                       "says why)", err=True)
     for text in found.warnings:
         typer.echo(f"warning: {text}", err=True)
     execute(request, Console())

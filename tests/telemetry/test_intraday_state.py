@@ -381,6 +381,32 @@ def test_a_car_plugged_in_early_charges_from_now_and_an_absent_car_is_not_charge
     checked(world, later)
 
 
+@pytest.mark.parametrize("second_plugged", [False, True])
+def test_a_counted_charger_counts_its_plugged_devices(world, kit, second_plugged):
+    """evs (2 DC chargers): one car measured on CP-EVS-1 is the 08:00-20:00 session's; a second one, on CP-EVS-2,
+    is the 21:00-23:00 session's car plugged in early."""
+    at = START_UTC - dt.timedelta(minutes=10)
+    readings = every_asset(at)
+    readings["evs"] = ("ev_charger", *group("evs", at, {
+        "CP-EVS-1": {"ev_plugged": True, "ev_energy_kwh": 2.0},
+        "CP-EVS-2": {"ev_plugged": second_plugged, "ev_energy_kwh": 1.0 if second_plugged else 0.0}}))
+    store_rounds(world, kit, record(at, readings))
+    run, rec, _output = intraday(world)
+    evs = rec["initial_state"]["evs"]
+    assert (evs["source"], evs["vehicles_plugged"], evs["devices"]) == ("telemetry", 1 + second_plugged, 2)
+    assert evs["energy_delivered_kwh"] == pytest.approx(0.95 * (2.0 + second_plugged))
+    got = power(run, "evs", 14, 24).sum() * 0.25 * 0.95  # into the cars, from the start to midnight
+    assert got == pytest.approx(8.0 + 5.0 - evs["energy_delivered_kwh"], abs=1e-4)  # both sessions' needs met
+    late = power(run, "evs", 20, 24).sum() * 0.25 * 0.95
+    if second_plugged:  # the early car is there for the cheap 15:00 hour: nothing is left for the evening
+        assert late == pytest.approx(0.0, abs=1e-6)
+    else:  # the 21:00 car arrives as configured and gets its 5 kWh then
+        assert late == pytest.approx(5.0, abs=1e-4) and power(run, "evs", 20, 21).abs().max() < 1e-6
+    kpis = json.loads((run / "kpis.json").read_text())
+    assert not [v for v in kpis["violations"]["list"] if v["asset_id"] == "evs"]
+    checked(world, run)
+
+
 def test_the_check_holds_a_run_to_the_measured_cars(world, kit, tmp_path):
     """The checker reads the plugged cars from run.json: power for a car measured absent is a breach, and a car
     measured plugged in owes its energy from the start."""
