@@ -8,11 +8,21 @@ its energy stays between the minimum SoC (V2G) and full in every interval.
 A session seen by ``units`` identical chargers is one aggregate with an integer "chargers on" (0..units)
 instead of one binary per charger: the set of reachable total powers is the same (k*min .. k*max for k
 on), without the symmetry of interchangeable chargers.
+
+Cars measured at the start of an intraday run (``vehicles_plugged`` in the start state): each plugged car sits in a
+session of the start's local day that departs after the start -- the sessions under way first, then the later ones,
+soonest departure first, up to each session's units; cars beyond those join the session departing next. A session
+under way keeps only the cars measured (none: it is dropped from the start; later sessions stay); a later session
+gives its early cars a visit from the start to its departure and keeps the rest for its arrival. Without
+``vehicles_plugged`` the configured sessions stand as they are.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -53,6 +63,11 @@ class Visit:
     exclusive: bool  # a binary keeps charging and discharging apart
     label: str
     offset: int = 0  # position of idx[0] in the flat variables
+    session: Any = None  # the EvSession it is an occurrence of
+    day: dt.date | None = None  # local day of idx[0]
+    arrive: pd.Timestamp | None = None  # instants the cars are plugged in [arrive, depart)
+    depart: pd.Timestamp | None = None
+    running: bool = False  # plugged in before the horizon starts: starts from the start state's energy
 
 
 @register
@@ -63,46 +78,87 @@ class EvChargerFormulation(Formulation):
         visits = []
         for j, it in enumerate(self.items):
             h = self.ctx.site_horizon(it)
-            first_min = h.local_minutes()[0]
-            end_local = h.local[-1] + (h.index[1] - h.index[0])
-            a = it.asset
-            ongoing = []
-            for s in a.sessions:
-                u = s.units or it.count
-                for idx in daily_occurrences(h, s.arrival_local, s.departure_local):
-                    need = s.energy_kwh * u
-                    lo, hi = 0.0, np.inf
-                    if s.vehicle_battery_kwh is not None:
-                        # the vehicle battery bounds the energy in every interval: full at the top, the minimum SoC
-                        # at the bottom (V2G); arriving with `energy_kwh` missing from full when no SoC is given
-                        cap = s.vehicle_battery_kwh * u
-                        arr = (s.arrival_soc_pct / 100 * cap) if s.arrival_soc_pct is not None else max(cap - need, 0)
-                        hi = cap - arr
-                        if a.max_discharge_kw > 0:
-                            lo = min(s.min_soc_pct / 100 * cap - arr, 0.0)
-                    # a charger that is on delivers at least min power for an interval: allow that overshoot
-                    soft_hi = need + a.charge_efficiency * a.min_charge_kw * u * self.ctx.dt_h
-                    target = need
-                    depart = h.local[idx[-1]].normalize() + _td(s.departure_local)
-                    if idx[-1] == h.n - 1 and depart > end_local:
-                        # the horizon ends before departure: only keep the target reachable after the horizon
-                        hours_left = (depart - end_local).total_seconds() / 3600
-                        target = max(need - a.charge_efficiency * a.max_charge_kw * u * hours_left, 0.0)
-                    v = Visit(j, idx, u, target, 0.0, lo, hi, soft_hi, a.max_charge_kw * u, a.max_discharge_kw * u,
-                              a.min_charge_kw, a.charge_efficiency, a.discharge_efficiency,
-                              a.max_discharge_kw > 0 and self.ctx.exclusive_modes(it),
-                              f"{s.arrival_local:%H:%M}-{s.departure_local:%H:%M}")
-                    if idx[0] == 0 and minutes(s.arrival_local) < first_min:
-                        ongoing.append(v)
-                    visits.append(v)
+            own = [self._visit(j, it, h, s, idx, s.units or it.count)
+                   for s in it.asset.sessions for idx in daily_occurrences(h, s.arrival_local, s.departure_local)]
+            plugged = it.initial_state.get("vehicles_plugged")
+            if plugged is not None:
+                own = self._plugged_at_start(j, it, h, own, round(plugged))
             delivered = it.initial_state.get("energy_delivered_kwh")
-            if delivered is not None and ongoing:
-                total_units = sum(v.units for v in ongoing)
-                for v in ongoing:
+            running = [v for v in own if v.running]
+            if delivered is not None and running:
+                total_units = sum(v.units for v in running)
+                for v in running:
                     v.start_kwh = float(delivered) * v.units / total_units
                     v.hi_kwh = max(v.hi_kwh, v.start_kwh)
                     v.lo_kwh = min(v.lo_kwh, v.start_kwh)
+                    v.soft_hi_kwh = max(v.soft_hi_kwh, v.start_kwh)  # energy already in the car is no decision
+            visits += own
         return visits
+
+    def _visit(self, j: int, it, h, s, idx: np.ndarray, u: int, from_start: bool = False) -> Visit:
+        """The visit of session ``s`` over the intervals ``idx`` with ``u`` cars (from the horizon start when the
+        cars were measured plugged in before their arrival)."""
+        a = it.asset
+        end_local = h.local[-1] + pd.Timedelta(hours=self.ctx.dt_h)
+        first_min = h.local_minutes()[0]
+        need = s.energy_kwh * u
+        lo, hi = 0.0, np.inf
+        if s.vehicle_battery_kwh is not None:
+            # the vehicle battery bounds the energy in every interval: full at the top, the minimum SoC
+            # at the bottom (V2G); arriving with `energy_kwh` missing from full when no SoC is given
+            cap = s.vehicle_battery_kwh * u
+            arr = (s.arrival_soc_pct / 100 * cap) if s.arrival_soc_pct is not None else max(cap - need, 0)
+            hi = cap - arr
+            if a.max_discharge_kw > 0:
+                lo = min(s.min_soc_pct / 100 * cap - arr, 0.0)
+        # a charger that is on delivers at least min power for an interval: allow that overshoot
+        soft_hi = need + a.charge_efficiency * a.min_charge_kw * u * self.ctx.dt_h
+        target = need
+        depart = h.local[idx[-1]].normalize() + _td(s.departure_local)
+        if idx[-1] == h.n - 1 and depart > end_local:
+            # the horizon ends before departure: only keep the target reachable after the horizon
+            hours_left = (depart - end_local).total_seconds() / 3600
+            target = max(need - a.charge_efficiency * a.max_charge_kw * u * hours_left, 0.0)
+        day = h.local[idx[0]].date()
+        arrive = h.index[0] if from_start else _instant(day, s.arrival_local, h.tz)
+        label = f"{'start' if from_start else format(s.arrival_local, '%H:%M')}-{s.departure_local:%H:%M}"
+        return Visit(j, idx, u, target, 0.0, lo, hi, soft_hi, a.max_charge_kw * u, a.max_discharge_kw * u,
+                     a.min_charge_kw, a.charge_efficiency, a.discharge_efficiency,
+                     a.max_discharge_kw > 0 and self.ctx.exclusive_modes(it), label, session=s, day=day,
+                     arrive=arrive, depart=_instant(day, s.departure_local, h.tz),
+                     running=from_start or bool(idx[0] == 0 and minutes(s.arrival_local) < first_min))
+
+    def _plugged_at_start(self, j: int, it, h, own: list[Visit], plugged: int) -> list[Visit]:
+        """The visits of the start's local day redone for the ``plugged`` cars measured at the start (module
+        docstring); visits of later days stay."""
+        start, day0 = h.index[0], h.local[0].date()
+        out = [v for v in own if v.day != day0]
+        due = []  # sessions of the start's day still to depart: (under way, departure, session, its visit)
+        for s in it.asset.sessions:
+            departure = _instant(day0, s.departure_local, h.tz)
+            if departure > start:
+                visit = next((v for v in own if v.session is s and v.day == day0), None)
+                due.append((_instant(day0, s.arrival_local, h.tz) < start, departure, s, visit))
+        left = plugged
+        for under_way, _departure, s, visit in sorted(due, key=lambda d: (not d[0], d[1])):
+            units = s.units or it.count
+            here = min(units, left)
+            left -= here
+            if under_way:
+                if here and visit is not None:
+                    out.append(visit if here == units else self._visit(j, it, h, s, visit.idx, here))
+                continue
+            now = _from_start(h, s.departure_local)
+            if here and now.size:
+                out.append(self._visit(j, it, h, s, now, here, from_start=True))
+            if units > here and visit is not None:
+                out.append(visit if here == 0 else self._visit(j, it, h, s, visit.idx, units - here))
+        if left and due:  # more cars than sessions: they leave with the session departing next
+            s = min(due, key=lambda d: d[1])[2]
+            now = _from_start(h, s.departure_local)
+            if now.size:
+                out.append(self._visit(j, it, h, s, now, left, from_start=True))
+        return out
 
     def build(self, block) -> None:
         dt = self.ctx.dt_h
@@ -233,12 +289,22 @@ class EvChargerFormulation(Formulation):
         self.simultaneous_kwh = float(np.minimum(c, d).sum() * self.ctx.dt_h)
         power = np.zeros((J, T))
         state = np.full((J, T), np.nan)
+        plugged, carried = np.zeros((J, T)), np.full((J, T), np.nan)
+        ends = self.ctx.horizon.ends
         for v in self.visits:
             sl = slice(v.offset, v.offset + v.idx.size)
             power[v.entry, v.idx] += c[sl] - d[sl]
             state[v.entry, v.idx] = np.nan_to_num(state[v.entry, v.idx]) + e[sl]
+            # what a run starting at an interval's end starts from: the cars still there at that instant (one
+            # leaving then is gone, one arriving then not yet there) and the energy in them
+            there = np.asarray((v.arrive < ends) & (ends < v.depart))
+            energy = np.full(T, v.start_kwh)
+            energy[v.idx] = e[sl]
+            plugged[v.entry, there] += v.units
+            carried[v.entry, there] = np.nan_to_num(carried[v.entry, there]) + energy[there]
         return [AssetSchedule(power[j], power[j] / it.count, "kW", state[j], "kWh",
-                              {"energy_delivered_kwh": state[j]}) for j, it in enumerate(self.items)]
+                              {"energy_delivered_kwh": carried[j], "vehicles_plugged": plugged[j]})
+                for j, it in enumerate(self.items)]
 
     def baseline_kw(self) -> np.ndarray:
         """Unmanaged charging: full power from arrival until the energy is in."""
@@ -276,3 +342,18 @@ class EvChargerFormulation(Formulation):
 
 def _td(t) -> pd.Timedelta:
     return pd.Timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)
+
+
+def _instant(day: dt.date, at: dt.time, tz: str) -> pd.Timestamp:
+    """A local wall-clock time of a day as a UTC instant (first occurrence when repeated, after the jump when the
+    clock skips it)."""
+    return pd.Timestamp(dt.datetime.combine(day, at)).tz_localize(
+        ZoneInfo(tz), ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
+
+
+def _from_start(h, departure: dt.time) -> np.ndarray:
+    """The intervals from the horizon start to a departure the same local day (a car measured plugged in)."""
+    for idx in daily_occurrences(h, h.local[0].time(), departure):
+        if idx[0] == 0:
+            return idx
+    return np.zeros(0, dtype=int)

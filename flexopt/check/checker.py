@@ -20,7 +20,7 @@ from flexopt.check.registry import CHECKS, check_for
 from flexopt.check.reported import mark_reported, parse_violations
 from flexopt.check.rows import asset_rows, site_rows, state_rows
 from flexopt.check.run_folder import CheckInputError, read_run_folder
-from flexopt.check.start_state import check_start_state
+from flexopt.check.start_state import check_start_state, start_values
 from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio
 from flexopt.data.inputs import Horizon, Inputs
 from flexopt.data.timeseries import SeriesError
@@ -67,7 +67,7 @@ def check_run(portfolio_path: str | Path, run_dir: str | Path) -> CheckResult:
     states = state_rows(folder.states, pf, horizon)
     try:
         for site, asset in pf.assets():
-            case = AssetCase(site, asset, rows[asset.id], dict(folder.initial_state.get(asset.id, {})),
+            case = AssetCase(site, asset, rows[asset.id], start_values(folder.initial_state.get(asset.id), asset),
                              clocks[site.id], horizon, inputs, states[asset.id])
             try:
                 check = check_for(asset.type)

@@ -6,6 +6,12 @@ Energy into the vehicle battery (the state column, since arrival):
 ``energy_delivered_kwh`` for a visit already running when an intraday run starts. Bounds and departure are checked
 on the energy the power gives. Visits of one entry that overlap in time are checked as their aggregate (the sum
 of their energies; the state column holds only that sum), and the breach says so.
+
+Cars measured at an intraday start (run.json ``initial_state`` ``vehicles_plugged``) change the visits of the
+start's local day: each car sits in a session that departs after the start, those under way first, then later ones,
+soonest departure first, up to the session's units; cars beyond them go with the session departing next. A session
+under way keeps only its measured cars (none: no visit, no energy owed); a later session's early cars are a visit
+from the start to its departure, its other cars still arrive as configured.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 from flexopt.check import tolerances
 from flexopt.check.breaches import Breach
 from flexopt.check.context import AssetCase
-from flexopt.check.local_time import local_instant, session_visits
+from flexopt.check.local_time import clock_minutes, local_instant, session_visits
 from flexopt.check.registry import register_check
 from flexopt.config.portfolio import EvSession
 
@@ -46,13 +52,59 @@ def visits(case: AssetCase) -> list[Visit]:
     h, tz = case.horizon, case.clock.tz
     out = []
     for s in case.asset.sessions:
-        units = s.units or case.count
         for day, idx in session_visits(case.clock, s.arrival_local, s.departure_local):
-            arrival = local_instant(day, s.arrival_local, tz)
-            departure = local_instant(day, s.departure_local, tz)
-            after = (departure - h.ends[-1]).total_seconds() / 3600 if idx[-1] == h.n - 1 else 0.0
-            out.append(Visit(day, idx, s, units, bool(idx[0] == 0 and arrival < h.index[0]), max(after, 0.0)))
+            running = bool(idx[0] == 0 and local_instant(day, s.arrival_local, tz) < h.index[0])
+            out.append(_occurrence(case, day, idx, s, s.units or case.count, running))
+    plugged = case.initial.get("vehicles_plugged")
+    return out if plugged is None else measured_at_start(case, out, round(float(plugged)))
+
+
+def _occurrence(case: AssetCase, day: dt.date, idx: np.ndarray, s: EvSession, units: int, running: bool) -> Visit:
+    h = case.horizon
+    departure = local_instant(day, s.departure_local, case.clock.tz)
+    after = (departure - h.ends[-1]).total_seconds() / 3600 if idx[-1] == h.n - 1 else 0.0
+    return Visit(day, idx, s, units, running, max(after, 0.0))
+
+
+def measured_at_start(case: AssetCase, vs: list[Visit], plugged: int) -> list[Visit]:
+    """The visits with the start's local day redone for ``plugged`` cars measured at the start (module docstring)."""
+    start, tz = case.horizon.index[0], case.clock.tz
+    day0 = start.tz_convert(tz).date()
+    out = [v for v in vs if v.day != day0]
+    due = []
+    for s in case.asset.sessions:
+        departure = local_instant(day0, s.departure_local, tz)
+        if departure > start:
+            mine = [v for v in vs if v.session is s and v.day == day0]
+            due.append((local_instant(day0, s.arrival_local, tz) < start, departure, s, mine[0] if mine else None))
+    due.sort(key=lambda d: (not d[0], d[1]))
+    left = plugged
+    for under_way, _departure, s, v in due:
+        units = s.units or case.count
+        here = min(units, left)
+        left -= here
+        if under_way:
+            if here and v is not None:
+                out.append(_occurrence(case, day0, v.idx, s, here, True))
+            continue
+        early = _from_start(case, day0, s)
+        if here and early.size:
+            out.append(_occurrence(case, day0, early, s, here, True))
+        if units > here and v is not None:
+            out.append(_occurrence(case, day0, v.idx, s, units - here, False))
+    if left and due:
+        s = min(due, key=lambda d: d[1])[2]
+        early = _from_start(case, day0, s)
+        if early.size:
+            out.append(_occurrence(case, day0, early, s, left, True))
     return out
+
+
+def _from_start(case: AssetCase, day0: dt.date, s: EvSession) -> np.ndarray:
+    """Intervals from the horizon start to the session's departure on the start's local day."""
+    clock = case.clock
+    idx = np.flatnonzero((clock.day == day0.toordinal()) & (clock.end_min <= clock_minutes(s.departure_local)))
+    return idx if idx.size and idx[0] == 0 else np.zeros(0, dtype=int)
 
 
 def overlapping(vs: list[Visit]) -> list[list[Visit]]:

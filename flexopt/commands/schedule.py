@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,9 +17,10 @@ from flexopt.commands.exit_codes import EXIT_SOLVER
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
 from flexopt.config.loader import PortfolioError
 from flexopt.runs.runner import RunRequest, run_schedule
-from flexopt.runs.store import StorageError
+from flexopt.runs.store import StorageError, check_new_dir, check_writable
 
 MIP_GAP = in_range("--mip-gap", 0.0, 1.0)
+NOTES_MAX = 10  # assets named one by one when they fall back from telemetry to the schedule
 TIME_LIMIT = in_range("--time-limit", 0.1, 7 * 24 * 3600.0)
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intraday schedules.")
@@ -111,8 +114,15 @@ def intraday(
     start: str | None = typer.Option(
         None, "--from", help="first interval, local time 'YYYY-MM-DDTHH:MM' (default: the next interval from now)"),
     state: Path | None = typer.Option(
-        None, "--state", help="JSON of measured states {asset_id: {key: x}}, keys as the asset type declares them "
-        "(soc_pct, temp_c, energy_delivered_kwh, ...); default: every state the latest stored run of the day expected"),
+        None, "--state", help="JSON of states {asset_id: {key: x}}, keys as the asset type declares them "
+        "(soc_pct, temp_c, energy_delivered_kwh, vehicles_plugged, ...), instead of telemetry and stored runs; "
+        "assets it leaves out start from their configuration"),
+    max_age_min: float | None = typer.Option(
+        None, "--max-age-min", callback=in_range("--max-age-min", 0.0, 7 * 24 * 60.0),
+        help="use telemetry at most this many minutes older than the start (default: two intervals)"),
+    db: str | None = typer.Option(None, "--db", help="telemetry database: sqlite:///PATH or "
+                                  "postgresql+psycopg://USER@HOST:PORT/DB (default: $FLEXOPT_DB, else "
+                                  "<store>/telemetry.sqlite3 when it exists; none: no telemetry)"),
     out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
     store: Path = typer.Option(Path("runs"), "--store", help="versioned runs are read from and kept here"),
     mip_gap: float = typer.Option(0.005, "--mip-gap", callback=MIP_GAP, help="relative MIP gap, 0 to 1"),
@@ -120,9 +130,9 @@ def intraday(
                                             help="solver time limit, seconds (0.1 to 604800)"),
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
-    """Re-optimise from an interval to the end of its local day (for cron), from measured or expected states."""
-    from flexopt.runs.intraday import check_state, first_interval, initial_state_from_store
-    from flexopt.runs.store import check_new_dir, check_writable
+    """Re-optimise from an interval to the end of its local day (for cron): each asset from fresh telemetry, else
+    from the newest stored schedule of the day, else from its configuration."""
+    from flexopt.runs.intraday import file_states, first_interval
 
     try:  # the store is read for the states below and written at the end: check it before either
         if out is not None:
@@ -131,6 +141,9 @@ def intraday(
     except StorageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    if state is not None and (db is not None or max_age_min is not None):
+        typer.echo("error: --state gives the states itself; leave out --db and --max-age-min", err=True)
+        raise typer.Exit(EXIT_INVALID)
     loaded = load_or_exit(portfolio)
     info = loaded.portfolio.portfolio
     try:
@@ -140,31 +153,81 @@ def intraday(
         raise typer.Exit(EXIT_INVALID) from None
     check_year(start_local, "--from", start or start_local.isoformat())
     day = start_local.date()
+    telemetry = None
     if state is not None:
-        try:
-            if not state.is_file() or state.stat().st_size > 1 << 20:
-                raise ValueError("must be a JSON file of at most 1 MB (a regular file, not a folder, pipe or device)")
-            initial = check_state(json.loads(state.read_text(encoding="utf-8")), loaded)
-            source = str(state)
-        except OSError as exc:
-            typer.echo(f"--state {state}: cannot read the file ({exc.strerror or exc})", err=True)
-            raise typer.Exit(EXIT_INVALID) from None
-        except UnicodeDecodeError as exc:
-            typer.echo(f"--state {state}: byte {exc.start} is not UTF-8; save the file as UTF-8 JSON", err=True)
-            raise typer.Exit(EXIT_INVALID) from None
-        except ValueError as exc:  # JSON syntax, or a state that does not fit the portfolio
-            typer.echo(f"--state {state}: {exc}", err=True)
-            raise typer.Exit(EXIT_INVALID) from None
-        warnings: list[str] = []
+        found = file_states(loaded, _read_state_file(state, loaded), state)
     else:
-        initial, source, warnings = initial_state_from_store(loaded, store, day, start_local)
+        max_age = dt.timedelta(minutes=max_age_min if max_age_min is not None else 2 * info.resolution_min)
+        found, telemetry = _from_telemetry_and_store(loaded, store, day, start_local, db, max_age)
     request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out, store=store,
-                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, initial_state=initial,
-                         state_source=source, state_warnings=warnings)
-    Console().print(f"intraday from {start_local.isoformat()} ({len(initial)} asset states from {source or 'config'})")
-    for text in warnings:
+                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, initial_state=found.values,
+                         state_source=found.source, state_warnings=found.warnings, state_record=found.record,
+                         state_telemetry=telemetry)
+    counts = ", ".join(f"{found.count(s)} from {s}" for s in ("telemetry", "schedule", "file", "config")
+                       if found.count(s))
+    Console().print(f"intraday from {start_local.isoformat()} (asset states: {counts or 'none needed'})",
+                    highlight=False)
+    if telemetry is not None and telemetry.get("reason"):
+        typer.echo(f"note: {telemetry['reason']}: states from stored runs and the configuration", err=True)
+    elif telemetry is not None:
+        fell_back = [f"{a} starts from the schedule {e['run']} ({e['reason']})" for a, e in found.record.items()
+                     if e["source"] == "schedule"]
+        for text in fell_back[:NOTES_MAX]:
+            typer.echo(f"note: {text}", err=True)
+        if len(fell_back) > NOTES_MAX:
+            typer.echo(f"note: {len(fell_back) - NOTES_MAX} more start from the schedule (run.json initial_state "
+                       "says why)", err=True)
+    for text in found.warnings:
         typer.echo(f"warning: {text}", err=True)
     execute(request, Console())
+
+
+def _read_state_file(state: Path, loaded) -> dict[str, dict[str, float]]:
+    """A --state file checked against the portfolio, or the reason and exit 2."""
+    from flexopt.runs.intraday import check_state
+
+    try:
+        if not state.is_file() or state.stat().st_size > 1 << 20:
+            raise ValueError("must be a JSON file of at most 1 MB (a regular file, not a folder, pipe or device)")
+        return check_state(json.loads(state.read_text(encoding="utf-8")), loaded)
+    except OSError as exc:
+        typer.echo(f"--state {state}: cannot read the file ({exc.strerror or exc})", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except UnicodeDecodeError as exc:
+        typer.echo(f"--state {state}: byte {exc.start} is not UTF-8; save the file as UTF-8 JSON", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except ValueError as exc:  # JSON syntax, or a state that does not fit the portfolio
+        typer.echo(f"--state {state}: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _from_telemetry_and_store(loaded, store: Path, day: dt.date, start: dt.datetime, db: str | None,
+                              max_age: dt.timedelta):
+    """The start states (telemetry, stored runs, configuration) and run.json's ``initial_state_telemetry``. The
+    database is ``--db``, else ``$FLEXOPT_DB``, else the store's SQLite file when it exists (none: no telemetry); one
+    named but unusable is exit 2, before anything is solved."""
+    from flexopt.runs.intraday import start_states
+    from flexopt.telemetry import ENV_VAR, TelemetryError, open_db, resolve_url
+
+    limit = {"max_age_min": max_age.total_seconds() / 60}
+    try:
+        url = resolve_url(db, store)
+        default = not db and not os.environ.get(ENV_VAR, "").strip()
+        if default and not Path(url.database or "").is_file():
+            why = f"no telemetry database ({url.database} does not exist)"
+            return start_states(loaded, store, day, start, no_telemetry=why), {"db": None, **limit, "reason": why}
+        database = open_db(url)
+    except TelemetryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        found = start_states(loaded, store, day, start, db=database, max_age=max_age)
+    except TelemetryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    finally:
+        database.close()
+    return found, {"db": database.name, **limit}
 
 
 def register(app: typer.Typer) -> None:

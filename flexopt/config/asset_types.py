@@ -10,15 +10,16 @@ every type.
 
 from __future__ import annotations
 
+import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ASSET_TYPES", "SetpointKind", "SetpointRange", "StateSpec", "asset_union", "on_asset_type_registered",
-           "register_asset_type"]
+__all__ = ["ASSET_TYPES", "RECORD_FIELDS", "SetpointKind", "SetpointRange", "StateNotMeasured", "StateSpec",
+           "asset_union", "measured_mean", "on_asset_type_registered", "register_asset_type"]
 
 # how measured power compares with a setpoint: equal, at most (a charger: the car may take less), at most this
 # export (curtailable PV: clouds may give less)
@@ -36,6 +37,49 @@ class StateSpec:
     low: float
     high: float
     description: str = ""
+    per_device: bool = False  # ``high`` is per device: the asset's limit is high x count (cars plugged in)
+    whole: bool = False  # a count: whole numbers only
+
+    def bounds(self, count: int = 1) -> tuple[float, float]:
+        """The range a value of an asset with ``count`` devices must lie in."""
+        return self.low, self.high * count if self.per_device else self.high
+
+    def problem(self, value: object, count: int = 1) -> str | None:
+        """Why ``value`` cannot be this state of an asset with ``count`` devices (None: it can)."""
+        low, high = self.bounds(count)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{value!r} is not a finite number"
+        if not low <= value <= high:
+            return f"{value:g} {self.unit} is outside {low:g}..{high:g} {self.unit}"
+        if self.whole and value != int(value):
+            return f"{value:g} is not a whole number"
+        return None
+
+
+# what run.json's initial_state holds beside an asset's states: no type may declare a state of these names
+RECORD_FIELDS = ("source", "at", "reason", "run", "devices")
+
+
+class StateNotMeasured(ValueError):
+    """Raised by an asset type's ``state_from_readings`` when the readings do not give its states; the message
+    says why (it goes into run.json's ``initial_state`` as the reason the asset fell back)."""
+
+
+def measured_mean(readings: Sequence[object], name: str) -> float:
+    """The mean of a measured value over the readings (one per device), from the reading's field ``name`` or, for
+    values no field holds (a plug-in's), its ``extra`` entry; StateNotMeasured naming the first device without it."""
+    values = []
+    for reading in readings:
+        value = getattr(reading, name, None)
+        if value is None:
+            value = (getattr(reading, "extra", None) or {}).get(name)
+        if value is None:
+            device = getattr(reading, "device", None)
+            raise StateNotMeasured(f"{'device ' + device if device else 'the device'} reports no {name}")
+        values.append(float(value))
+    if not values:
+        raise StateNotMeasured("no reading")
+    return math.fsum(values) / len(values)
 
 
 class SetpointRange(NamedTuple):
@@ -63,6 +107,10 @@ def type_name(cls: type[BaseModel]) -> str:
 def register_asset_type(cls: type[BaseModel]) -> type[BaseModel]:
     """Class decorator: make ``cls`` a portfolio asset type under its ``type`` tag (once per name)."""
     name = type_name(cls)
+    clash = sorted({spec.key for spec in getattr(cls, "states", ())} & set(RECORD_FIELDS))
+    if clash:
+        raise ValueError(f"asset type {name!r}: state key(s) {', '.join(clash)} are fields of run.json's "
+                         "initial_state records; name the state otherwise")
     known = ASSET_TYPES.get(name)
     if known is not None and known is not cls:
         raise ValueError(f"asset type {name!r} registered twice ({known.__name__}, {cls.__name__})")

@@ -8,8 +8,10 @@ and readable error reports live in :mod:`flexopt.config.loader`.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -26,8 +28,10 @@ from flexopt.config.asset_types import (
     ASSET_TYPES,  # noqa: F401 - the registry, re-exported
     SetpointKind,
     SetpointRange,
+    StateNotMeasured,
     StateSpec,
     asset_union,
+    measured_mean,
     on_asset_type_registered,
     register_asset_type,
 )
@@ -199,6 +203,16 @@ class AssetBase(Strict):
         """Whether a run starting at ``start_local`` depends on where the asset stands then."""
         return bool(self.states)
 
+    def state_from_readings(self, readings: Sequence[Any]) -> dict[str, float]:
+        """Its states from telemetry, for an intraday start: ``readings`` are the newest reading of each of its
+        ``count`` devices (``flexopt.telemetry.Reading``; the caller has checked that every device answered, with
+        good quality, recently enough). Raise :class:`StateNotMeasured` with the reason when they do not say.
+
+        Default: each declared state from the reading's field of the same name (``soc_pct``, ``temp_c``) or its
+        ``extra`` entry of that name, the mean over the devices (a group is one aggregate). The range of each value
+        is checked by the caller against ``states``."""
+        return {spec.key: measured_mean(readings, spec.key) for spec in self.states}
+
 
 @register_asset_type
 class Battery(AssetBase):
@@ -259,6 +273,10 @@ class Battery(AssetBase):
 
     def configured_state(self) -> dict[str, float]:
         return {"soc_pct": self.initial_soc_pct}
+
+    def state_from_readings(self, readings: Sequence[Any]) -> dict[str, float]:
+        """The SoC the battery management reports; a group's mean (its devices are one aggregate)."""
+        return {"soc_pct": measured_mean(readings, "soc_pct")}
 
 
 SERIES_PEAK_HINT = ("series_peak_kw: the peak of the array the series was measured on; use peak_kw itself if the "
@@ -365,7 +383,9 @@ class EvCharger(AssetBase):
         return self
 
     states = (StateSpec("energy_delivered_kwh", "kWh", 0.0, 2000.0,
-                        "energy put into the vehicle batteries in the running session"),)
+                        "energy put into the vehicle batteries in the running sessions (of the cars plugged in)"),
+              StateSpec("vehicles_plugged", "1", 0.0, 1.0, "cars plugged in, at most one per charger",
+                        per_device=True, whole=True))
     setpoint_kind = "import_ceiling"
 
     @property
@@ -395,6 +415,22 @@ class EvCharger(AssetBase):
         """Only while one of its cars is plugged in across ``start_local``."""
         now = start_local.time()
         return any(s.arrival_local < now < s.departure_local for s in self.sessions)
+
+    def state_from_readings(self, readings: Sequence[Any]) -> dict[str, float]:
+        """How many of its chargers have a car plugged in (``ev_plugged``) and the energy those cars got in their
+        sessions: the chargers' session meters (``ev_energy_kwh``, energy drawn through the charger since the
+        transaction started) times ``charge_efficiency`` (the model's state is energy in the vehicle batteries,
+        after the charging losses)."""
+        unknown = [r for r in readings if r.ev_plugged is None]
+        if unknown:
+            raise StateNotMeasured(f"{_device(unknown[0])} does not report whether a car is plugged in")
+        plugged = [r for r in readings if r.ev_plugged]
+        unmetered = [r for r in plugged if r.ev_energy_kwh is None or not math.isfinite(r.ev_energy_kwh)]
+        if unmetered:
+            raise StateNotMeasured(f"{_device(unmetered[0])} has a car plugged in but reports no session energy "
+                                   "(ev_energy_kwh)")
+        metered = math.fsum(r.ev_energy_kwh for r in plugged)
+        return {"vehicles_plugged": float(len(plugged)), "energy_delivered_kwh": self.charge_efficiency * metered}
 
 
 class ComfortWindow(Strict):
@@ -449,6 +485,11 @@ class Thermal(AssetBase):
 
     def configured_state(self) -> dict[str, float]:
         return {"temp_c": self.initial_temp_c}
+
+    def state_from_readings(self, readings: Sequence[Any]) -> dict[str, float]:
+        """The indoor temperature the zone's sensor or thermostat reports; a group's mean (one shared zone
+        temperature in the model)."""
+        return {"temp_c": measured_mean(readings, "temp_c")}
 
 
 @register_asset_type
@@ -516,6 +557,11 @@ class WaterHeater(AssetBase):
     def configured_state(self) -> dict[str, float]:
         return {"temp_c": self.initial_temp_c}
 
+    def state_from_readings(self, readings: Sequence[Any]) -> dict[str, float]:
+        """The tank temperature each device reports; a group's mean over its tanks (the model's state is the
+        mean tank temperature)."""
+        return {"temp_c": measured_mean(readings, "temp_c")}
+
 
 @register_asset_type
 class Load(AssetBase):
@@ -525,6 +571,10 @@ class Load(AssetBase):
     power_kw: PowerOrSeries = Field(description="a number, or a series {source: name}")
 
     flexible = False
+
+
+def _device(reading: Any) -> str:
+    return f"device {reading.device}" if getattr(reading, "device", None) else "the charger"
 
 
 # the built-in types; Site.assets is rebuilt with every type registered later (see _rebuild_with_new_types)

@@ -33,9 +33,12 @@ class RunRequest:
     mip_gap: float = 0.005
     time_limit_s: float | None = None
     threads: int | None = None
-    initial_state: dict[str, dict] = field(default_factory=dict)
+    initial_state: dict[str, dict] = field(default_factory=dict)  # the solver's: {asset: {state key: value}}
     state_source: str = ""
     state_warnings: list[str] = field(default_factory=list)  # assets that start from their configuration
+    # intraday: run.json's initial_state (per asset source, at, values, reason) and how telemetry was looked up
+    state_record: dict[str, dict] = field(default_factory=dict)
+    state_telemetry: dict | None = None
 
 
 @dataclass
@@ -131,8 +134,9 @@ def _run_record(loaded: LoadedPortfolio, request: RunRequest, horizon: Horizon, 
         "horizon": {"start_utc": horizon.index[0].isoformat(), "end_utc": horizon.ends[-1].isoformat(),
                     "intervals": horizon.n, "resolution_min": round(horizon.dt_h * 60)},
         "options": {"mip_gap": options.mip_gap, "time_limit_s": options.time_limit_s, "threads": options.threads},
-        "initial_state": request.initial_state, "initial_state_source": request.state_source,
+        "initial_state": request.state_record or request.initial_state, "initial_state_source": request.state_source,
         "initial_state_warnings": request.state_warnings,
+        **({"initial_state_telemetry": request.state_telemetry} if request.state_telemetry is not None else {}),
         "input_files": sources,
         "outputs": [p.name for p in written] + ["kpis.json", "run.json"],
     }

@@ -53,6 +53,7 @@ class Reading:
     site_id: str | None
     asset_type: str | None
     notes: str | None
+    extra: dict[str, float] | None  # other numeric values the device reported (e.g. a plug-in type's state)
     round_at: dt.datetime
     interval_start: dt.datetime | None
     day: dt.date
@@ -80,7 +81,7 @@ _ROUND_COLUMNS = (RoundRow.at_utc.label("round_at"), RoundRow.interval_start_utc
                   RoundRow.day.label("day"), RoundRow.record_file.label("record_file"))
 _SAME_NAME = ("portfolio", "asset_id", "device", "connected", "available", "quality", *MEASURED_FIELDS,
               "sent_setpoint", "setpoint_unit", "command_status", "scheduled_power_kw", "deviation_kw", "site_id",
-              "asset_type", "notes")
+              "asset_type", "notes", "extra")
 
 
 def _reading(row: Mapping[str, Any]) -> Reading:
@@ -89,13 +90,16 @@ def _reading(row: Mapping[str, Any]) -> Reading:
 
 
 def _latest(db: TelemetryDB, portfolio: str, *, devices: bool, at: dt.datetime | None,
-            max_age: dt.timedelta | None, assets: Iterable[str] | None, require: Iterable[str]) -> list[Reading]:
+            max_age: dt.timedelta | None, assets: Iterable[str] | None, require: Iterable[str],
+            good_only: bool = True) -> list[Reading]:
     rank = func.row_number().over(partition_by=(ReadingRow.asset_id, ReadingRow.device),
                                   order_by=(ReadingRow.at_utc.desc(), ReadingRow.id.desc())).label("rank")
     query = (select(*ReadingRow.__table__.columns, *_ROUND_COLUMNS, rank)
              .join(RoundRow, ReadingRow.round_id == RoundRow.id)
-             .where(ReadingRow.portfolio == portfolio, ReadingRow.connected.is_(True), ReadingRow.quality == "good",
+             .where(ReadingRow.portfolio == portfolio,
                     ReadingRow.device.is_not(None) if devices else ReadingRow.device.is_(None)))
+    if good_only:
+        query = query.where(ReadingRow.connected.is_(True), ReadingRow.quality == "good")
     if at is not None:
         query = query.where(ReadingRow.at_utc <= _utc(at))
     if max_age is not None:
@@ -114,21 +118,22 @@ def _latest(db: TelemetryDB, portfolio: str, *, devices: bool, at: dt.datetime |
 
 def latest_per_asset(db: TelemetryDB, portfolio: str, *, at: dt.datetime | None = None,
                      max_age: dt.timedelta | None = None, assets: Iterable[str] | None = None,
-                     require: Iterable[str] = ()) -> dict[str, Reading]:
+                     require: Iterable[str] = (), good_only: bool = True) -> dict[str, Reading]:
     """Per asset, its newest good reading at or before ``at`` (default: any time) and no older than ``max_age``
     before ``at`` (or now); ``require`` names fields that must have a value (e.g. ``("soc_pct",)``). An asset
-    without such a reading is absent."""
+    without such a reading is absent. ``good_only=False``: the newest reading whatever its quality (to say why a
+    device cannot be used: it was offline, its data questionable)."""
     return {r.asset_id: r for r in _latest(db, portfolio, devices=False, at=at, max_age=max_age, assets=assets,
-                                           require=require)}
+                                           require=require, good_only=good_only)}
 
 
 def latest_per_device(db: TelemetryDB, portfolio: str, *, at: dt.datetime | None = None,
                       max_age: dt.timedelta | None = None, assets: Iterable[str] | None = None,
-                      require: Iterable[str] = ()) -> dict[tuple[str, str], Reading]:
+                      require: Iterable[str] = (), good_only: bool = True) -> dict[tuple[str, str], Reading]:
     """As :func:`latest_per_asset` for each device of the assets with several devices (``count`` > 1), keyed by
     (asset, device): e.g. which of a group's chargers has a car plugged in. A single device is its asset's reading."""
     return {(r.asset_id, r.device or ""): r for r in _latest(db, portfolio, devices=True, at=at, max_age=max_age,
-                                                             assets=assets, require=require)}
+                                                             assets=assets, require=require, good_only=good_only)}
 
 
 def power_series(db: TelemetryDB, portfolio: str, asset_id: str, start: dt.datetime, end: dt.datetime, *,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
@@ -181,7 +182,10 @@ def test_intraday_restarts_both_states_from_the_stored_run_also_when_re_run(worl
     assert expected["hp"]["tank_temp_c"] != pytest.approx(40.0)  # not the configured tank: the restart matters
     for run in (first, second):  # the re-run from the same interval finds the day-ahead run before it
         record = json.loads((run / "run.json").read_text())
-        assert record["initial_state"] == {a: expected[a] for a in ("hp", "hp-relay")}
+        for asset_id in ("hp", "hp-relay"):  # both states and where they came from (no telemetry in this store yet)
+            entry = record["initial_state"][asset_id]
+            assert {k: entry[k] for k in ("room_temp_c", "tank_temp_c")} == expected[asset_id]
+            assert (entry["source"], entry["run"], entry["at"]) == ("schedule", str(day_ahead), f"{START}:00Z")
         assert record["initial_state_source"] == str(day_ahead)
         assert record["horizon"]["start_utc"].startswith(f"{DAY}T12:00")
         result = invoke("check", world["path"], run)
@@ -220,9 +224,36 @@ def test_measured_states_are_validated_against_the_types_keys_and_ranges(world, 
     out = tmp_path / "measured"
     result = invoke("schedule", "intraday", world["path"], "--from", START, "--state", state, "--out", out)
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "run.json").read_text())["initial_state"] == {"hp": {"room_temp_c": 19.0,
-                                                                                "tank_temp_c": 55.0}}
+    recorded = json.loads((out / "run.json").read_text())["initial_state"]
+    assert recorded["hp"] == {"source": "file", "at": None, "room_temp_c": 19.0, "tank_temp_c": 55.0}
+    assert recorded["hp-relay"]["source"] == "config"  # not in the file
     assert invoke("check", world["path"], out).exit_code == 0
+
+
+def test_intraday_reads_the_plugins_states_from_telemetry_by_their_names(world):
+    """The type does not override ``state_from_readings``: each state comes from the reading's ``extra`` entry of its
+    name (what a device reports beyond the common fields), a group's mean; a missing or implausible one falls back."""
+    from flexopt.runs.measured import judge
+    from flexopt.telemetry import Reading
+
+    at = dt.datetime(2024, 1, 1, 11, 55, tzinfo=dt.UTC)
+    empty = dict.fromkeys(f.name for f in dataclasses.fields(Reading))
+
+    def reading(device: str, **extra: float) -> Reading:
+        return Reading(**empty | {"asset_id": "hp-relay", "device": device, "at": at, "connected": True,
+                                  "quality": "good", "extra": extra})
+
+    hp = {a.id: a for _, a in load_portfolio(world["path"]).portfolio.assets()}["hp-relay"]  # count 2
+    start, limit = at + dt.timedelta(minutes=5), dt.timedelta(minutes=30)
+    found = judge(hp, [reading("d1", room_temp_c=20.0, tank_temp_c=45.0),
+                       reading("d2", room_temp_c=21.0, tank_temp_c=47.0)], start, limit)
+    assert found.usable and found.values == {"room_temp_c": 20.5, "tank_temp_c": 46.0} and found.devices == 2
+    missing = judge(hp, [reading("d1", room_temp_c=20.0), reading("d2", room_temp_c=21.0, tank_temp_c=47.0)], start,
+                    limit)
+    assert missing.reason == "device d1 reports no tank_temp_c"
+    boiling = judge(hp, [reading("d1", room_temp_c=20.0, tank_temp_c=140.0),
+                         reading("d2", room_temp_c=21.0, tank_temp_c=140.0)], start, limit)
+    assert boiling.reason == "implausible tank_temp_c: 140 degC is outside 0..100 degC"
 
 
 def dispatch_time() -> dt.datetime:
