@@ -12,6 +12,7 @@ on), without the symmetry of interchangeable chargers.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +84,7 @@ class EvChargerFormulation(Formulation):
                     # a charger that is on delivers at least min power for an interval: allow that overshoot
                     soft_hi = need + a.charge_efficiency * a.min_charge_kw * u * self.ctx.dt_h
                     target = need
-                    depart = h.local[idx[-1]].normalize() + _td(s.departure_local)
+                    depart = _wall_clock(h.local[idx[-1]].date(), s.departure_local, h.tz)
                     if idx[-1] == h.n - 1 and depart > end_local:
                         # the horizon ends before departure: only keep the target reachable after the horizon
                         hours_left = (depart - end_local).total_seconds() / 3600
@@ -274,5 +275,6 @@ class EvChargerFormulation(Formulation):
         return {"integers": len(self.on), "binaries": len(self.charging)}
 
 
-def _td(t) -> pd.Timedelta:
-    return pd.Timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)
+def _wall_clock(day, at, tz: str) -> pd.Timestamp:
+    """A local wall-clock time of a day as an instant (a rolling horizon's next day may be a DST day)."""
+    return pd.Timestamp(dt.datetime.combine(day, at)).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
