@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -11,20 +12,27 @@ from rich.console import Console
 from rich.table import Table
 
 from flexopt.commands.args import check_year, in_range, parse_day
-from flexopt.commands.exit_codes import EXIT_SOLVER
+from flexopt.commands.exit_codes import EXIT_BUSY, EXIT_SOLVER
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
 from flexopt.config.loader import PortfolioError
-from flexopt.runs.runner import RunRequest, run_schedule
+from flexopt.runs.horizon import MAX_HORIZON_H, check_horizon_h
+from flexopt.runs.locks import LockBusy
+from flexopt.runs.runner import DEFAULT_WAIT_S, RunRequest, run_schedule
 from flexopt.runs.store import StorageError
 
 MIP_GAP = in_range("--mip-gap", 0.0, 1.0)
 TIME_LIMIT = in_range("--time-limit", 0.1, 7 * 24 * 3600.0)
+HORIZON_H = in_range("--horizon-h", 0.0, MAX_HORIZON_H, lo_open=True)
+WAIT_S = in_range("--wait-s", 0.0, 24 * 3600.0)
+WAIT_HELP = (f"seconds to wait while another schedule run of the portfolio holds the store's lock; then exit "
+             f"{EXIT_BUSY} without running (0: do not wait)")
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intraday schedules.")
 
 
 def execute(request: RunRequest, console: Console) -> dict:
-    """Run, print progress and KPIs; turn every expected failure into a message and an exit code."""
+    """Run, print progress and KPIs; turn every expected failure into a message and an exit code. A run that
+    fails writes nothing: the message says which stored schedule stays in force."""
     from flexopt.data.dso_limits import DsoLimitsError
     from flexopt.data.timeseries import SeriesError
     from flexopt.solver.solve import SolveError
@@ -34,21 +42,49 @@ def execute(request: RunRequest, console: Console) -> dict:
     def progress(message: str) -> None:
         console.print(f"[dim]{time.perf_counter() - started:6.2f} s[/dim]  {message}", highlight=False)
 
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    def failed(message: str, code: int) -> typer.Exit:
+        typer.echo(message, err=True)
+        typer.echo(in_force_note(request), err=True)
+        return typer.Exit(code)
+
     try:
-        outcome = run_schedule(request, progress)
+        outcome = run_schedule(request, progress, warn)
+    except LockBusy as exc:
+        raise failed(f"busy: another schedule run of this portfolio holds {exc.path}: {exc.holder}; not started "
+                     f"after waiting {exc.waited_s:.0f} s (--wait-s {request.wait_s:g})", EXIT_BUSY) from None
     except PortfolioError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise failed(str(exc), EXIT_INVALID) from None
     except (SeriesError, StorageError, DsoLimitsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise failed(f"error: {exc}", EXIT_INVALID) from None
     except SolveError as exc:
-        typer.echo(f"solver failed: {exc}", err=True)
-        raise typer.Exit(EXIT_SOLVER) from None
+        raise failed(f"solver failed: {exc}", EXIT_SOLVER) from None
     print_kpis(outcome.kpis, console)
     # one line whatever its length: scripts and parallel cron jobs read the folder from it
     console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
     return outcome.kpis
+
+
+def in_force_note(request: RunRequest) -> str:
+    """Which stored run dispatch follows at the failed run's first interval, now that no new one was written."""
+    from flexopt.config.loader import load_portfolio
+    from flexopt.operations.schedules import ScheduleNotFound, find_schedule_run
+
+    try:
+        loaded = load_portfolio(request.portfolio_path)
+    except (PortfolioError, OSError):
+        return "nothing was written; the stored schedules are unchanged"
+    tz = loaded.portfolio.tz
+    at = request.start or dt.datetime.combine(request.day, dt.time(), tzinfo=tz)
+    when = at.astimezone(tz).isoformat(timespec="minutes")
+    try:
+        run = find_schedule_run(request.store, loaded.portfolio.portfolio.name, at.astimezone(tz).date(), at)
+    except (ScheduleNotFound, OSError, ValueError):
+        return (f"nothing was written; no stored schedule in {request.store} covers {when}: dispatch has nothing "
+                "to follow there")
+    return f"nothing was written; the schedule in force at {when} is still {run.path} (dispatch keeps following it)"
 
 
 def _num(value, spec: str) -> str:
@@ -97,12 +133,30 @@ def day_ahead(
     time_limit: float | None = typer.Option(None, "--time-limit", callback=TIME_LIMIT,
                                             help="solver time limit, seconds (0.1 to 604800)"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="solver threads"),
+    horizon_h: float | None = typer.Option(
+        None, "--horizon-h", callback=HORIZON_H,
+        help=f"hours to schedule from local midnight (default: the local day; at most {MAX_HORIZON_H:g}); shortened "
+             "to the end of the known prices, never below the day's end"),
+    wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
 ) -> None:
-    """Schedule every device of the portfolio for one local day."""
-    request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=parse_day(date, "--date"), out=out,
-                         store=store,
-                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads)
+    """Schedule every device of the portfolio for one local day (or --horizon-h hours from its midnight)."""
+    day = parse_day(date, "--date")
+    resolution_or_exit(portfolio, horizon_h)
+    request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=day, out=out, store=store,
+                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, horizon_h=horizon_h,
+                         wait_s=wait_s)
     execute(request, Console())
+
+
+def resolution_or_exit(portfolio: Path, horizon_h: float | None) -> None:
+    """--horizon-h must be a whole number of the portfolio's intervals: exit 2 before anything runs."""
+    if horizon_h is None:
+        return
+    try:
+        check_horizon_h(horizon_h, load_or_exit(portfolio).portfolio.portfolio.resolution_min)
+    except ValueError as exc:
+        typer.echo(f"--horizon-h: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 @schedule_app.command("intraday")
@@ -119,8 +173,13 @@ def intraday(
     time_limit: float | None = typer.Option(None, "--time-limit", callback=TIME_LIMIT,
                                             help="solver time limit, seconds (0.1 to 604800)"),
     threads: int | None = typer.Option(None, "--threads", min=1),
+    horizon_h: float | None = typer.Option(
+        None, "--horizon-h", callback=HORIZON_H,
+        help=f"hours to schedule from --from (default 24, at most {MAX_HORIZON_H:g}), across midnight; shortened to "
+             "the end of the known prices, never below the end of the local day"),
+    wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
 ) -> None:
-    """Re-optimise from an interval to the end of its local day (for cron), from measured or expected states."""
+    """Re-optimise from an interval for the next 24 h (for cron), from measured or expected states."""
     from flexopt.runs.intraday import check_state, first_interval, initial_state_from_store
     from flexopt.runs.store import check_new_dir, check_writable
 
@@ -132,6 +191,7 @@ def intraday(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     loaded = load_or_exit(portfolio)
+    resolution_or_exit(portfolio, horizon_h)
     info = loaded.portfolio.portfolio
     try:
         start_local = first_interval(start, info.timezone, info.resolution_min)
@@ -155,15 +215,15 @@ def intraday(
         except ValueError as exc:  # JSON syntax, or a state that does not fit the portfolio
             typer.echo(f"--state {state}: {exc}", err=True)
             raise typer.Exit(EXIT_INVALID) from None
-        warnings: list[str] = []
-    else:
-        initial, source, warnings = initial_state_from_store(loaded, store, day, start_local)
-    request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out, store=store,
-                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, initial_state=initial,
-                         state_source=source, state_warnings=warnings)
-    Console().print(f"intraday from {start_local.isoformat()} ({len(initial)} asset states from {source or 'config'})")
-    for text in warnings:
-        typer.echo(f"warning: {text}", err=True)
+        request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
+                             store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
+                             initial_state=initial, state_source=source, horizon_h=horizon_h, wait_s=wait_s)
+    else:  # read once the store's lock is held: a run that waited continues from the run it waited for
+        request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
+                             store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
+                             horizon_h=horizon_h, wait_s=wait_s,
+                             resolve_state=lambda loaded: initial_state_from_store(loaded, store, day, start_local))
+    Console().print(f"intraday from {start_local.isoformat()}")
     execute(request, Console())
 
 

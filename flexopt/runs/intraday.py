@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from flexopt.config.loader import LoadedPortfolio
-from flexopt.runs.store import completed_runs
+from flexopt.runs.store import run_span, runs_in_force_order
 
 
 def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datetime | None = None) -> dt.datetime:
@@ -77,17 +77,19 @@ def state_at(states: pd.DataFrame, loaded: LoadedPortfolio, start: dt.datetime) 
 
 def initial_state_from_store(loaded: LoadedPortfolio, store: Path, day: dt.date,
                              start: dt.datetime) -> tuple[dict[str, dict], str, list[str]]:
-    """Each asset's states at ``start`` from the newest stored run of the day that holds them (a run covers
-    ``start`` when one of its intervals ends there: a re-run from the same interval finds the run before it).
+    """Each asset's states at ``start`` from the newest stored run of the day that holds them, else of an earlier
+    day whose horizon reaches past midnight (a run covers ``start`` when one of its intervals ends there: a re-run
+    from the same interval finds the run before it).
     Runs written before ``states.parquet`` existed hold none.
 
     Returns the states, the run folder(s) they came from, and one warning per asset that needs a state and
     starts from its configuration instead."""
     states: dict[str, dict] = {}
     used: list[str] = []
-    for run in completed_runs(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead")):
-        if not (run / "states.parquet").is_file():
-            continue
+    for run in runs_in_force_order(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead")):
+        span = run_span(run)
+        if not (run / "states.parquet").is_file() or (span is not None and not span[0] < start <= span[1]):
+            continue  # no interval of it ends at `start`
         found = state_at(pd.read_parquet(run / "states.parquet"), loaded, start)
         new = {k: v for k, v in found.items() if k not in states}
         if new:
