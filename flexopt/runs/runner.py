@@ -24,6 +24,7 @@ from flexopt.runs.files import write_frame, write_json
 from flexopt.runs.horizon import HorizonPlan, plan_horizon
 from flexopt.runs.locks import held
 from flexopt.runs.store import StorageError, check_writable, new_run, schedule_lock_path, sha256_of
+from flexopt.scheduling.gc_pause import gc_paused
 from flexopt.version import __version__
 
 # (states, where they came from, warnings): an intraday run's start states, read while it holds the store's lock
@@ -75,7 +76,7 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
     t0 = time.perf_counter()
     progress(f"loading {request.portfolio_path}")
     loaded = load_portfolio(request.portfolio_path)
-    with _lock(loaded, request, progress) as waited_s:
+    with _lock(loaded, request, progress) as waited_s, gc_paused():  # rest of the run too (forecasts, frames)
         timings["wait"] = waited_s
         outcome = _run_locked(request, loaded, progress, warn or progress, timings, t0)
     progress(f"written {outcome.directory}")
