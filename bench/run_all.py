@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BENCHES = [
     ["bench_schedule.py"],
+    ["bench_intraday.py"],
     ["bench_forecasts.py"],
     ["bench_forecasts.py", "--household", str(ROOT / "examples" / "data" / "household_fr_2024_30min.csv")],
     ["bench_ocpp_load.py"],

@@ -1,5 +1,10 @@
 """Battery (BESS): charge/discharge power, SoC dynamics with efficiencies, soft terminal SoC, degradation.
 
+The terminal SoC is the day's target: it holds at the end of every local day inside the horizon (a rolling
+horizon that crosses midnight keeps the scheduled day's target at its midnight, not at the horizon's end). A
+horizon that ends during a day keeps that day's target reachable: at its last interval the SoC is at least the
+target less what full charging power can add until the day's end.
+
 The charge/discharge exclusivity binary is added only where dumping energy through simultaneous
 charge and discharge could pay (negative prices, export limits with uncurtailable generation); with
 positive prices and round-trip efficiency below 1 the LP never does it.
@@ -22,6 +27,7 @@ from flexopt.models.base import (
     as_matrix,
     interval_violations,
 )
+from flexopt.models.calendar import day_ends, hours_to_next_midnight
 from flexopt.models.registry import register
 from flexopt.models.violations import Violation
 
@@ -44,6 +50,21 @@ class BatteryFormulation(Formulation):
         self.hi_kwh = np.array([it.asset.soc_max_pct / 100 * it.asset.energy_kwh * it.count for it in self.items])
         self.binary = np.array([self.ctx.exclusive_modes(it) for it in self.items], dtype=bool)
         self.n_t = n_t
+        self.terminal = self._terminal_rows()
+
+    def _terminal_rows(self) -> list[tuple[int, int, float, str]]:
+        """(entry, interval, target kWh, what) of every terminal row: each local day's end in the horizon, and
+        the horizon's end when it is not one (the target less what full charging adds by the day's end)."""
+        ends = day_ends(self.ctx.horizon)
+        rows = [(j, int(t), float(self.term_kwh[j]), "day") for t in ends for j in range(len(self.items))]
+        last = self.n_t - 1
+        if last not in set(ends.tolist()):
+            hours = hours_to_next_midnight(self.ctx.horizon)
+            for j, it in enumerate(self.items):
+                reach = self.term_kwh[j] - it.asset.charge_efficiency * self.pc_max[j] * hours
+                if reach > self.lo_kwh[j] + 1e-9:  # below the SoC band the row could never bind
+                    rows.append((j, last, float(reach), "reach"))
+        return sorted(rows, key=lambda r: (r[0], r[1]))
 
     @staticmethod
     def _start_pct(item) -> float:
@@ -61,7 +82,8 @@ class BatteryFormulation(Formulation):
         self.pc = add_var(block, "charge_kw", np.zeros(J * T), np.repeat(self.pc_max, T))
         self.pd = add_var(block, "discharge_kw", np.zeros(J * T), np.repeat(self.pd_max, T))
         self.soc = add_var(block, "soc_kwh", lo, hi)
-        self.short = add_var(block, "terminal_short_kwh", np.zeros(J), np.full(J, np.inf))
+        n_term = len(self.terminal)
+        self.short = add_var(block, "terminal_short_kwh", np.zeros(n_term), np.full(n_term, np.inf))
         rows, rhs = [], []
         for j, it in enumerate(self.items):
             ec = dt * it.asset.charge_efficiency
@@ -76,8 +98,8 @@ class BatteryFormulation(Formulation):
                     rhs.append(0.0)
         add_rows(block, "soc_balance", rows, rhs, rhs)
         add_rows(block, "terminal_soc",
-                 [([1.0, 1.0], [self.soc[j * T + T - 1], self.short[j]]) for j in range(J)],
-                 self.term_kwh, None)
+                 [([1.0, 1.0], [self.soc[j * T + t], self.short[k]]) for k, (j, t, _, _) in enumerate(self.terminal)],
+                 [target for _, _, target, _ in self.terminal], None)
         idx = np.flatnonzero(self.binary)
         if idx.size:
             self.mode = add_var(block, "charging", np.zeros(idx.size * T), np.ones(idx.size * T), integer=True)
@@ -101,7 +123,8 @@ class BatteryFormulation(Formulation):
             deg = (it.asset.degradation_cost_eur_per_kwh + TIE_BREAK_EUR_PER_KWH) * dt
             for t in range(T):
                 c.add(deg, self.pd[j * T + t])
-            c.add(self.ctx.penalties.terminal_soc_eur_per_kwh, self.short[j])
+        for k in range(len(self.terminal)):
+            c.add(self.ctx.penalties.terminal_soc_eur_per_kwh, self.short[k])
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:
@@ -135,14 +158,18 @@ class BatteryFormulation(Formulation):
     def violations(self, values: ValueReader) -> list[Violation]:
         short = values(self.block.terminal_short_kwh)
         out = []
-        for j, it in enumerate(self.items):
-            if short[j] > 1e-3:
+        for k, (j, t, target, what) in enumerate(self.terminal):
+            if short[k] > 1e-3:
                 amount = np.zeros(self.n_t)
-                amount[-1] = short[j]
-                out += interval_violations(
-                    "terminal_soc", it, self.ctx.horizon, amount, "kWh",
-                    lambda m, _i, j=j: f"SoC ends {m:.3f} kWh below the terminal target "
-                                       f"{self.term_kwh[j]:.3f} kWh")
+                amount[t] = short[k]
+                if what == "day":
+                    day = self.ctx.horizon.local[t].date()
+                    text = f"at the end of {day}, below the day's terminal target {target:.3f} kWh"
+                else:
+                    text = (f"at the horizon's end, below {target:.3f} kWh, from which full charging power can still "
+                            f"reach the day's target {self.term_kwh[j]:.3f} kWh by midnight")
+                out += interval_violations("terminal_soc", self.items[j], self.ctx.horizon, amount, "kWh",
+                                           lambda m, _i, text=text: f"SoC {m:.3f} kWh {text}")
         return out
 
     def counts(self) -> dict[str, int]:

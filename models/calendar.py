@@ -21,6 +21,22 @@ def local_days(horizon: Horizon) -> np.ndarray:
     return (loc.normalize().tz_localize(None) - np.datetime64("1970-01-01")).days.to_numpy()
 
 
+def day_ends(horizon: Horizon) -> np.ndarray:
+    """Indices of the last interval of each local day inside the horizon: its end lies on the next local day
+    (midnight, or the first instant of a day whose midnight the clock skips). A day's terminal conditions hold
+    there, wherever the horizon itself ends."""
+    ends = horizon.ends.tz_convert(horizon.tz).tz_localize(None).normalize()
+    return np.flatnonzero(horizon.local.tz_localize(None).normalize() != ends)
+
+
+def hours_to_next_midnight(horizon: Horizon) -> float:
+    """Elapsed hours from the horizon's end to the next local midnight (0 when it ends at one; DST-safe)."""
+    last_start = horizon.local[-1]
+    midnight = pd.Timestamp(dt.datetime.combine(last_start.date() + dt.timedelta(days=1), dt.time())).tz_localize(
+        ZoneInfo(horizon.tz), ambiguous=True, nonexistent="shift_forward")
+    return max((midnight - horizon.ends[-1]).total_seconds() / 3600.0, 0.0)
+
+
 def start_end_minutes(horizon: Horizon) -> tuple[np.ndarray, np.ndarray]:
     """Local minutes since midnight of each interval start and end (end of the last interval of a day = 1440)."""
     start = horizon.local_minutes()

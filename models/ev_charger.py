@@ -114,7 +114,7 @@ class EvChargerFormulation(Formulation):
         # a charger that is on delivers at least min power for an interval: allow that overshoot
         soft_hi = need + a.charge_efficiency * a.min_charge_kw * u * self.ctx.dt_h
         target = need
-        depart = h.local[idx[-1]].normalize() + _td(s.departure_local)
+        depart = _instant(h.local[idx[-1]].date(), s.departure_local, h.tz)  # DST-safe wall clock
         if idx[-1] == h.n - 1 and depart > end_local:
             # the horizon ends before departure: only keep the target reachable after the horizon
             hours_left = (depart - end_local).total_seconds() / 3600
@@ -338,10 +338,6 @@ class EvChargerFormulation(Formulation):
 
     def counts(self) -> dict[str, int]:
         return {"integers": len(self.on), "binaries": len(self.charging)}
-
-
-def _td(t) -> pd.Timedelta:
-    return pd.Timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)
 
 
 def _instant(day: dt.date, at: dt.time, tz: str) -> pd.Timestamp:

@@ -106,7 +106,34 @@ def test_store_versions_and_intraday_continues_from_the_stored_schedule(portfoli
     assert run["initial_state_source"].endswith("v002")
     intraday = pd.read_parquet(run_dir / "schedule.parquet")
     assert intraday["interval_start"].min() == start.tz_convert("UTC")
-    assert intraday["interval_start"].nunique() == 40  # 14:00 to midnight
+    assert intraday["interval_start"].nunique() == 96  # 24 h from 14:00, across midnight
+    assert run["horizon"]["day_end_utc"] == pd.Timestamp(f"{DAY}T22:00Z").isoformat()
+    # filed under the day it starts, with rows past midnight
+    assert intraday["interval_end"].max() == start.tz_convert("UTC") + pd.Timedelta(hours=24)
+
+    # --horizon-h shorter than the rest of the day: the day's end is still inside (its terminal SoC holds there)
+    result = runner.invoke(app, ["schedule", "intraday", str(portfolio), "--from", f"{DAY}T14:00",
+                                 "--store", str(store), "--horizon-h", "2"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((base / "intraday" / "v002" / "run.json").read_text())
+    assert run["horizon"]["intervals"] == 40 and run["horizon"]["requested_h"] == 2
+    assert "extended" in run["horizon"]["notes"][0] and "extended" in result.output
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (["--horizon-h", "0.1"], "not a whole number of 15-minute intervals"),
+    (["--horizon-h", "0"], "must be above 0"),
+    (["--horizon-h", "169"], "at most 168"),
+    (["--horizon-h", "nan"], "not a finite number"),
+    (["--wait-s", "-1"], "at least 0"),
+])
+def test_bad_horizon_or_wait_is_exit_2(portfolio, tmp_path, args, text):
+    for command in (["day-ahead", "--date", DAY], ["intraday", "--from", f"{DAY}T14:00"]):
+        result = runner.invoke(app, ["schedule", command[0], str(portfolio), *command[1:], *args,
+                                     "--store", str(tmp_path / "runs")])
+        assert result.exit_code == 2, result.output
+        assert text in result.output
+        assert not (tmp_path / "runs" / "cli-test").exists()
 
 
 def test_intraday_rerun_from_the_same_interval_keeps_every_state(portfolio, tmp_path):

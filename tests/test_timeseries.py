@@ -114,3 +114,54 @@ def test_unparseable_timestamps_are_a_clear_error(tmp_path):
     path.write_text("timestamp,p\nyesterday,1\n")
     with pytest.raises(SeriesError, match="timestamps cannot be parsed"):
         read_source(DataSource(path=path, column="p", unit="kW"), "x")
+
+
+def test_a_file_is_read_once_per_version_and_again_when_it_changes(tmp_path):
+    """Every data source naming a file shares one read of it; a file rewritten (same size, new mtime) is read
+    again, so a long-lived process never schedules on stale data."""
+    import os
+
+    path = tmp_path / "site.csv"
+    stamps = pd.date_range("2024-06-12T00:00Z", periods=4, freq="1h").strftime("%Y-%m-%dT%H:%M:%SZ")
+    pd.DataFrame({"timestamp": stamps, "a": [1.0, 2.0, 3.0, 4.0], "b": [5.0, 6.0, 7.0, 8.0]}).to_csv(path, index=False)
+    a, b = (DataSource(path=path, column=c, unit="kW") for c in "ab")
+    assert list(read_source(a)[0]) == [1, 2, 3, 4] and list(read_source(b)[0]) == [5, 6, 7, 8]
+    mtime = path.stat().st_mtime_ns
+    path.write_text(path.read_text().replace("6.0", "9.0").replace(",4.0", ",x.0"))  # same size
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    assert list(read_source(b)[0]) == [5, 9, 7, 8]
+    with pytest.raises(SeriesError, match="not a finite number"):
+        read_source(a)
+
+
+def test_sources_reading_the_same_column_are_forecast_once(tmp_path):
+    """Pilot files each name the shared household history; described differently, they are still one series."""
+    from flexopt.config.loader import LoadedPortfolio
+    from flexopt.config.portfolio import Portfolio
+    from flexopt.data.inputs import Horizon, Inputs
+
+    stamps = pd.date_range("2024-06-01T00:00Z", periods=24 * 11, freq="1h")
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "w": 1000.0}).to_csv(tmp_path / "h.csv",
+                                                                                             index=False)
+    history = {"path": str(tmp_path / "h.csv"), "column": "w", "unit": "W", "kind": "history"}
+    pf = Portfolio.model_validate({
+        "portfolio": {"name": "p", "timezone": "UTC"}, "tariff": {"import_price_eur_per_kwh": 0.1},
+        "data_sources": {"north": {**history, "description": "north pilot"}, "south": {**history, "synthetic": True},
+                         "roof": history},
+        "sites": [{"id": "s", "assets": [
+            {"id": "l1", "type": "load", "power_kw": {"source": "north"}},
+            {"id": "l2", "type": "load", "power_kw": {"source": "south"}},
+            {"id": "pv", "type": "pv", "peak_kw": 1, "series_peak_kw": 1, "generation_kw": {"source": "roof"}}]}]})
+    calls = []
+
+    def forecaster(name, history, index, *, local_tz, kind):
+        calls.append((name, kind))
+        return pd.Series(1.0, index=index), f"fake {kind}"
+
+    inputs = Inputs(LoadedPortfolio(pf, tmp_path / "p.yaml", [], tmp_path),
+                    Horizon.for_day(dt.date(2024, 6, 11), "UTC"), forecaster=forecaster)
+    for name in ("north", "south", "roof"):
+        inputs.source(name)
+    assert calls == [("north", "load"), ("roof", "pv")]  # PV is forecast as PV: another series
+    assert inputs.models == {"north": "fake load", "south": "fake load", "roof": "fake pv"}
+    assert set(inputs.reports) == {"north", "south", "roof"}

@@ -17,7 +17,7 @@ from flexopt.check import tolerances
 # New violation kinds of the model are added here, and only here.
 KINDS: dict[str, tuple[str | None, str]] = {
     # the run folder itself
-    "horizon": (None, "the run's intervals are not the horizon of its local day"),
+    "horizon": (None, "the run's intervals are not the horizon of its local day (and what run.json asked for)"),
     "missing_row": (None, "an asset or site has no row for an interval"),
     "duplicate_row": (None, "an asset or site has more than one row for an interval"),
     "unknown_row": (None, "a row for an asset, site or interval the portfolio and horizon do not have"),
@@ -29,7 +29,8 @@ KINDS: dict[str, tuple[str | None, str]] = {
     "soc_dynamics": (None, "SoC does not follow the net power (simultaneous charge and discharge, or broken "
                            "dynamics)"),
     "soc_bounds": (None, "SoC outside its band"),
-    "terminal_soc": ("terminal_soc", "SoC below the terminal target at the end of the day"),
+    "terminal_soc": ("terminal_soc", "SoC below the terminal target at the end of a day (or, where the horizon "
+                                     "ends during a day, no longer able to reach it by midnight)"),
     "pv_output": (None, "PV power differs from the available output (or curtails what cannot be curtailed)"),
     "load_power": (None, "uncontrolled load differs from its series"),
     "ev_unplugged": (None, "charger power while no vehicle is plugged in"),

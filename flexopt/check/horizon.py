@@ -1,7 +1,10 @@
 """The run's horizon, rebuilt from run.json, and whether it is the horizon its kind and date promise.
 
-A day-ahead run covers one local day exactly (92, 96 or 100 quarter-hours on DST days); an intraday run ends at
-the end of its local day. Intervals are ``resolution_min`` long, UTC, tz-aware.
+A run covers at least the rest of its local day: a day-ahead run starts at its local midnight and covers that day
+exactly (92, 96 or 100 quarter-hours on DST days) unless run.json records ``requested_h``; an intraday run starts
+inside its day. Either may run past midnight, but never beyond what run.json says was asked for
+(``requested_end_utc``, or the day's end when that is later). Runs written before rolling horizons end at their
+day's end. Intervals are ``resolution_min`` long, UTC, tz-aware.
 """
 
 from __future__ import annotations
@@ -72,14 +75,18 @@ def horizon_breaches(folder: RunFolder, horizon: RunHorizon) -> list[Breach]:
     if day is not None:
         day_start, day_end = _local_midnight(day, horizon.tz), _local_midnight(day + dt.timedelta(days=1), horizon.tz)
         expected = int((day_end - day_start) / horizon.resolution)
-        if end_utc != day_end:
-            out.append(_breach(f"the horizon ends {end_utc}, not at the end of the local day {day} ({day_end})",
+        latest = _latest_end(h, day_end)
+        if end_utc < day_end:
+            out.append(_breach(f"the horizon ends {end_utc}, before the end of the local day {day} ({day_end})",
+                               1.0))
+        elif end_utc > latest:
+            out.append(_breach(f"the horizon ends {end_utc}, after {latest}: later than run.json says was asked for",
                                1.0))
         if folder.kind == "day-ahead":
             if horizon.index[0] != day_start:
                 out.append(_breach(f"a day-ahead run starts {horizon.index[0]}, not at local midnight {day_start}",
                                    1.0))
-            if horizon.n != expected:
+            if h.get("requested_h") is None and horizon.n != expected:
                 out.append(_breach(f"a day-ahead run of {day} has {expected} intervals, this one {horizon.n}",
                                    abs(expected - horizon.n)))
         elif not day_start <= horizon.index[0] < day_end:
@@ -93,6 +100,15 @@ def horizon_breaches(folder: RunFolder, horizon: RunHorizon) -> list[Breach]:
                               note=f"{name}: {int(wrong.sum())} rows whose interval_end is not interval_start + "
                                    f"{horizon.resolution} (first at {first})"))
     return out
+
+
+def _latest_end(h: dict, day_end: pd.Timestamp) -> pd.Timestamp:
+    """The latest end the run may have: what it asked for (or its day's end, when later); runs written before
+    rolling horizons recorded nothing and end at the day's end."""
+    try:
+        return max(pd.Timestamp(h["requested_end_utc"]).tz_convert("UTC"), day_end)
+    except (KeyError, TypeError, ValueError):
+        return day_end
 
 
 def _local_midnight(day: dt.date, tz: str) -> pd.Timestamp:

@@ -90,5 +90,13 @@ def instant_intervals(clock: LocalClock, at: dt.time) -> np.ndarray:
 
 
 def day_ends(clock: LocalClock) -> np.ndarray:
-    """Indices of the intervals that end exactly at a local midnight (the last interval of a local day)."""
-    return np.flatnonzero(clock.end_min == 1440)
+    """Indices of the last interval of each local day: the intervals that end on the next local day (at its
+    midnight, or where the clock skips midnight at the first instant it shows)."""
+    return np.flatnonzero(clock.end_min >= 1440)
+
+
+def hours_to_midnight(clock: LocalClock) -> float:
+    """Elapsed hours from the horizon's end to the end of the local day its last interval belongs to."""
+    last_day = dt.date.fromordinal(int(clock.day[-1]))
+    next_day = local_instant(last_day + dt.timedelta(days=1), dt.time(), clock.tz)
+    return max((next_day - clock.ends[-1]).total_seconds() / 3600.0, 0.0)

@@ -13,21 +13,28 @@ from rich.console import Console
 from rich.table import Table
 
 from flexopt.commands.args import check_year, in_range, parse_day
-from flexopt.commands.exit_codes import EXIT_SOLVER
+from flexopt.commands.exit_codes import EXIT_BUSY, EXIT_SOLVER
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
 from flexopt.config.loader import PortfolioError
-from flexopt.runs.runner import RunRequest, run_schedule
+from flexopt.runs.horizon import MAX_HORIZON_H, check_horizon_h
+from flexopt.runs.locks import LockBusy
+from flexopt.runs.runner import DEFAULT_WAIT_S, RunRequest, run_schedule
 from flexopt.runs.store import StorageError, check_new_dir, check_writable
 
 MIP_GAP = in_range("--mip-gap", 0.0, 1.0)
 NOTES_MAX = 10  # assets named one by one when they fall back from telemetry to the schedule
 TIME_LIMIT = in_range("--time-limit", 0.1, 7 * 24 * 3600.0)
+HORIZON_H = in_range("--horizon-h", 0.0, MAX_HORIZON_H, lo_open=True)
+WAIT_S = in_range("--wait-s", 0.0, 24 * 3600.0)
+WAIT_HELP = (f"seconds to wait while another schedule run of the portfolio holds the store's lock; then exit "
+             f"{EXIT_BUSY} without running (0: do not wait)")
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intraday schedules.")
 
 
 def execute(request: RunRequest, console: Console) -> dict:
-    """Run, print progress and KPIs; turn every expected failure into a message and an exit code."""
+    """Run, print progress and KPIs; turn every expected failure into a message and an exit code. A run that
+    fails writes nothing: the message says which stored schedule stays in force."""
     from flexopt.data.dso_limits import DsoLimitsError
     from flexopt.data.timeseries import SeriesError
     from flexopt.solver.highs import SolveError
@@ -37,21 +44,49 @@ def execute(request: RunRequest, console: Console) -> dict:
     def progress(message: str) -> None:
         console.print(f"[dim]{time.perf_counter() - started:6.2f} s[/dim]  {message}", highlight=False)
 
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    def failed(message: str, code: int) -> typer.Exit:
+        typer.echo(message, err=True)
+        typer.echo(in_force_note(request), err=True)
+        return typer.Exit(code)
+
     try:
-        outcome = run_schedule(request, progress)
+        outcome = run_schedule(request, progress, warn)
+    except LockBusy as exc:
+        raise failed(f"busy: another schedule run of this portfolio holds {exc.path}: {exc.holder}; not started "
+                     f"after waiting {exc.waited_s:.0f} s (--wait-s {request.wait_s:g})", EXIT_BUSY) from None
     except PortfolioError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise failed(str(exc), EXIT_INVALID) from None
     except (SeriesError, StorageError, DsoLimitsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise failed(f"error: {exc}", EXIT_INVALID) from None
     except SolveError as exc:
-        typer.echo(f"solver failed: {exc}", err=True)
-        raise typer.Exit(EXIT_SOLVER) from None
+        raise failed(f"solver failed: {exc}", EXIT_SOLVER) from None
     print_kpis(outcome.kpis, console)
     # one line whatever its length: scripts and parallel cron jobs read the folder from it
     console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
     return outcome.kpis
+
+
+def in_force_note(request: RunRequest) -> str:
+    """Which stored run dispatch follows at the failed run's first interval, now that no new one was written."""
+    from flexopt.config.loader import load_portfolio
+    from flexopt.operations.schedules import ScheduleNotFound, find_schedule_run
+
+    try:
+        loaded = load_portfolio(request.portfolio_path)
+    except (PortfolioError, OSError):
+        return "nothing was written; the stored schedules are unchanged"
+    tz = loaded.portfolio.tz
+    at = request.start or dt.datetime.combine(request.day, dt.time(), tzinfo=tz)
+    when = at.astimezone(tz).isoformat(timespec="minutes")
+    try:
+        run = find_schedule_run(request.store, loaded.portfolio.portfolio.name, at.astimezone(tz).date(), at)
+    except (ScheduleNotFound, OSError, ValueError):
+        return (f"nothing was written; no stored schedule in {request.store} covers {when}: dispatch has nothing "
+                "to follow there")
+    return f"nothing was written; the schedule in force at {when} is still {run.path} (dispatch keeps following it)"
 
 
 def _num(value, spec: str) -> str:
@@ -100,12 +135,30 @@ def day_ahead(
     time_limit: float | None = typer.Option(None, "--time-limit", callback=TIME_LIMIT,
                                             help="solver time limit, seconds (0.1 to 604800)"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="solver threads"),
+    horizon_h: float | None = typer.Option(
+        None, "--horizon-h", callback=HORIZON_H,
+        help=f"hours to schedule from local midnight (default: the local day; at most {MAX_HORIZON_H:g}); shortened "
+             "to the end of the known prices, never below the day's end"),
+    wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
 ) -> None:
-    """Schedule every device of the portfolio for one local day."""
-    request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=parse_day(date, "--date"), out=out,
-                         store=store,
-                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads)
+    """Schedule every device of the portfolio for one local day (or --horizon-h hours from its midnight)."""
+    day = parse_day(date, "--date")
+    resolution_or_exit(portfolio, horizon_h)
+    request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=day, out=out, store=store,
+                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, horizon_h=horizon_h,
+                         wait_s=wait_s)
     execute(request, Console())
+
+
+def resolution_or_exit(portfolio: Path, horizon_h: float | None) -> None:
+    """--horizon-h must be a whole number of the portfolio's intervals: exit 2 before anything runs."""
+    if horizon_h is None:
+        return
+    try:
+        check_horizon_h(horizon_h, load_or_exit(portfolio).portfolio.portfolio.resolution_min)
+    except ValueError as exc:
+        typer.echo(f"--horizon-h: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 @schedule_app.command("intraday")
@@ -129,9 +182,14 @@ def intraday(
     time_limit: float | None = typer.Option(None, "--time-limit", callback=TIME_LIMIT,
                                             help="solver time limit, seconds (0.1 to 604800)"),
     threads: int | None = typer.Option(None, "--threads", min=1),
+    horizon_h: float | None = typer.Option(
+        None, "--horizon-h", callback=HORIZON_H,
+        help=f"hours to schedule from --from (default 24, at most {MAX_HORIZON_H:g}), across midnight; shortened to "
+             "the end of the known prices, never below the end of the local day"),
+    wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
 ) -> None:
-    """Re-optimise from an interval to the end of its local day (for cron): each asset from fresh telemetry, else
-    from the newest stored schedule of the day, else from its configuration."""
+    """Re-optimise from an interval for the next 24 h (for cron): each asset from fresh telemetry, else from the
+    newest stored schedule in force, else from its configuration (read once the store's lock is held)."""
     from flexopt.runs.intraday import file_states, first_interval
 
     try:  # the store is read for the states below and written at the end: check it before either
@@ -145,6 +203,7 @@ def intraday(
         typer.echo("error: --state gives the states itself; leave out --db and --max-age-min", err=True)
         raise typer.Exit(EXIT_INVALID)
     loaded = load_or_exit(portfolio)
+    resolution_or_exit(portfolio, horizon_h)
     info = loaded.portfolio.portfolio
     try:
         start_local = first_interval(start, info.timezone, info.resolution_min)
@@ -156,30 +215,25 @@ def intraday(
     telemetry = None
     if state is not None:
         found = file_states(loaded, _read_state_file(state, loaded), state)
-    else:
-        max_age = dt.timedelta(minutes=max_age_min if max_age_min is not None else 2 * info.resolution_min)
-        found, telemetry = _from_telemetry_and_store(loaded, store, day, start_local, db, max_age)
-    request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out, store=store,
-                         mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, initial_state=found.values,
-                         state_source=found.source, state_warnings=found.warnings, state_record=found.record,
-                         state_telemetry=telemetry)
-    counts = ", ".join(f"{found.count(s)} from {s}" for s in ("telemetry", "schedule", "file", "config")
-                       if found.count(s))
-    Console().print(f"intraday from {start_local.isoformat()} (asset states: {counts or 'none needed'})",
-                    highlight=False)
-    if telemetry is not None and telemetry.get("reason"):
-        typer.echo(f"note: {telemetry['reason']}: states from stored runs and the configuration", err=True)
-    elif telemetry is not None:
-        fell_back = [f"{a} starts from the schedule {e['run']} ({e['reason']})" for a, e in found.record.items()
-                     if e["source"] == "schedule"]
-        for text in fell_back[:NOTES_MAX]:
-            typer.echo(f"note: {text}", err=True)
-        if len(fell_back) > NOTES_MAX:
-            typer.echo(f"note: {len(fell_back) - NOTES_MAX} more start from the schedule (run.json initial_state "
-                       "says why)", err=True)
-    for text in found.warnings:
-        typer.echo(f"warning: {text}", err=True)
-    execute(request, Console())
+        request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
+                             store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
+                             horizon_h=horizon_h, wait_s=wait_s, resolve_state=lambda _loaded: found)
+        Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
+        execute(request, Console())
+        return
+    max_age = dt.timedelta(minutes=max_age_min if max_age_min is not None else 2 * info.resolution_min)
+    database, telemetry = _telemetry(store, db, max_age)
+    try:  # the states are read once the store's lock is held: a run that waited continues from the one it waited for
+        request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
+                             store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
+                             horizon_h=horizon_h, wait_s=wait_s, state_telemetry=telemetry,
+                             resolve_state=lambda lp: _stored_and_measured(lp, store, day, start_local, database,
+                                                                          max_age, telemetry))
+        Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
+        execute(request, Console())
+    finally:
+        if database is not None:
+            database.close()
 
 
 def _read_state_file(state: Path, loaded) -> dict[str, dict[str, float]]:
@@ -201,12 +255,10 @@ def _read_state_file(state: Path, loaded) -> dict[str, dict[str, float]]:
         raise typer.Exit(EXIT_INVALID) from None
 
 
-def _from_telemetry_and_store(loaded, store: Path, day: dt.date, start: dt.datetime, db: str | None,
-                              max_age: dt.timedelta):
-    """The start states (telemetry, stored runs, configuration) and run.json's ``initial_state_telemetry``. The
-    database is ``--db``, else ``$FLEXOPT_DB``, else the store's SQLite file when it exists (none: no telemetry); one
+def _telemetry(store: Path, db: str | None, max_age: dt.timedelta):
+    """The telemetry database and run.json's ``initial_state_telemetry``. The database is ``--db``, else
+    ``$FLEXOPT_DB``, else the store's SQLite file when it exists (none: no telemetry, and the record says why); one
     named but unusable is exit 2, before anything is solved."""
-    from flexopt.runs.intraday import start_states
     from flexopt.telemetry import ENV_VAR, TelemetryError, open_db, resolve_url
 
     limit = {"max_age_min": max_age.total_seconds() / 60}
@@ -214,20 +266,37 @@ def _from_telemetry_and_store(loaded, store: Path, day: dt.date, start: dt.datet
         url = resolve_url(db, store)
         default = not db and not os.environ.get(ENV_VAR, "").strip()
         if default and not Path(url.database or "").is_file():
-            why = f"no telemetry database ({url.database} does not exist)"
-            return start_states(loaded, store, day, start, no_telemetry=why), {"db": None, **limit, "reason": why}
+            return None, {"db": None, **limit, "reason": f"no telemetry database ({url.database} does not exist)"}
         database = open_db(url)
     except TelemetryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    return database, {"db": database.name, **limit}
+
+
+def _stored_and_measured(loaded, store: Path, day: dt.date, start: dt.datetime, database, max_age: dt.timedelta,
+                         telemetry: dict):
+    """The start states (telemetry, stored runs, configuration), and a note for every asset that fell back."""
+    from flexopt.runs.intraday import start_states
+    from flexopt.telemetry import TelemetryError
+
     try:
-        found = start_states(loaded, store, day, start, db=database, max_age=max_age)
+        found = start_states(loaded, store, day, start, db=database, max_age=max_age,
+                             no_telemetry=telemetry.get("reason") or "no telemetry database")
     except TelemetryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    finally:
-        database.close()
-    return found, {"db": database.name, **limit}
+    if telemetry.get("reason"):
+        typer.echo(f"note: {telemetry['reason']}: states from stored runs and the configuration", err=True)
+        return found
+    fell_back = [f"{a} starts from the schedule {e['run']} ({e['reason']})" for a, e in found.record.items()
+                 if e["source"] == "schedule"]
+    for text in fell_back[:NOTES_MAX]:
+        typer.echo(f"note: {text}", err=True)
+    if len(fell_back) > NOTES_MAX:
+        typer.echo(f"note: {len(fell_back) - NOTES_MAX} more start from the schedule (run.json initial_state says "
+                   "why)", err=True)
+    return found
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +93,28 @@ def _text_problem(path: Path) -> str | None:
     return None
 
 
+def _version(path: Path) -> tuple[str, int, int] | None:
+    """(path, mtime in ns, size): what a file's parsed content is cached under; None when it cannot be stat'ed."""
+    try:
+        stat = path.stat()
+    except (OSError, ValueError):
+        return None
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
 def columns(path: Path) -> list[str]:
-    """Column names of a data file (SeriesError when it cannot be read)."""
+    """Column names of a data file (SeriesError when it cannot be read). Read once per file version: every data
+    source naming the file asks, at validation and again when it is read."""
+    version = _version(path)
+    return list(_columns_of(*version) if version else _columns(path))
+
+
+@lru_cache(maxsize=64)
+def _columns_of(path: str, _mtime_ns: int, _size: int) -> tuple[str, ...]:
+    return tuple(_columns(Path(path)))
+
+
+def _columns(path: Path) -> list[str]:
     problem = file_problem(path)
     if problem:
         raise SeriesError(problem)
@@ -141,21 +162,32 @@ def read_columns(path: Path, time_column: str, column: str) -> RawColumns:
 
 
 def _read_csv(path: Path, time_column: str, column: str) -> RawColumns:
-    try:
-        # every column is read (not usecols): only then does pandas refuse a row with more fields than the header
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False,
-                            encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SeriesError(f"{_where(path)} is not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise SeriesError(f"{_where(path)} cannot be parsed as CSV: {str(exc).strip()}; every line needs as many "
-                          "comma-separated fields as the header") from None
+    version = _version(path)
+    frame = _csv_text_of(*version) if version else _csv_text(path)  # never modified: a cached frame is shared
     lines = np.arange(len(frame)) + 2
     times = frame[time_column].fillna("").str.strip()
     text = frame[column].fillna("").str.strip()
     keep = (times != "") | (text != "")  # blank lines carry nothing
     times, text, lines = times[keep], text[keep], lines[keep.to_numpy()]
     return RawColumns(times.reset_index(drop=True), _numbers(text, lines, path, column, "line"), lines, "line")
+
+
+@lru_cache(maxsize=8)
+def _csv_text_of(path: str, _mtime_ns: int, _size: int) -> pd.DataFrame:
+    """A CSV file's cells as text, once per file version: a file often holds several data sources' columns."""
+    return _csv_text(Path(path))
+
+
+def _csv_text(path: Path) -> pd.DataFrame:
+    try:
+        # every column is read (not usecols): only then does pandas refuse a row with more fields than the header
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False,
+                           encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SeriesError(f"{_where(path)} is not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise SeriesError(f"{_where(path)} cannot be parsed as CSV: {str(exc).strip()}; every line needs as many "
+                          "comma-separated fields as the header") from None
 
 
 def _read_parquet(path: Path, time_column: str, column: str) -> RawColumns:

@@ -71,6 +71,7 @@ class Inputs:
     reports: dict[str, SeriesReport] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     _cache: dict[object, np.ndarray] = field(default_factory=dict)
+    _first: dict[object, str] = field(default_factory=dict)  # cache key -> the name it was first read for
 
     def values(self, ref: float | SeriesRef | None, default: float = 0.0) -> np.ndarray:
         """The value of a number-or-series field on every interval of the horizon (always finite: a NaN that
@@ -89,15 +90,24 @@ class Inputs:
         return out
 
     def source(self, name: str) -> np.ndarray:
-        """Values of a data source; sources with identical definitions are read (or forecast) once."""
-        src = self.loaded.portfolio.data_sources[name]
-        if src not in self._cache:
-            self._cache[src] = self._load(name)
+        """Values of a data source; sources reading the same column of the same file the same way (their
+        descriptions may differ, e.g. one file named by several pilots) are read, or forecast, once."""
+        key = self._key(name)
+        if key not in self._cache:
+            self._cache[key] = self._load(name)
+            self._first[key] = name
         else:
-            first = next(n for n, s in self.loaded.portfolio.data_sources.items() if s == src and n in self.models)
+            first = self._first[key]
             self.reports.setdefault(name, self.reports[first])
             self.models.setdefault(name, self.models[first])
-        return self._cache[src]
+        return self._cache[key]
+
+    def _key(self, name: str) -> tuple:
+        """What the values of a data source depend on: its file, column, time column, unit, time zone and kind,
+        and for history whether it is forecast as PV or as load."""
+        src = self.loaded.portfolio.data_sources[name]
+        pv = src.kind == "history" and self._feeds_pv(name)
+        return (str(src.path), src.column, src.time_column, src.unit, src.timezone, src.kind, pv)
 
     def _load(self, name: str) -> np.ndarray:
         src = self.loaded.portfolio.data_sources[name]

@@ -1,4 +1,5 @@
-"""Which stored schedule run is in force: the newest of the day whose intervals contain a time."""
+"""Which stored schedule run is in force: the newest of the day whose intervals contain a time, else (a rolling
+horizon crosses midnight) the newest of an earlier day whose intervals contain it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from flexopt.adapters.base import utcnow
-from flexopt.runs.store import completed_runs
+from flexopt.runs.store import LOOKBACK_DAYS, completed_runs, run_span, runs_in_force_order
 
 SCHEDULE_KINDS = ("intraday", "day-ahead")
 
@@ -63,16 +64,24 @@ def _covers(run: ScheduleRun, at: dt.datetime) -> bool:
 def find_schedule_run(store: Path, portfolio_name: str, day: dt.date, at: dt.datetime | None = None) -> ScheduleRun:
     """The last completed run (intraday or day-ahead) of a local day in the store; with ``at``, the last one
     whose intervals contain it (an intraday run written before its first interval leaves the earlier run in
-    force). A run that cannot be read is passed over and named in the error when nothing else fits."""
-    runs = completed_runs(store, portfolio_name, day, SCHEDULE_KINDS)
+    force), else the last run of the nearest earlier day that contains it (an intraday run of yesterday whose
+    horizon reaches past midnight). A run of the day always wins over one of an earlier day. A run that cannot
+    be read is passed over and named in the error when nothing else fits."""
+    own = completed_runs(store, portfolio_name, day, SCHEDULE_KINDS)
+    runs = own if at is None else runs_in_force_order(store, portfolio_name, day, SCHEDULE_KINDS)
+    missing = ScheduleNotFound(
+        f"no schedule for {portfolio_name} on {day.isoformat()} in {store} (looked for "
+        f"{'/'.join(SCHEDULE_KINDS)} runs of that day" + ("" if at is None else
+                                                         f", and of the {LOOKBACK_DAYS} days before covering "
+                                                         f"{at.isoformat()}")
+        + f"); run `flexopt schedule day-ahead ... --date {day.isoformat()}` or pass --run RUN_DIR")
     if not runs:
-        raise ScheduleNotFound(
-            f"no schedule for {portfolio_name} on {day.isoformat()} in {store} (looked for "
-            f"{'/'.join(SCHEDULE_KINDS)} runs); run `flexopt schedule day-ahead ... --date {day.isoformat()}` "
-            "or pass --run RUN_DIR"
-        )
+        raise missing
     unreadable = []
     for path in runs:
+        span = run_span(path) if at is not None else None
+        if span is not None and not span[0] <= at < span[1]:
+            continue  # its run.json says it does not reach `at`: no need to read its schedule
         try:
             candidate = load_schedule_run(path)
         except ScheduleNotFound as exc:
@@ -80,6 +89,8 @@ def find_schedule_run(store: Path, portfolio_name: str, day: dt.date, at: dt.dat
             continue
         if at is None or _covers(candidate, at):
             return candidate
+    if not own:
+        raise missing
     covers = "" if at is None else f" covers {at.isoformat()}"
     raise ScheduleNotFound(f"no schedule run for {portfolio_name} on {day.isoformat()} in {store}{covers} "
                            f"(newest: {runs[0]})" + "".join(f"; {u}" for u in unreadable))

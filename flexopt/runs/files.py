@@ -21,13 +21,17 @@ def write_frame(frame: pd.DataFrame, directory: Path, stem: str) -> list[Path]:
     parquet = directory / f"{stem}.parquet"
     csv = directory / f"{stem}.csv"
     frame.to_parquet(parquet, index=False)
-    text = frame.copy()
-    for col in TIME_COLUMNS:
-        if col in text:
-            text[col] = text[col].dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d\d)(\d\d)$", r"\1:\2",
-                                                                                   regex=True)
+    text = frame.assign(**{col: iso_text(frame[col]) for col in TIME_COLUMNS if col in frame})
     text.to_csv(csv, index=False, float_format="%.6g")
     return [parquet, csv]
+
+
+def iso_text(times: pd.Series) -> pd.Series:
+    """ISO 8601 with the offset written ``+00:00``. Each distinct time is formatted once: a schedule repeats the
+    horizon's few hundred times over every asset."""
+    codes, distinct = pd.factorize(times)
+    text = pd.Index(distinct).strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d\d)(\d\d)$", r"\1:\2", regex=True)
+    return pd.Series(text.to_numpy(dtype=object)[codes], index=times.index, name=times.name)
 
 
 def write_json(data: dict[str, Any], path: Path) -> Path:

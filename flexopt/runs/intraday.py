@@ -26,7 +26,7 @@ import pandas as pd
 
 from flexopt.config.loader import LoadedPortfolio
 from flexopt.runs.measured import Measured, iso, measured_states
-from flexopt.runs.store import completed_runs
+from flexopt.runs.store import run_span, runs_in_force_order
 from flexopt.telemetry.db import TelemetryDB
 
 
@@ -90,13 +90,15 @@ def state_at(states: pd.DataFrame, loaded: LoadedPortfolio, start: dt.datetime) 
 
 def stored_states(loaded: LoadedPortfolio, store: Path, day: dt.date,
                   start: dt.datetime) -> dict[str, tuple[dict[str, float], str]]:
-    """Each asset's states at ``start`` from the newest stored run of the day that holds them, with that run's
-    folder. A run covers ``start`` when one of its intervals ends there: a re-run from the same interval finds the
-    run before it. Runs written before ``states.parquet`` existed hold none."""
+    """Each asset's states at ``start`` from the newest stored run in force that holds them (of ``day``, else of an
+    earlier day whose horizon reaches past midnight), with that run's folder. A run covers ``start`` when one of its
+    intervals ends there: a re-run from the same interval finds the run before it. Runs written before
+    ``states.parquet`` existed hold none."""
     out: dict[str, tuple[dict[str, float], str]] = {}
-    for run in completed_runs(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead")):
-        if not (run / "states.parquet").is_file():
-            continue
+    for run in runs_in_force_order(store, loaded.portfolio.portfolio.name, day, ("intraday", "day-ahead")):
+        span = run_span(run)
+        if not (run / "states.parquet").is_file() or (span is not None and not span[0] < start <= span[1]):
+            continue  # no interval of it ends at `start`
         for asset_id, values in state_at(pd.read_parquet(run / "states.parquet"), loaded, start).items():
             out.setdefault(asset_id, (values, str(run)))
     return out

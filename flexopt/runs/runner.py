@@ -7,9 +7,12 @@ is what is measured.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,15 @@ from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfoli
 from flexopt.data.checks import check_inputs
 from flexopt.data.inputs import Horizon, Inputs
 from flexopt.runs.files import write_frame, write_json
-from flexopt.runs.store import StorageError, new_run, sha256_of
+from flexopt.runs.horizon import HorizonPlan, plan_horizon
+from flexopt.runs.intraday import StartStates
+from flexopt.runs.locks import held
+from flexopt.runs.store import StorageError, check_writable, new_run, schedule_lock_path, sha256_of
+from flexopt.scheduling.gc_pause import gc_paused
 from flexopt.version import __version__
+
+StateResolver = Callable[[LoadedPortfolio], StartStates]  # intraday: the start states, read under the lock
+DEFAULT_WAIT_S = 60.0
 
 
 @dataclass
@@ -39,6 +49,9 @@ class RunRequest:
     # intraday: run.json's initial_state (per asset source, at, values, reason) and how telemetry was looked up
     state_record: dict[str, dict] = field(default_factory=dict)
     state_telemetry: dict | None = None
+    horizon_h: float | None = None  # None: day-ahead its local day, intraday DEFAULT_INTRADAY_H (runs/horizon.py)
+    wait_s: float = DEFAULT_WAIT_S  # longest wait for another schedule run of the portfolio in the same store
+    resolve_state: StateResolver | None = None  # the start states from the store, read under the lock
 
 
 @dataclass
@@ -50,33 +63,76 @@ class RunOutcome:
 
 
 def horizon_for(loaded: LoadedPortfolio, request: RunRequest) -> Horizon:
-    info = loaded.portfolio.portfolio
-    if request.start is None:
-        return Horizon.for_day(request.day, info.timezone, info.resolution_min)
-    end = dt.datetime.combine(request.day + dt.timedelta(days=1), dt.time())
-    return Horizon.between(request.start, end, info.timezone, info.resolution_min)
+    """The intervals the run schedules (rules: :mod:`flexopt.runs.horizon`)."""
+    return plan_horizon(loaded, request.kind, request.day, request.start, request.horizon_h).horizon
 
 
-def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _m: None) -> RunOutcome:
-    """Load, check the destination, read the data, solve, write. The destination is claimed right after the
-    portfolio file is read, so an unusable ``--store`` or ``--out`` fails before data are read or solved;
-    a versioned run gets its number only when it is complete (concurrent runs all land)."""
-    from flexopt.scheduling.problem import schedule
-    from flexopt.solver.options import SolveOptions
+def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _m: None,
+                 warn: Callable[[str], None] | None = None) -> RunOutcome:
+    """Load, take the store's lock, read the start states, check the destination, read the data, solve, write.
 
+    A run that writes a version into the store holds the portfolio's schedule lock from before it reads the
+    start states until its version is in place, so runs from cron never overlap: a second one waits at most
+    ``request.wait_s`` and then raises :class:`flexopt.runs.locks.LockBusy` before any work. The destination is
+    claimed before data are read or solved; a versioned run gets its number only when it is complete."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     progress(f"loading {request.portfolio_path}")
     loaded = load_portfolio(request.portfolio_path)
+    with _lock(loaded, request, progress) as waited_s, gc_paused():  # rest of the run too (forecasts, frames)
+        timings["wait"] = waited_s
+        outcome = _run_locked(request, loaded, progress, warn or progress, timings, t0)
+    progress(f"written {outcome.directory}")
+    return outcome
+
+
+@contextmanager
+def _lock(loaded: LoadedPortfolio, request: RunRequest, progress: Callable[[str], None]) -> Iterator[float]:
+    """The portfolio's schedule lock in the store, for runs that write a version there; none for ``--out``."""
+    if request.out is not None:
+        yield 0.0
+        return
+    check_writable(request.store, "--store")
+    path = schedule_lock_path(request.store, loaded.portfolio.portfolio.name)
+    what = f"schedule {request.kind} {request.day}" + (f" from {request.start:%H:%M}" if request.start else "")
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
+             "since_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    with held(path, request.wait_s, owner, on_wait=progress) as waited_s:
+        yield waited_s
+
+
+def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable[[str], None],
+                warn: Callable[[str], None], timings: dict[str, float], t0: float) -> RunOutcome:
+    from flexopt.scheduling.problem import schedule
+    from flexopt.solver.options import SolveOptions
+
+    t_state = time.perf_counter()
+    if request.resolve_state is not None:
+        found = request.resolve_state(loaded)
+        request.initial_state, request.state_source = found.values, found.source
+        request.state_warnings, request.state_record = found.warnings, found.record
+        counts = ", ".join(f"{found.count(s)} from {s}" for s in ("telemetry", "schedule", "file", "config")
+                           if found.count(s))
+        progress(f"asset states: {counts or 'none needed'}")
+        for text in found.warnings:
+            warn(text)
+    timings["state"] = time.perf_counter() - t_state
     problems = check_inputs(loaded)  # every file whole, as validate does: bad data fails before anything runs
     if problems:
         raise PortfolioError(problems)
-    horizon = horizon_for(loaded, request)
+    plan = plan_horizon(loaded, request.kind, request.day, request.start, request.horizon_h)
+    horizon = plan.horizon
+    progress(f"horizon {horizon.local[0]:%Y-%m-%d %H:%M} to {horizon.ends[-1].tz_convert(horizon.tz):%Y-%m-%d %H:%M}"
+             f" ({horizon.n} intervals)")
+    for note in plan.notes:
+        progress(f"horizon {note}")
     inputs = Inputs(loaded, horizon)
     with new_run(request.store, loaded.portfolio.portfolio.name, request.day, request.kind,
                  request.out) as target:
         for leftover in target.cleaned:
             progress(str(leftover))
+        timings["load"] = time.perf_counter() - t0 - timings["state"] - timings["wait"]
+        t_inputs = time.perf_counter()
         used = {name for _, name in series_refs(loaded.portfolio)}
         sources = loaded.portfolio.data_sources
         progress(f"reading {len(used)} data sources")
@@ -85,11 +141,11 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
                 if sources[name].kind == "history":
                     progress(f"forecasting {name} from its history")
                 inputs.source(name)
-        timings["load"] = time.perf_counter() - t0
+        timings["inputs"] = time.perf_counter() - t_inputs
 
         options = SolveOptions(mip_gap=request.mip_gap, time_limit_s=request.time_limit_s, threads=request.threads)
         result = schedule(loaded, inputs, options, initial_state=request.initial_state or None, progress=progress)
-        for stage in ("build", "solve", "extract"):
+        for stage in ("build", "translate", "solve", "extract"):
             timings[stage] = float(result.kpis.get("timings_s", {}).get(stage, float("nan")))
 
         t_write = time.perf_counter()
@@ -104,15 +160,14 @@ def run_schedule(request: RunRequest, progress: Callable[[str], None] = lambda _
             timings["total"] = time.perf_counter() - t0
             kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}
             write_json(kpis, tmp / "kpis.json")
-            write_json(_run_record(loaded, request, horizon, inputs, options, written), tmp / "run.json")
+            write_json(_run_record(loaded, request, plan, inputs, options, written), tmp / "run.json")
         except OSError as exc:
             raise StorageError(f"cannot write the run in {tmp.parent}: {exc.strerror or exc}") from None
         directory = target.commit()
-    progress(f"written {directory}")
     return RunOutcome(directory=directory, result=result, kpis=kpis, timings_s=timings)
 
 
-def _run_record(loaded: LoadedPortfolio, request: RunRequest, horizon: Horizon, inputs: Inputs, options,
+def _run_record(loaded: LoadedPortfolio, request: RunRequest, plan: HorizonPlan, inputs: Inputs, options,
                 written: list[Path]) -> dict:
     sources = {}
     for name, src in loaded.portfolio.data_sources.items():
@@ -130,9 +185,8 @@ def _run_record(loaded: LoadedPortfolio, request: RunRequest, horizon: Horizon, 
         "portfolio": {"name": loaded.portfolio.portfolio.name, "path": str(loaded.path),
                       "files": [str(p) for p in loaded.files], "sha256": sha256_of(loaded.files)},
         "date": request.day.isoformat(),
-        "timezone": horizon.tz,
-        "horizon": {"start_utc": horizon.index[0].isoformat(), "end_utc": horizon.ends[-1].isoformat(),
-                    "intervals": horizon.n, "resolution_min": round(horizon.dt_h * 60)},
+        "timezone": plan.horizon.tz,
+        "horizon": plan.record(),
         "options": {"mip_gap": options.mip_gap, "time_limit_s": options.time_limit_s, "threads": options.threads},
         "initial_state": request.state_record or request.initial_state, "initial_state_source": request.state_source,
         "initial_state_warnings": request.state_warnings,

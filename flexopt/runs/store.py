@@ -26,6 +26,8 @@ from flexopt.runs.tempdirs import Leftover, TempDir, clean_stale, fsync_path
 SLUG_MAX = 64  # characters of a portfolio's folder name, hash suffix included
 VERSION_FILE = "version.json"
 LOCK_FILE = ".lock"
+SCHEDULE_LOCK_FILE = ".schedule.lock"  # one per portfolio and store: schedule runs one at a time
+LOOKBACK_DAYS = 8  # runs of up to this many days before a day may still cover it (horizons up to a week)
 _VERSION = re.compile(r"v(\d+)")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # temporary names of flexopt before owned temp folders: runs .v001.<random>/, dispatch records .round-<random>.json
@@ -104,6 +106,26 @@ def completed_runs(store: Path, portfolio: str, day: dt.date, kinds: tuple[str, 
         return seq, (p / "run.json").stat().st_mtime if seq == 0 else 0.0, int(p.name[1:])
 
     return sorted(runs, key=key, reverse=True)
+
+
+def runs_in_force_order(store: Path, portfolio: str, day: dt.date,
+                        kinds: tuple[str, ...] = ("intraday", "day-ahead")) -> list[Path]:
+    """Where to look for the run in force on a local ``day``: the day's own complete runs, newest first, then
+    those of each earlier day (a rolling horizon crosses midnight), newest day first. A run of the day always
+    wins over a run of an earlier day that also covers the time; callers keep the first that covers it."""
+    return [run for back in range(LOOKBACK_DAYS + 1)
+            for run in completed_runs(store, portfolio, day - dt.timedelta(days=back), kinds)]
+
+
+def run_span(run: Path) -> tuple[dt.datetime, dt.datetime] | None:
+    """(start, end) in UTC of a run's horizon from its run.json; None when it cannot be read."""
+    try:
+        horizon = json.loads((run / "run.json").read_text(encoding="utf-8"))["horizon"]
+        start = dt.datetime.fromisoformat(horizon["start_utc"])
+        end = dt.datetime.fromisoformat(horizon["end_utc"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (start, end) if start.tzinfo and end.tzinfo else None
 
 
 def latest_version_dir(store: Path, portfolio: str, day: dt.date, kinds: tuple[str, ...]) -> Path | None:
@@ -217,6 +239,18 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
         target.commit()
     finally:
         target.close()
+
+
+def schedule_lock_path(store: Path, portfolio: str) -> Path:
+    """``<store>/<portfolio slug>/.schedule.lock``, its folder created: the lock schedule runs take."""
+    folder = store / portfolio_slug(portfolio)
+    path = folder / SCHEDULE_LOCK_FILE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+    except OSError as exc:
+        raise StorageError(f"--store {store}: cannot create {path} ({exc.strerror or exc})") from None
+    return path
 
 
 def sha256_of(paths: list[Path]) -> str:

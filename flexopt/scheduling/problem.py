@@ -20,6 +20,7 @@ from flexopt.data.inputs import Inputs
 from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext, linear
 from flexopt.models.registry import formulation_for
 from flexopt.models.violations import Violation
+from flexopt.scheduling.gc_pause import gc_paused
 from flexopt.scheduling.grid import GridModel, empty_site_terms, group_site_terms, point_data, site_data
 from flexopt.scheduling.kpis import compute_kpis
 from flexopt.scheduling.setpoints import device_setpoint
@@ -57,6 +58,12 @@ def schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | No
              initial_state: dict[str, dict] | None = None,
              progress: Callable[[str], None] | None = None) -> ScheduleResult:
     """Optimise the portfolio over ``inputs.horizon``; raise SolveError when HiGHS gives no schedule."""
+    with gc_paused():
+        return _schedule(loaded, inputs, options, initial_state=initial_state, progress=progress)
+
+
+def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | None, *,
+              initial_state: dict[str, dict] | None, progress: Callable[[str], None] | None) -> ScheduleResult:
     options = options or SolveOptions()
     say = progress or (lambda _msg: None)
     pf, horizon = loaded.portfolio, inputs.horizon

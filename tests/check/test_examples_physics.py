@@ -5,7 +5,8 @@ of household history before it), spring DST 2024-03-31 (92 quarter-hours) and au
 bundled prices end 2024-07-29: the autumn day runs on a copy of the examples in tmp_path whose price file is
 extended by a clearly labelled copy of the real prices 364 days earlier (same weekday, 2023-10-29 was the autumn
 DST day too). The bundled data are never changed. Intraday: from 12:00 on the negative-price day, then again from
-the same interval into the same store.
+the same interval into the same store (24 h each, across midnight). Rolling horizons: 24 h from 14:00 across both
+DST nights, 48 h from a midnight, and a day whose next day has no prices (shortened to its end).
 
 all_pilots (every device of the six files) runs on every day; each pilot file alone (its own tariff, time zone and
 congestion points) on the summer, negative-price and autumn DST days. Run time: see docs/check.md.
@@ -14,6 +15,7 @@ congestion points) on the summer, negative-price and autumn DST days. Run time: 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -115,4 +117,28 @@ def intraday_runs(tmp_path_factory) -> list[Path]:
 @pytest.mark.parametrize("which", [1, 2], ids=["intraday", "intraday-rerun"])
 def test_intraday_run_passes_the_physics_check(which, intraday_runs):
     breaches = _unreported(EXAMPLES / "all_pilots.yaml", intraday_runs[which])
+    assert not breaches, f"{len(breaches)} unreported breach runs:\n" + "\n".join(breaches)
+
+
+# Rolling horizons on all_pilots: 24 h from 14:00 across both DST nights, two whole days from a midnight, and an
+# afternoon whose next day has no prices yet (the horizon is shortened to the day's end, and says so).
+ROLLING = [("intraday", dt.datetime(2024, 10, 26, 14), None, 96),
+           ("intraday", dt.datetime(2024, 3, 30, 14), None, 96),
+           ("day-ahead", dt.datetime(2024, 6, 25), 48.0, 192),
+           ("intraday", dt.datetime(2024, 7, 29, 14), None, 40)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "start", "hours", "intervals"), ROLLING,
+                         ids=[f"{k}-{s:%Y-%m-%dT%H}" for k, s, _, _ in ROLLING])
+def test_rolling_horizon_run_passes_the_physics_check(kind, start, hours, intervals, extended_examples, tmp_path):
+    portfolio = _portfolio("all_pilots", start.date() + dt.timedelta(days=1), extended_examples)
+    if start.date() == dt.date(2024, 7, 29):
+        portfolio = EXAMPLES / "all_pilots.yaml"  # the bundled prices end that day
+    local = start.replace(tzinfo=load_portfolio(portfolio).portfolio.tz)
+    outcome = run_schedule(RunRequest(portfolio_path=portfolio, kind=kind, day=start.date(), horizon_h=hours,
+                                      start=local if kind == "intraday" else None, out=tmp_path / "run"))
+    horizon = json.loads((outcome.directory / "run.json").read_text())["horizon"]
+    assert horizon["intervals"] == intervals and horizon["shortened"] == (intervals == 40)
+    breaches = _unreported(portfolio, outcome.directory)
     assert not breaches, f"{len(breaches)} unreported breach runs:\n" + "\n".join(breaches)

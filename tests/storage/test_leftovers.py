@@ -66,41 +66,46 @@ def release(proc, kit) -> str:
 
 
 def test_killed_run_is_cleaned_and_a_live_writer_is_left_alone(tiny, kit, tmp_path):
+    """Schedule runs of one portfolio and store take turns (the store's schedule lock), so the live writer here is
+    a run paused while the next run's clean-up (that of a dispatch round: clean_leftovers) looks at its folder."""
+    from flexopt.runs.store import clean_leftovers
+
     store = tmp_path / "runs"
     day = dt.date.fromisoformat(kit.day)
     kind_dir = store / "tiny" / kit.day / "day-ahead"
 
+    killed = kit.start_script(PAUSED_RUN, str(tiny), kit.day, str(store))
+    killed_tmp = kit.wait_for_line(killed, "PAUSED ")
+    kill(killed)  # the kernel drops its locks, the store's schedule lock included
+    assert os.path.isdir(killed_tmp) and os.path.basename(killed_tmp).startswith(TEMP_PREFIX)
+    assert (kind_dir / os.path.basename(killed_tmp) / "schedule.parquet").is_file()  # half a run, hidden
+    assert latest_version_dir(store, "tiny", day, ("day-ahead",)) is None
+    # the earlier scheme's temp folders on another day: one untouched for two days, one fresh
+    other_day = store / "tiny" / "2024-06-11" / "intraday"
+    old, fresh = other_day / ".v001.abc123", other_day / ".v002.def456"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / "schedule.csv").write_text("half")
+    two_days_ago = dt.datetime.now().timestamp() - 2 * 86400
+    for path in (old / "schedule.csv", old):
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    messages = []
+    outcome = run_schedule(RunRequest(portfolio_path=tiny, kind="day-ahead", day=day, store=store, wait_s=0),
+                           messages.append)
+    assert outcome.directory == kind_dir / "v001"
+    assert not os.path.exists(killed_tmp)
+    assert any(m.startswith(f"removed leftover {killed_tmp}") and f"pid {killed.pid}" in m and "is gone" in m
+               for m in messages), messages
+    assert not old.exists() and fresh.exists()
+    assert any(m.startswith(f"removed leftover {old}") and "changed for 48 h" in m for m in messages), messages
+
     live = kit.start_script(PAUSED_RUN, str(tiny), kit.day, str(store))
     try:
         live_tmp = kit.wait_for_line(live, "PAUSED ")
-        killed = kit.start_script(PAUSED_RUN, str(tiny), kit.day, str(store))
-        killed_tmp = kit.wait_for_line(killed, "PAUSED ")
-        kill(killed)
-        assert os.path.isdir(killed_tmp) and os.path.basename(killed_tmp).startswith(TEMP_PREFIX)
-        assert (kind_dir / os.path.basename(killed_tmp) / "schedule.parquet").is_file()  # half a run, hidden
-        assert latest_version_dir(store, "tiny", day, ("day-ahead",)) is None
-        # the earlier scheme's temp folders on another day: one untouched for two days, one fresh
-        other_day = store / "tiny" / "2024-06-11" / "intraday"
-        old, fresh = other_day / ".v001.abc123", other_day / ".v002.def456"
-        for folder in (old, fresh):
-            folder.mkdir(parents=True)
-            (folder / "schedule.csv").write_text("half")
-        two_days_ago = dt.datetime.now().timestamp() - 2 * 86400
-        for path in (old / "schedule.csv", old):
-            os.utime(path, (two_days_ago, two_days_ago))
-
-        messages = []
-        outcome = run_schedule(RunRequest(portfolio_path=tiny, kind="day-ahead", day=day, store=store),
-                               messages.append)
-        assert outcome.directory == kind_dir / "v001"
-        assert not os.path.exists(killed_tmp)
-        assert any(m.startswith(f"removed leftover {killed_tmp}") and f"pid {killed.pid}" in m and "is gone" in m
-                   for m in messages), messages
+        assert clean_leftovers(store, "tiny") == []  # its writer holds its folder's lock
         assert os.path.isdir(live_tmp) and (kind_dir / os.path.basename(live_tmp) / OWNER_FILE).is_file()
-        assert not old.exists() and fresh.exists()
-        assert any(m.startswith(f"removed leftover {old}") and "changed for 48 h" in m for m in messages), messages
-
-        # the live writer finishes after a later run: it lands as the next version and is the newest
+        # the live writer finishes: it lands as the next version and is the newest
         assert release(live, kit) == str(kind_dir / "v002")
     finally:
         if live.poll() is None:
