@@ -48,7 +48,7 @@ def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
 
 async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
                    duration_s: float | None, options: Any, connect_wait_s: float, console: Console,
-                   telemetry: Any = None) -> int:
+                   telemetry: Any = None, every_s: float | None = None) -> int:
     """Run the rounds; returns how many critical alarms were raised. With ``telemetry`` (a
     :class:`flexopt.telemetry.RoundSync`), each round's record is then stored in the telemetry database too."""
     import flexopt.operations as ops
@@ -96,7 +96,8 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                     console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
             if once or stop.is_set():
                 break
-            nxt = ops.next_boundary(utcnow(), resolution)
+            nxt = (utcnow() + dt.timedelta(seconds=every_s) if every_s
+                   else ops.next_boundary(utcnow(), resolution))
             wait = (nxt - utcnow()).total_seconds()
             if deadline is not None and time.monotonic() + wait > deadline:
                 with contextlib.suppress(TimeoutError):  # no round left before the end: just wait it out
@@ -128,6 +129,8 @@ def register(app: typer.Typer) -> None:
         once: bool = typer.Option(False, "--once", help="one round, then exit (cron)"),
         duration: float | None = typer.Option(None, "--duration", min=0.0, help="without --once: stop after S "
                                               "seconds (default: run until Ctrl-C/SIGTERM)"),
+        every: float | None = typer.Option(None, "--every", min=0.1, help="without --once: a round every S seconds "
+                                           "instead of at every interval boundary (commissioning, tests)"),
         settle_s: float = typer.Option(5.0, "--settle-s", min=0.0, help="wait between sending and reading back"),
         connect_wait_s: float = typer.Option(15.0, "--connect-wait-s", min=0.0,
                                              help="how long OCPP chargers get to connect to the central system"),
@@ -153,6 +156,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_INVALID) from None
         loaded = load_or_exit(portfolio)
         pf = loaded.portfolio
+        if every is not None and once:
+            typer.echo("--every is for a continuous dispatch, not with --once", err=True)
+            raise typer.Exit(EXIT_INVALID)
         if at is not None and not once:
             typer.echo("--at needs --once (a continuous dispatch always follows the clock)", err=True)
             raise typer.Exit(EXIT_INVALID)
@@ -183,7 +189,8 @@ def register(app: typer.Typer) -> None:
         try:
             critical = asyncio.run(_session(pf, store=store, run=run, at=t if once else None, once=once,
                                             duration_s=duration, options=options, connect_wait_s=connect_wait_s,
-                                            console=console, telemetry=RoundSync(database, pf.portfolio.name)))
+                                            console=console, telemetry=RoundSync(database, pf.portfolio.name),
+                                            every_s=every))
         finally:
             database.close()
         if fail_on_alarm and critical:
