@@ -40,12 +40,16 @@ def secret_refs(portfolio: Any) -> list[SecretRef]:
 
 
 def missing_secrets(portfolio: Any) -> list[str]:
-    """One line per unset (or empty) variable, naming it and the assets that need it; never a value."""
-    missing: dict[str, list[str]] = {}
+    """One line per variable that is unset, empty or unusable (a hex key that is not hex), naming it and the
+    assets that need it; never a value."""
+    problems: dict[tuple[str, str], list[str]] = {}
     for ref in secret_refs(portfolio):
-        if ref.value() is None:
-            missing.setdefault(ref.env, []).append(f"{ref.asset_id} ({ref.field})")
-    return [f"environment variable {env} is not set (needed by {', '.join(users)})" for env, users in missing.items()]
+        value = ref.value()
+        why = "is not set" if value is None else ref.endpoint.secret_problem(ref.field, value)
+        if why is not None:
+            problems.setdefault((ref.env, why), []).append(f"{ref.asset_id} ({ref.field})")
+    return [f"environment variable {env} {why} (needed by {', '.join(users)})" for (env, why), users in
+            problems.items()]
 
 
 def register_portfolio_secrets(portfolio: Any) -> int:

@@ -74,6 +74,10 @@ class EndpointBase(BaseModel):
         """The bytes a secret goes out as when they are not its UTF-8 text (a hex-encoded key), else None."""
         return None
 
+    def secret_problem(self, field: str, value: str) -> str | None:
+        """Why a set secret cannot be used (``not hex``), never quoting it; None when it can."""
+        return None
+
 
 @dataclass(frozen=True)
 class Protocol:
