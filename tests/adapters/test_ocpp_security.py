@@ -19,6 +19,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from flexopt.adapters.base import Setpoint, SetpointLimits
+from flexopt.adapters.factory import adapters_for_portfolio
 from flexopt.adapters.ocpp_adapter import OcppAdapter
 from flexopt.adapters.ocpp_auth import basic_password, charger_id, server_tls_context
 from flexopt.adapters.ocpp_central import CentralSystem
@@ -26,6 +27,7 @@ from flexopt.adapters.sim.charge_point import SimChargePoint
 from flexopt.adapters.sim.util import free_port
 from flexopt.cli import app
 from flexopt.config.endpoints import OcppEndpoint
+from flexopt.config.portfolio import Portfolio
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"
 LIMITS = SetpointLimits(0.0, 11.0, "kW")
@@ -201,16 +203,28 @@ async def test_profile_2_tls_and_basic(peer_installed, pki, monkeypatch):
 
 
 async def test_profile_3_client_certificates(peer_installed, pki):
-    """A certificate signed by the configured CA and issued to the charger's id connects; none, another CA's, or
-    one issued to another id does not."""
+    """The central system as a portfolio configures it (TLS, the chargers' CA, the path /ocpp/): a certificate
+    signed by that CA and issued to the charger's id (CN or subjectAltName) connects; none, another CA's, one issued
+    to another id, or the right one at another path does not."""
     d, ca, other = pki["dir"], pki["ca"], pki["other_ca"]
-    context = server_tls_context(str(pki["server"].cert), str(pki["server"].key), str(ca.cert))
-    async with CentralSystem(ssl_context=context) as central:
-        adapter = OcppAdapter("ev", ep("CP-CERT", "2.0.1", security_profile=3), LIMITS, central)
-        OcppAdapter("ev2", ep("CP-SAN", "2.0.1", security_profile=3), LIMITS, central)
+    evs = [{"id": f"ev{i}", "type": "ev_charger", "max_charge_kw": 11, "endpoint": {
+        "protocol": "ocpp", "charge_point_id": cp, "version": "2.0.1", "security_profile": 3}}
+        for i, cp in enumerate(("CP-CERT", "CP-SAN"))]
+    portfolio = Portfolio.model_validate({
+        "portfolio": {"name": "p3", "timezone": "UTC"}, "tariff": {"import_price_eur_per_kwh": 0.2},
+        "ocpp_central_system": {"host": "127.0.0.1", "port": free_port(), "path": "/ocpp/",
+                                "tls_cert_file": str(pki["server"].cert), "tls_key_file": str(pki["server"].key),
+                                "tls_client_ca_file": str(ca.cert)},
+        "sites": [{"id": "s", "assets": evs}]})
+    central = CentralSystem.for_portfolio(portfolio)
+    assert await central.open() == []
+    try:
+        assert central.url.startswith("wss://") and central.url.endswith("/ocpp")
+        adapters = adapters_for_portfolio(portfolio, {"ocpp": central})
         mine, san = ca.issue(d, "CP-CERT"), ca.issue(d, "serial-0042", dns=("CP-SAN",))
         foreign, someone = other.issue(d, "CP-CERT"), ca.issue(d, "CP-OTHER")
         tls = {"ca": str(ca.cert)}
+        root = central.url.removesuffix("/ocpp")
         peers = {
             "own": await rpc(central, "CP-CERT", "ocpp2.0.1", cert=str(mine.cert), key=str(mine.key), **tls),
             "san": await rpc(central, "CP-SAN", "ocpp2.0.1", cert=str(san.cert), key=str(san.key), **tls),
@@ -219,14 +233,17 @@ async def test_profile_3_client_certificates(peer_installed, pki):
                                  **tls),
             "someone": await rpc(central, "CP-CERT", "ocpp2.0.1", cert=str(someone.cert), key=str(someone.key),
                                  **tls),
+            "no path": await rpc(central, "CP-CERT", "ocpp2.0.1", cert=str(mine.cert), key=str(mine.key),
+                                 endpoint=root, **tls),
         }
         try:
             outcome = {name: await p.wait_for("booted", "refused") for name, p in peers.items()}
             assert outcome["own"]["event"] == "booted" and outcome["san"]["event"] == "booted", outcome
             assert outcome["none"]["status"] == 401 and outcome["someone"]["status"] == 401, outcome
+            assert outcome["no path"]["status"] == 404, outcome
             foreign = outcome["foreign"]
             assert foreign["event"] == "refused" and not isinstance(foreign["status"], int), foreign  # TLS failed
-            assert (await adapter.send_setpoint(Setpoint("ev", 5.0, "kW", profile="default"))).ok
+            assert (await adapters["ev0"].send_setpoint(Setpoint("ev0", 5.0, "kW", profile="default"))).ok
             assert len(peers["own"].calls("SetChargingProfile")) == 1
         finally:
             for p in peers.values():
@@ -239,6 +256,8 @@ async def test_profile_3_client_certificates(peer_installed, pki):
         bare = SimChargePoint("CP-CERT", central.url, "2.0.1", ssl_context=ssl.create_default_context(
             cafile=str(ca.cert)))
         assert await refusal(bare) == 401
+    finally:
+        await central.close()
 
 
 def _portfolio(tmp_path: Path, endpoint: dict, central: dict | None = None) -> Path:

@@ -134,3 +134,33 @@ def test_a_token_echoed_by_a_cloud_is_written_nowhere(tmp_path):
     assert any(name.endswith("telemetry.sqlite3") for name in written)
     leaks = [(name, piece) for piece in forbidden(TOKEN) for name, text in written.items() if piece in text]
     assert not leaks, leaks[:5]
+
+
+def test_a_record_written_before_redaction_is_imported_redacted(tmp_path):
+    """A round record that holds the token (written by a flexopt that did not redact) reaches the telemetry database
+    through ``flexopt telemetry import`` without it."""
+    token = f"old/{secrets.token_urlsafe(18)}"
+    doc = {"portfolio": {"name": "echo", "timezone": "UTC"}, "tariff": {"import_price_eur_per_kwh": 0.2},
+           "sites": [{"id": "s", "assets": [cloud_asset("b500", "http://127.0.0.1:9", "POST")]}]}
+    path = tmp_path / "pf.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    store = tmp_path / "runs"
+    folder = store / "echo" / "2024-06-25" / "dispatch"
+    folder.mkdir(parents=True)
+    at = "2024-06-25T12:00:00Z"
+    reason = f'HTTP 500: {{"echo": "Bearer {token}"}}'
+    telemetry = {"asset_id": "b500", "at": at, "connected": False, "quality": "unreachable",
+                 "notes": f"error: {reason}", "extra": {}}
+    record = {"at": at, "interval_start": at, "summary": {"assets": 1, "alarms_critical": 1},
+              "assets": {"b500": {"asset_type": "battery", "site_id": "s", "telemetry": telemetry,
+                                  "command": {"status": "error", "reason": reason}}},
+              "alarms": [{"severity": "critical", "asset_id": "b500", "kind": "error", "reason": reason, "at": at}]}
+    (folder / "20240625T120000Z-1.json").write_text(json.dumps(record))
+    proc = subprocess.run([FLEXOPT, "telemetry", "import", str(path), "--store", str(store), "--date", "2024-06-25"],
+                          capture_output=True, text=True, env=os.environ | {"ECHO_TOKEN": token}, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with sqlite3.connect(store / "telemetry.sqlite3") as db:
+        notes, alarm = db.execute("SELECT r.notes, a.reason FROM readings r, alarms a").fetchone()
+    assert notes == 'error: HTTP 500: {"echo": "Bearer ***"}' and alarm == 'HTTP 500: {"echo": "Bearer ***"}'
+    stored = b"".join(f.read_bytes() for f in store.glob("telemetry.sqlite3*"))
+    assert token.encode() not in stored and token not in proc.stdout + proc.stderr
