@@ -342,3 +342,10 @@ def test_a_dispatch_round_never_shows_an_impostor_as_the_charger(tmp_path, monke
     assert ("ev", "unreachable", "critical") in {(a["asset_id"], a["kind"], a["severity"]) for a in record["alarms"]}
     assert impostor.profile_calls == [] and not impostor.booted.is_set()
     assert "the-real-one" not in res.output
+
+
+def test_simulate_says_it_cannot_serve_certificate_chargers(tmp_path):
+    path = _portfolio(tmp_path, {"security_profile": 3}, {"tls_cert_file": "c.pem", "tls_key_file": "k.pem",
+                                                          "tls_client_ca_file": "ca.pem"})
+    res = CliRunner().invoke(app, ["simulate", str(path), "--duration", "0.1"])
+    assert res.exit_code == 2 and "TLS client certificate (security profile 3)" in res.output
