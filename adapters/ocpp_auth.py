@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-PROFILES = {0: "no authentication", 1: "HTTP Basic", 2: "TLS and HTTP Basic", 3: "TLS client certificate"}
+REFUSED = HTTPStatus.UNAUTHORIZED  # the client did not prove it is the charger
+UNKNOWN = HTTPStatus.NOT_FOUND  # no charger is expected at that path
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,3 @@ def server_tls_context(cert_file: str, key_file: str | None, client_ca_file: str
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
-
-REFUSED = HTTPStatus.UNAUTHORIZED
-UNKNOWN = HTTPStatus.NOT_FOUND

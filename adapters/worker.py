@@ -87,6 +87,8 @@ class WorkerProcess:
         self._readers: list[asyncio.Task] = []
         self._killed_because = ""
         self._closing = False
+        self._recorded: asyncio.subprocess.Process | None = None  # the last child whose end was handled
+        self._last_death = ""
 
     @property
     def alive(self) -> bool:
@@ -192,12 +194,13 @@ class WorkerProcess:
 
     def _died(self, proc: asyncio.subprocess.Process) -> None:
         """The child's stdout closed and it exited: fail its calls, remember the death, set the backoff."""
-        if getattr(proc, "_flexopt_death", None) is not None:
+        if proc is self._recorded:
             return
+        self._recorded = proc
         reason = self._killed_because or exit_reason(proc.returncode)
         if proc.returncode and proc.returncode > 0 and self._stderr:
             reason += f": {self._stderr[-1][:200]}"
-        proc._flexopt_death = reason  # type: ignore[attr-defined]
+        self._last_death = reason
         self.events = {}
         for future in self._pending.values():
             if not future.done():
@@ -225,8 +228,7 @@ class WorkerProcess:
         await self._wait_dead(proc)
 
     def _died_text(self) -> str:
-        last = getattr(self._proc, "_flexopt_death", None) if self._proc is not None else None
-        return f"{self.name} died: {last or 'not running'}"
+        return f"{self.name} died: {self._last_death or 'not running'}"
 
 
 # --- the child's side ----------------------------------------------------------------------------
