@@ -28,19 +28,19 @@ MIN_CORE = 8  # base64 runs shorter than this inside other text are not told apa
 
 
 def _base64_forms(raw: bytes, users: Iterable[str]) -> set[str]:
-    """The secret's bytes in base64 wherever they sit in an encoded text: whole, after ``user:``, and the part of
-    the encoding that only the secret's bytes decide at each of the three alignments."""
+    """The secret's bytes in base64 wherever they sit in an encoded text: whole, after ``user:``, and, at each of
+    the three alignments, every character that only the secret's bits decide (what is left around it are the two
+    characters that mix in a neighbour's bits, at most 4 bits of the secret each)."""
     forms: set[str] = set()
+    bits = 8 * len(raw)
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         forms.add(encode(raw).decode())
         forms.update(encode(user.encode() + b":" + raw).decode() for user in users)
         for shift in range(3):
-            encoded = encode(b"\0" * shift + raw).decode()
-            start = 4 if shift else 0
-            end = 4 * ((shift + len(raw)) // 3)
-            for core in (encoded[start:end], encoded[start:]):  # followed by more text, or at the end (padded)
-                if len(core.rstrip("=")) >= MIN_CORE:
-                    forms.add(core)
+            first, end = -(-8 * shift // 6), (8 * shift + bits) // 6  # characters wholly inside the secret
+            inside = encode(b"\0" * shift + raw + b"\0\0\0").decode()[first:end]
+            at_end = encode(b"\0" * shift + raw).decode()[first:]  # the secret ends the text: padded
+            forms |= {core for core in (inside, at_end) if len(core.rstrip("=")) >= MIN_CORE}
     return {f for f in forms if f}
 
 
