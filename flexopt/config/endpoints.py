@@ -151,6 +151,14 @@ class OcppEndpoint(EndpointBase):
         "AuthorizationKey of 20 raw bytes)")
     charging_rate_unit: Literal["W", "A"] = "W"
 
+    @field_validator("charge_point_id")
+    @classmethod
+    def _one_path_segment(cls, cp_id: str) -> str:
+        if "/" in cp_id or not cp_id.isprintable():
+            raise ValueError(f"{cp_id!r}: a charge point id is the last segment of its URL: no '/' or control "
+                             "characters")
+        return cp_id
+
     @model_validator(mode="after")
     def _authenticates(self) -> OcppEndpoint:
         profile, pw = self.security_profile, self.password_env

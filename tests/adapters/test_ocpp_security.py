@@ -119,6 +119,8 @@ async def test_unauthenticated_only_where_the_endpoint_says_so(peer_installed):
         ep("CP-OPEN")
     with pytest.raises(ValidationError, match="security_profile 0 is no authentication"):
         ep("CP-OPEN", security_profile=0, password_env="X")
+    with pytest.raises(ValidationError, match="no '/'"):
+        ep("site/CP-1", password_env="X")
     async with CentralSystem() as central:
         adapter = OcppAdapter("ev", ep("CP-OPEN", "2.0.1", security_profile=0), LIMITS, central)
         peer = await rpc(central, "CP-OPEN", "ocpp2.0.1")
