@@ -129,6 +129,17 @@ TELEMETRY_FIELDS = (
 BOOL_FIELDS = frozenset({"available", "ev_plugged", "ev_charging"})
 
 
+@dataclass(frozen=True)
+class AdapterEvent:
+    """Something that happened to an adapter between calls and that no result shows: its client process died
+    (``client_crashed``). Dispatch turns each into an alarm of the round (``DeviceAdapter.take_events``)."""
+
+    severity: Literal["critical", "warning"]
+    kind: str
+    reason: str
+    at: dt.datetime = field(default_factory=utcnow)
+
+
 class AdapterError(Exception):
     """Raised inside adapters to end a call with a given status; turned into a result by the base."""
 
@@ -270,6 +281,10 @@ class DeviceAdapter(ABC):
                 quality="unreachable" if status in ("unreachable", "timeout") else "invalid",
                 notes=f"{status}: {reason}",
             )
+
+    def take_events(self) -> list[AdapterEvent]:
+        """The events since the last call of this (each reported once); none for most protocols."""
+        return []
 
     async def __aenter__(self) -> DeviceAdapter:
         await self.connect()

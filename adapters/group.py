@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from flexopt.adapters.base import (
+    AdapterEvent,
     CommandResult,
     CommandStatus,
     DeviceAdapter,
@@ -145,6 +146,11 @@ class GroupAdapter(DeviceAdapter):
         if len(temps) == self.count and all(x is not None and x == x for x in temps):
             return sorted(range(self.count), key=lambda i: (temps[i], self.on_intervals[i], i))
         return sorted(range(self.count), key=lambda i: (self.on_intervals[i], i))
+
+    def take_events(self) -> list[AdapterEvent]:
+        """The devices' events, each naming its device."""
+        return [replace(e, reason=f"{d}: {e.reason}") for d, c in zip(self.devices, self.children, strict=True)
+                for e in c.take_events()]
 
     # --- combining ------------------------------------------------------------------------------
     def _failed(self, setpoint: Setpoint, asset_id: str, status: CommandStatus, reason: str) -> CommandResult:

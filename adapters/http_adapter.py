@@ -28,6 +28,7 @@ from flexopt.adapters.base import (
 )
 from flexopt.adapters.http_mapping import field_for, get_path, render
 from flexopt.config.endpoints import HttpEndpoint, HttpRequestSpec
+from flexopt.config.redaction import excerpt, register_secret
 
 _ACCEPTED = {"accepted", "ok", "success", "succeeded", "applied", "done", "true"}
 _SSL_CONTEXT: ssl.SSLContext | None = None
@@ -54,8 +55,8 @@ def _retry_after_s(response: httpx.Response) -> float | None:
 
 
 def _detail(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text[:200]
+    """The start of an error body for the reason; redacted before it is cut (a body may echo our token)."""
+    return excerpt(response.text, 200)
 
 
 class HttpAdapter(DeviceAdapter):
@@ -76,6 +77,7 @@ class HttpAdapter(DeviceAdapter):
         token = os.environ.get(env)
         if not token:
             raise AdapterError("error", f"environment variable {env} (API token) is not set")
+        register_secret(token)  # never written anywhere, whatever a cloud echoes
         return {"Authorization": f"Bearer {token}"}
 
     def _client_or_new(self) -> httpx.AsyncClient:

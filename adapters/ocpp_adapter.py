@@ -31,9 +31,11 @@ from flexopt.adapters.base import (
     convert,
     utcnow,
 )
+from flexopt.adapters.ocpp_auth import auth_for
 from flexopt.adapters.ocpp_central import CentralSystem, ConnectorState
 from flexopt.adapters.ocpp_profiles import ChargingProfileSpec, Purpose, clear_profile_call, set_profile_call
 from flexopt.config.endpoints import OcppEndpoint
+from flexopt.config.redaction import register_secret
 
 TX_START_GRACE_S = 2.0
 
@@ -67,14 +69,17 @@ class OcppAdapter(DeviceAdapter):
                    phases=getattr(context.asset, "phases", 3))
 
     def register(self) -> None:
-        """Tell the central system to expect this charger (and its password, if any)."""
-        password = None
-        if self.endpoint.password_env:
-            password = os.environ.get(self.endpoint.password_env)
-            if not password:
-                self.last_error = f"environment variable {self.endpoint.password_env} (OCPP password) is not set"
-                password = "\0unset"  # nobody can log in until it is set
-        self.central.register(self.endpoint.charge_point_id, password)
+        """Tell the central system to expect this charger and how it authenticates. A password whose variable is
+        not set refuses every client claiming the charger (never a placeholder anyone could send)."""
+        e = self.endpoint
+        auth = auth_for(e)
+        self.auth_problem = auth.problem
+        if auth.problem:
+            self.last_error = f"charge point {e.charge_point_id} cannot connect: {auth.problem}"
+        elif e.password_env:
+            password = os.environ[e.password_env]
+            register_secret(password, e.secret_bytes("password_env", password), (e.charge_point_id,))
+        self.central.register(e.charge_point_id, auth)
 
     @property
     def cp_id(self) -> str:
@@ -86,7 +91,8 @@ class OcppAdapter(DeviceAdapter):
 
     def _require_connected(self) -> None:
         if not self.central.is_connected(self.cp_id):
-            raise AdapterError("unreachable", f"charge point {self.cp_id} is not connected to the central system")
+            why = f" ({self.auth_problem})" if self.auth_problem else ""
+            raise AdapterError("unreachable", f"charge point {self.cp_id} is not connected to the central system{why}")
 
     def _limit(self, value: float, unit: str) -> float:
         """A value in the limits' unit as a limit in the charger's rate unit (W or A)."""

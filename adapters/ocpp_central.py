@@ -1,6 +1,7 @@
 """flexopt's OCPP central system (CSMS): one websockets server for OCPP 1.6 and 2.0.1 chargers.
 
-It accepts charge points (HTTP Basic auth, OCPP security profile 1; optional TLS), answers their
+It accepts the charge points it expects, each authenticated as its security profile says (``ocpp_auth``:
+HTTP Basic, over TLS, or a TLS client certificate; none only where the portfolio says so), answers their
 BootNotification, Heartbeat, StatusNotification, MeterValues, Start/StopTransaction and
 TransactionEvent, keeps each connector's state, and sends charging profiles on request.
 OCPP adapters (one per charger connector) share one CentralSystem.
@@ -9,17 +10,14 @@ OCPP adapters (one per charger connector) share one CentralSystem.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import datetime as dt
-import hmac
 import logging
 import ssl
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from ocpp.routing import on
@@ -36,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from flexopt.adapters.base import SessionService
+from flexopt.adapters.ocpp_auth import REFUSED, UNKNOWN, ChargerAuth, charger_id, server_tls_context
 from flexopt.adapters.ocpp_meter import parse_meter_values
 from flexopt.config.endpoints import OcppCentralSystem
 
@@ -249,8 +248,9 @@ class _Csms201(Cp201):
 
 
 class CentralSystem(SessionService):
-    """The shared CSMS. ``register()`` the chargers you expect (with their passwords); unknown
-    charge points are refused unless ``allow_unknown``. ``port=0`` picks a free port. It is the OCPP
+    """The shared CSMS. ``register()`` the chargers you expect, each with how it authenticates (a
+    :class:`~flexopt.adapters.ocpp_auth.ChargerAuth`); any other id or path is refused. ``port=0`` picks a free port.
+    Chargers connect at ``<url>/<charge point id>`` (``path`` is what comes before the id). It is the OCPP
     protocol's session service: dispatch builds it with :meth:`for_portfolio` and runs it."""
 
     alarm_kind = "central_system"
@@ -262,15 +262,16 @@ class CentralSystem(SessionService):
         ssl_context: ssl.SSLContext | None = None,
         response_timeout_s: float = 10.0,
         heartbeat_interval_s: int = 300,
-        allow_unknown: bool = False,
+        path: str = "/",
     ) -> None:
         self.host, self.port = host, port
         self.ssl_context = ssl_context
         self.response_timeout_s = response_timeout_s
         self.heartbeat_interval_s = heartbeat_interval_s
-        self.allow_unknown = allow_unknown
+        self.path = path if path.endswith("/") else path + "/"
         self.chargers: dict[str, ChargerState] = {}
-        self._expected: dict[str, str | None] = {}  # charge point id -> password (None = no auth)
+        self._expected: dict[str, ChargerAuth] = {}
+        self._identified: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         self._sessions: dict[str, Cp16 | Cp201] = {}
         self._server: Server | None = None
         self._tx = 0
@@ -286,7 +287,7 @@ class CentralSystem(SessionService):
         if config is None:  # the loader requires it; a Portfolio built in code may not have it
             config = OcppCentralSystem()
             notes.append(f"no ocpp_central_system in the portfolio: using {config.host}:{config.port}")
-        central = cls(config.host, config.port, response_timeout_s=config.response_timeout_s)
+        central = cls(config.host, config.port, response_timeout_s=config.response_timeout_s, path=config.path)
         central._config, central._notes = config, notes
         return central
 
@@ -297,8 +298,8 @@ class CentralSystem(SessionService):
         problems = list(self._notes)
         try:
             if self._config is not None and self._config.tls_cert_file:
-                self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                self.ssl_context.load_cert_chain(self._config.tls_cert_file, self._config.tls_key_file)
+                c = self._config
+                self.ssl_context = server_tls_context(c.tls_cert_file, c.tls_key_file, c.tls_client_ca_file)
             await self.start()
         except OSError as exc:  # port taken, certificate unreadable (ssl.SSLError is an OSError)
             self.ssl_context = None
@@ -344,10 +345,12 @@ class CentralSystem(SessionService):
 
     @property
     def url(self) -> str:
-        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"
+        """Where chargers connect, without their id: ``<url>/<percent-encoded id>``."""
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{self.path.rstrip('/')}"
 
-    def register(self, charge_point_id: str, password: str | None) -> None:
-        self._expected[charge_point_id] = password
+    def register(self, charge_point_id: str, auth: ChargerAuth) -> None:
+        """Expect this charger, authenticated as ``auth`` says (registering again replaces it)."""
+        self._expected[charge_point_id] = auth
 
     # --- state --------------------------------------------------------------------------------
     def is_connected(self, charge_point_id: str) -> bool:
@@ -388,28 +391,30 @@ class CentralSystem(SessionService):
 
     # --- websocket handling -------------------------------------------------------------------
     def _authorise(self, connection: ServerConnection, request: Request) -> Response | None:
-        cp_id = request.path.strip("/").split("/")[-1]
-        if cp_id not in self._expected:
-            if self.allow_unknown:
-                return None
-            log.warning("refused unknown charge point %r", cp_id)
-            return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
-        password = self._expected[cp_id]
-        if password is None:
-            return None
-        header = request.headers.get("Authorization", "")
-        try:
-            scheme, _, blob = header.partition(" ")
-            user, _, given = base64.b64decode(blob, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            scheme, user, given = "", "", ""
-        if scheme.lower() != "basic" or user != cp_id or not hmac.compare_digest(given, password):
-            log.warning("refused charge point %r: bad credentials", cp_id)
-            return connection.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        """Before the websocket opens: the path names a charger we expect, and the client proves it is that charger
+        (its security profile). What was expected is never said, in the answer or the log."""
+        cp_id = charger_id(request.path, self.path)
+        auth = self._expected.get(cp_id) if cp_id is not None else None
+        if cp_id is None or auth is None:
+            log.warning("refused a client at %r: no charge point is expected there", request.path[:200])
+            return connection.respond(UNKNOWN, "unknown charge point\n")
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        peercert = ssl_object.getpeercert() if ssl_object is not None else None
+        why = auth.refusal(cp_id, request.headers.get("Authorization"), peercert, ssl_object is not None)
+        if why is not None:
+            log.warning("refused a client claiming to be charge point %r: %s", cp_id, why)
+            response = connection.respond(REFUSED, "not authorised\n")
+            if auth.profile in (1, 2):
+                response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+            return response
+        self._identified[connection] = cp_id
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.strip("/").split("/")[-1]
+        cp_id = self._identified.pop(ws, None)
+        if cp_id is None:  # never happens: the handshake identified it
+            await ws.close(1008, "not identified")
+            return
         version = SUBPROTOCOLS.get(ws.subprotocol or "")
         if version is None:
             log.warning("%s offered no supported OCPP subprotocol", cp_id)

@@ -247,7 +247,7 @@ def test_shared_file_is_included_once_and_identical_sources_may_repeat(tmp_path)
 def test_counted_devices_get_their_own_addresses():
     from flexopt.config.endpoints import HttpEndpoint, ModbusEndpoint, OcppEndpoint, device_endpoints
 
-    ocpp = OcppEndpoint(protocol="ocpp", charge_point_id="MOUGINS-3K7")
+    ocpp = OcppEndpoint(protocol="ocpp", charge_point_id="MOUGINS-3K7", password_env="MOUGINS_PW")
     assert [e.charge_point_id for e in device_endpoints(ocpp, 3)] == ["MOUGINS-3K7-1", "MOUGINS-3K7-2", "MOUGINS-3K7-3"]
     assert device_endpoints(ocpp, 1) == [ocpp]
     modbus = ModbusEndpoint(protocol="modbus", host="h", device_id=4, registers={})

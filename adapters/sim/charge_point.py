@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
+from flexopt.adapters.ocpp_auth import auth_for
 from flexopt.adapters.ocpp_central import CentralSystem
 from flexopt.adapters.sim.base import ProtocolSimulator, Running
 
@@ -99,7 +100,7 @@ class SimChargePoint:
         cp_id: str,
         url: str,
         version: str = "1.6",
-        password: str | None = None,
+        password: str | bytes | None = None,
         connector_id: int = 1,
         ev: Ev | None = None,
         max_w: float = 22_000.0,
@@ -150,12 +151,13 @@ class SimChargePoint:
         """Connect, boot, plug in the EV if it is plugged, and start reporting."""
         t0 = time.perf_counter()
         headers = {}
-        if self.password is not None:
-            token = base64.b64encode(f"{self.cp_id}:{self.password}".encode()).decode()
+        if self.password is not None:  # HTTP Basic: base64 of the id, a colon and the password's bytes
+            password = self.password.encode() if isinstance(self.password, str) else self.password
+            token = base64.b64encode(self.cp_id.encode() + b":" + password).decode()
             headers["Authorization"] = f"Basic {token}"
         self.booted.clear()
         self._ws = await connect(
-            f"{self.url}/{self.cp_id}",
+            f"{self.url}/{quote(self.cp_id, safe='')}",
             subprotocols=[Subprotocol("ocpp1.6" if self.version == "1.6" else "ocpp2.0.1")],
             additional_headers=headers,
             ssl=self.ssl_context,
@@ -382,10 +384,15 @@ def _v201(sampled: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+DEFAULT_PASSWORD = "sim-password"  # what a simulated charger sends when its password's variable is not set
+
+
 class OcppSimulator(ProtocolSimulator):
     """The portfolio's chargers: each connects to the central system at the option ``ocpp_url``
-    (ws://127.0.0.1:9000) and keeps retrying every ``ocpp_retry_s`` (2 s); with ``central`` an embedded central
-    system listens there too."""
+    (ws://127.0.0.1:9000; its path is the central system's ``path``) and keeps retrying every ``ocpp_retry_s``
+    (2 s); with ``central`` an embedded central system listens there too. A charger sends the password of its
+    ``password_env`` (hex-decoded for ``secret_encoding: hex``), else :data:`DEFAULT_PASSWORD` (printed to
+    export). Chargers of security profile 3 need client certificates, which simulate does not make."""
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
@@ -393,13 +400,27 @@ class OcppSimulator(ProtocolSimulator):
         self.retry_s = float(self.options.get("ocpp_retry_s", 2.0))
         self.chargers: list[SimChargePoint] = []
         self.central: CentralSystem | None = None
-        self._passwords: dict[str, str | None] = {}
+        self._endpoints: list[Any] = []
+        self._password_envs: dict[str, str] = {}  # variable -> its default when unset
         self._tasks: list[asyncio.Task] = []
+
+    def _environ(self) -> dict[str, str]:
+        """The environment as the simulated chargers see it: unset passwords take the default."""
+        return self._password_envs | {k: v for k, v in os.environ.items() if v}
 
     def add(self, asset: Any, endpoint: Any, name: str, lo: float, hi: float) -> str:
         e = endpoint
-        password = os.environ.get(e.password_env) if e.password_env else None
-        self._passwords[e.charge_point_id] = password
+        if e.effective_security_profile == 3:
+            raise ValueError(f"{name}: charge point {e.charge_point_id} uses a TLS client certificate (security "
+                             "profile 3), which the simulated chargers do not have")
+        password: str | bytes | None = None
+        if e.password_env:
+            default = DEFAULT_PASSWORD.encode().hex() if e.secret_encoding == "hex" else DEFAULT_PASSWORD
+            self._password_envs.setdefault(e.password_env, default)
+            password = self._environ()[e.password_env]
+            if e.secret_encoding == "hex":
+                password = bytes.fromhex(password) if _is_hex(password) else password
+        self._endpoints.append(e)
         ev = Ev(max_w=getattr(asset, "max_charge_kw", 11.0) * 1000.0)
         cp = SimChargePoint(e.charge_point_id, self.url, e.version, password=password,
                             connector_id=e.connector_id, ev=ev, max_w=ev.max_w)
@@ -415,10 +436,14 @@ class OcppSimulator(ProtocolSimulator):
         if not (self.options.get("central") and self.chargers):
             return []
         u = urlsplit(self.url)
-        self.central = CentralSystem(u.hostname or "127.0.0.1", u.port or 9000)
-        for cp_id, password in self._passwords.items():
-            self.central.register(cp_id, password)
+        self.central = CentralSystem(u.hostname or "127.0.0.1", u.port or 9000, path=u.path or "/")
+        environ = self._environ()
+        for e in self._endpoints:
+            self.central.register(e.charge_point_id, auth_for(e, environ))
         return [Running("ocpp-csms", self.url, [], "embedded central system")]
+
+    def env_to_export(self) -> dict[str, str]:
+        return {env: value for env, value in sorted(self._password_envs.items()) if not os.environ.get(env)}
 
     async def start(self) -> None:
         if self.central is not None:
@@ -431,3 +456,11 @@ class OcppSimulator(ProtocolSimulator):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.central is not None:
             await self.central.stop()
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True

@@ -48,11 +48,12 @@ def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
 
 async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
                    duration_s: float | None, options: Any, connect_wait_s: float, console: Console,
-                   telemetry: Any = None) -> int:
+                   telemetry: Any = None, every_s: float | None = None) -> int:
     """Run the rounds; returns how many critical alarms were raised. With ``telemetry`` (a
     :class:`flexopt.telemetry.RoundSync`), each round's record is then stored in the telemetry database too."""
     import flexopt.operations as ops
     from flexopt.adapters.base import utcnow
+    from flexopt.config.redaction import redact_obj
     from flexopt.runs.store import clean_leftovers
 
     name, tz = portfolio.portfolio.name, portfolio.tz
@@ -82,7 +83,7 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                     schedule = None
             except ops.ScheduleNotFound:
                 schedule = None
-            record = await session.round(schedule, t, options)
+            record = redact_obj(await session.round(schedule, t, options))  # as written, so as printed
             folder = ops.dispatch_folder(store, name, t.astimezone(tz).date())
             for leftover in clean_leftovers(store, name):
                 console.print(str(leftover), highlight=False, soft_wrap=True)
@@ -96,7 +97,8 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                     console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
             if once or stop.is_set():
                 break
-            nxt = ops.next_boundary(utcnow(), resolution)
+            nxt = (utcnow() + dt.timedelta(seconds=every_s) if every_s
+                   else ops.next_boundary(utcnow(), resolution))
             wait = (nxt - utcnow()).total_seconds()
             if deadline is not None and time.monotonic() + wait > deadline:
                 with contextlib.suppress(TimeoutError):  # no round left before the end: just wait it out
@@ -128,6 +130,8 @@ def register(app: typer.Typer) -> None:
         once: bool = typer.Option(False, "--once", help="one round, then exit (cron)"),
         duration: float | None = typer.Option(None, "--duration", min=0.0, help="without --once: stop after S "
                                               "seconds (default: run until Ctrl-C/SIGTERM)"),
+        every: float | None = typer.Option(None, "--every", min=0.1, help="without --once: a round every S seconds "
+                                           "instead of at every interval boundary (commissioning, tests)"),
         settle_s: float = typer.Option(5.0, "--settle-s", min=0.0, help="wait between sending and reading back"),
         connect_wait_s: float = typer.Option(15.0, "--connect-wait-s", min=0.0,
                                              help="how long OCPP chargers get to connect to the central system"),
@@ -140,51 +144,77 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send the schedule's setpoints to every device, read them back and record each round (commands,
         telemetry, deviations, alarms) in a new file under <store>/<portfolio>/<day>/dispatch/. Device failures
-        are alarms in the record, never a crash: exit 0 whenever the rounds ran."""
-        import flexopt.operations as ops
-        from flexopt.adapters.base import utcnow
-        from flexopt.runs.store import StorageError, check_writable
-        from flexopt.telemetry import RoundSync
+        are alarms in the record, never a crash: exit 0 whenever the rounds ran. No secret (the portfolio's *_env
+        values, a database password) appears in anything it writes."""
+        from flexopt.config.redaction import install_log_filter, redacted_output
 
-        try:  # rounds are recorded in the store: an unusable one fails before any device is touched
-            check_writable(store, "--store")
-        except StorageError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_INVALID) from None
-        loaded = load_or_exit(portfolio)
-        pf = loaded.portfolio
-        if at is not None and not once:
-            typer.echo("--at needs --once (a continuous dispatch always follows the clock)", err=True)
-            raise typer.Exit(EXIT_INVALID)
-        try:
-            t = ops.parse_at(at, pf.portfolio.timezone)
-        except ValueError as exc:
-            typer.echo(f"--at: {exc}", err=True)
-            raise typer.Exit(EXIT_INVALID) from None
-        try:  # the first round must have a schedule: say so before touching any device
-            schedule = ops.load_schedule_run(run) if run is not None else ops.find_schedule_run(
-                store, pf.portfolio.name, t.astimezone(pf.tz).date(), t)
-        except ops.ScheduleNotFound as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(EXIT_INVALID) from None
-        if ops.rows_at(schedule.frame, t).empty:
-            span = (f"{schedule.frame['interval_start'].min()} .. {schedule.frame['interval_end'].max()}"
-                    if len(schedule.frame) else "no rows")
-            typer.echo(f"schedule {schedule.path} does not cover {t.isoformat()} (it covers {span})", err=True)
-            raise typer.Exit(EXIT_INVALID)
-        ends = ops.rows_at(schedule.frame, t)["interval_end"].max()
-        if once and ends <= utcnow():
-            typer.echo(f"note: the interval of --at ended at {ends.isoformat()}; devices are not sent expired "
-                       "setpoints (recorded as invalid), they are still read", err=True)
-        options = ops.RoundOptions(settle_s=settle_s, tolerance_kw=tolerance_kw, tolerance_pct=tolerance_pct)
-        console = Console()
-        database = open_or_exit(db, store)  # a database that cannot be opened fails before any device is touched
-        console.print(f"telemetry database: {database.name}", highlight=False, markup=False, soft_wrap=True)
-        try:
-            critical = asyncio.run(_session(pf, store=store, run=run, at=t if once else None, once=once,
-                                            duration_s=duration, options=options, connect_wait_s=connect_wait_s,
-                                            console=console, telemetry=RoundSync(database, pf.portfolio.name)))
-        finally:
-            database.close()
-        if fail_on_alarm and critical:
-            raise typer.Exit(EXIT_ALARM)
+        install_log_filter()
+        with redacted_output(passthrough=(typer.Exit, typer.Abort)):
+            _dispatch(portfolio, store=store, run=run, at=at, once=once, duration=duration, every=every,
+                      settle_s=settle_s, connect_wait_s=connect_wait_s, tolerance_kw=tolerance_kw,
+                      tolerance_pct=tolerance_pct, fail_on_alarm=fail_on_alarm, db=db)
+
+
+def _dispatch(portfolio: Path, *, store: Path, run: Path | None, at: str | None, once: bool, duration: float | None,
+              every: float | None, settle_s: float, connect_wait_s: float, tolerance_kw: float, tolerance_pct: float,
+              fail_on_alarm: bool, db: str | None) -> None:
+    """The command's work, with its output redacted: every check that can fail before a device is touched, then
+    the rounds."""
+    import flexopt.operations as ops
+    from flexopt.adapters.base import utcnow
+    from flexopt.config.credentials import missing_secrets, register_portfolio_secrets
+    from flexopt.config.redaction import register_secret
+    from flexopt.runs.store import StorageError, check_writable
+    from flexopt.telemetry import RoundSync
+
+    try:  # rounds are recorded in the store: an unusable one fails before any device is touched
+        check_writable(store, "--store")
+    except StorageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    loaded = load_or_exit(portfolio)
+    pf = loaded.portfolio
+    if missing := missing_secrets(pf):  # never a placeholder: a device without its secret is a setup error
+        typer.echo("\n".join(f"error: {line}" for line in missing), err=True)
+        raise typer.Exit(EXIT_INVALID)
+    register_portfolio_secrets(pf)
+    if every is not None and once:
+        typer.echo("--every is for a continuous dispatch, not with --once", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    if at is not None and not once:
+        typer.echo("--at needs --once (a continuous dispatch always follows the clock)", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        t = ops.parse_at(at, pf.portfolio.timezone)
+    except ValueError as exc:
+        typer.echo(f"--at: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:  # the first round must have a schedule: say so before touching any device
+        schedule = ops.load_schedule_run(run) if run is not None else ops.find_schedule_run(
+            store, pf.portfolio.name, t.astimezone(pf.tz).date(), t)
+    except ops.ScheduleNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    if ops.rows_at(schedule.frame, t).empty:
+        span = (f"{schedule.frame['interval_start'].min()} .. {schedule.frame['interval_end'].max()}"
+                if len(schedule.frame) else "no rows")
+        typer.echo(f"schedule {schedule.path} does not cover {t.isoformat()} (it covers {span})", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    ends = ops.rows_at(schedule.frame, t)["interval_end"].max()
+    if once and ends <= utcnow():
+        typer.echo(f"note: the interval of --at ended at {ends.isoformat()}; devices are not sent expired "
+                   "setpoints (recorded as invalid), they are still read", err=True)
+    options = ops.RoundOptions(settle_s=settle_s, tolerance_kw=tolerance_kw, tolerance_pct=tolerance_pct)
+    console = Console()
+    database = open_or_exit(db, store)  # a database that cannot be opened fails before any device is touched
+    register_secret(database.url.password if isinstance(database.url.password, str) else None)
+    console.print(f"telemetry database: {database.name}", highlight=False, markup=False, soft_wrap=True)
+    try:
+        critical = asyncio.run(_session(pf, store=store, run=run, at=t if once else None, once=once,
+                                        duration_s=duration, options=options, connect_wait_s=connect_wait_s,
+                                        console=console, telemetry=RoundSync(database, pf.portfolio.name),
+                                        every_s=every))
+    finally:
+        database.close()
+    if fail_on_alarm and critical:
+        raise typer.Exit(EXIT_ALARM)

@@ -50,9 +50,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def validate(portfolio: Path = typer.Argument(..., help="portfolio YAML file")) -> None:
         """Validate a portfolio and print its summary; exit 2 with every problem when it is invalid."""
+        from flexopt.config.endpoints import endpoint_warnings
+
         console = Console()
         loaded = load_or_exit(portfolio, data=True)
         print_summary(loaded, console)
+        for warning in endpoint_warnings(loaded.portfolio):  # valid, but worth a second look
+            typer.echo(f"warning: {warning}", err=True)
         console.print("[green]valid[/green]")
 
     @app.command()

@@ -24,7 +24,7 @@ async def _run(sim, duration_s: float | None, console: Console) -> None:
         table.add_row(row.protocol, row.address, shown, row.note)
     console.print(table)
     for env, value in sim.tokens_to_export().items():
-        typer.echo(f"export {env}={value}   # the simulated cloud accepts this token")
+        typer.echo(f"export {env}={value}   # the simulated devices use this secret")
     console.print("running until stopped (Ctrl-C)" if duration_s is None else f"running for {duration_s:g} s")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -92,10 +92,13 @@ def register(app: typer.Typer) -> None:
         """Store a day's dispatch records (<store>/<portfolio>/<day>/dispatch/*.json) in the telemetry database.
         Records already there are left alone: importing twice stores nothing twice."""
         import flexopt.operations as ops
+        from flexopt.config.credentials import register_portfolio_secrets
         from flexopt.telemetry import TelemetryError, import_folder
 
         day = parse_day(date)
-        name = load_or_exit(portfolio).portfolio.portfolio.name
+        pf = load_or_exit(portfolio).portfolio
+        register_portfolio_secrets(pf)  # records written before flexopt redacted them are stored redacted
+        name = pf.portfolio.name
         folder = ops.dispatch_folder(store, name, day)
         if not folder.is_dir():
             typer.echo(f"error: no dispatch records for {name} on {day.isoformat()} ({folder} does not exist)",

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flexopt.config.protocols import Endpoint, EndpointBase, Protocol, protocol_of, register
 from flexopt.config.quantities import Yaml11Number, integer, number
 
 __all__ = ["Endpoint", "HttpEndpoint", "HttpRequestSpec", "Iec104Endpoint", "Iec104Points", "ModbusEndpoint",
            "ModbusRegister", "OcppCentralSystem", "OcppEndpoint", "address_clashes", "address_problems",
-           "device_address", "device_endpoints", "device_label", "setpoint_unit"]
+           "device_address", "device_endpoints", "device_label", "endpoint_problems", "endpoint_warnings",
+           "setpoint_unit"]
 
 # Field types with their ranges (strict: never bool or text, always finite).
 Ioa = integer(1, 16_777_215)
@@ -32,6 +33,7 @@ RegisterOffset = number(-1e9, 1e9)
 ModbusTimeoutS = number(0, 60, "s", lo_open=True)
 HttpTimeoutS = number(0, 120, "s", lo_open=True)
 CentralTimeoutS = number(0, 300, "s", lo_open=True)
+SecurityProfile = integer(0, 3)
 BackoffS = number(0, 60, "s")
 RetryAfterS = number(0, 600, "s")
 
@@ -131,16 +133,64 @@ class ModbusEndpoint(EndpointBase):
 
 
 class OcppEndpoint(EndpointBase):
-    """A charge point connecting to flexopt's central system (flexopt is the CSMS)."""
+    """A charge point connecting to flexopt's central system (flexopt is the CSMS). It must authenticate (an
+    impostor claiming its id would get its charging profiles) unless ``security_profile: 0`` says otherwise."""
 
     protocol: Literal["ocpp"]
     charge_point_id: str = Field(min_length=1)
     version: Literal["1.6", "2.0.1"] = "1.6"
     connector_id: ConnectorId = Field(default=1, description="1.6 connector / 2.0.1 EVSE id")
+    security_profile: SecurityProfile | None = Field(
+        default=None, description="OCPP security profile: 0 none (any client claiming the id is accepted), 1 HTTP "
+        "Basic, 2 TLS + HTTP Basic, 3 TLS client certificate; default 1 with password_env")
     password_env: str | None = Field(
-        default=None, description="environment variable holding the HTTP Basic password (security profile 1)"
+        default=None, description="environment variable holding the HTTP Basic password (security profiles 1, 2)"
     )
+    secret_encoding: Literal["utf-8", "hex"] = Field(
+        default="utf-8", description="hex: the variable holds the password's bytes hex-encoded (an OCPP 1.6 "
+        "AuthorizationKey of 20 raw bytes)")
     charging_rate_unit: Literal["W", "A"] = "W"
+
+    @field_validator("charge_point_id")
+    @classmethod
+    def _one_path_segment(cls, cp_id: str) -> str:
+        if "/" in cp_id or not cp_id.isprintable():
+            raise ValueError(f"{cp_id!r}: a charge point id is the last segment of its URL: no '/' or control "
+                             "characters")
+        return cp_id
+
+    @model_validator(mode="after")
+    def _authenticates(self) -> OcppEndpoint:
+        profile, pw = self.security_profile, self.password_env
+        if profile is None and not pw:
+            raise ValueError(f"charge point {self.charge_point_id} would accept any client that claims its id: give "
+                             "password_env (HTTP Basic, security profile 1 or 2), security_profile: 3 (a TLS client "
+                             "certificate), or security_profile: 0 to accept it without authentication")
+        if profile == 0 and pw:
+            raise ValueError("security_profile 0 is no authentication: remove password_env, or use profile 1 or 2")
+        if profile in (1, 2) and not pw:
+            raise ValueError(f"security_profile {profile} is HTTP Basic: give password_env")
+        return self
+
+    @property
+    def effective_security_profile(self) -> int:
+        return 1 if self.security_profile is None else self.security_profile
+
+    def secret_users(self) -> tuple[str, ...]:
+        return (self.charge_point_id,)
+
+    def secret_bytes(self, field: str, value: str) -> bytes | None:
+        if field == "password_env" and self.secret_encoding == "hex":
+            try:
+                return bytes.fromhex(value)
+            except ValueError:
+                return None
+        return None
+
+    def secret_problem(self, field: str, value: str) -> str | None:
+        if field == "password_env" and self.secret_encoding == "hex" and self.secret_bytes(field, value) is None:
+            return "is not hex (secret_encoding: hex)"
+        return None
 
     def device(self, k: int) -> OcppEndpoint:
         """Charge point ``<charge_point_id>-<k>``."""
@@ -219,13 +269,31 @@ class HttpEndpoint(EndpointBase):
 
 
 class OcppCentralSystem(_Strict):
-    """Where flexopt's OCPP central system listens; charge points connect here as ws://host:port/<id>."""
+    """Where flexopt's OCPP central system listens; charge points connect here as ws://host:port<path><id>."""
 
     host: str = "127.0.0.1"
     port: Port = 9000
+    path: str = Field(default="/", description="URL path before the charge point id, e.g. /ocpp/ (starts and ends "
+                      "with /); a charger connecting at any other path is refused")
     tls_cert_file: str | None = Field(default=None, description="PEM certificate; with tls_key_file enables wss://")
     tls_key_file: str | None = None
+    tls_client_ca_file: str | None = Field(
+        default=None, description="PEM CA certificates that sign the chargers' client certificates (security "
+        "profile 3); needs tls_cert_file")
     response_timeout_s: CentralTimeoutS = 10.0
+
+    @field_validator("path")
+    @classmethod
+    def _slashes(cls, path: str) -> str:
+        if not (path.startswith("/") and path.endswith("/")) or "?" in path or "#" in path:
+            raise ValueError(f"{path!r}: a URL path that starts and ends with / (e.g. /ocpp/)")
+        return path
+
+    @model_validator(mode="after")
+    def _client_ca_needs_tls(self) -> OcppCentralSystem:
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ValueError("tls_client_ca_file needs tls_cert_file (client certificates are part of TLS)")
+        return self
 
 
 # --- the built-in protocols, registered like any plug-in ----------------------------------------
@@ -286,6 +354,40 @@ def address_clashes(portfolio: Any) -> list[tuple[str, str]]:
                                            f"{' '.join(map(str, key))}; give each device its own address "
                                            "(counted devices take consecutive ids)"))
     return problems
+
+
+def _ocpp_security(portfolio: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(problems, warnings) of the chargers' security profiles against the central system's TLS."""
+    central = getattr(portfolio, "ocpp_central_system", None)
+    tls = central is not None and bool(central.tls_cert_file)
+    client_ca = central is not None and bool(central.tls_client_ca_file)
+    problems, warnings = [], []
+    for _site, asset in portfolio.assets():
+        e = asset.endpoint
+        if not isinstance(e, OcppEndpoint):
+            continue
+        profile = e.effective_security_profile
+        if profile >= 2 and not tls:
+            problems.append((asset.id, f"security_profile {profile} needs TLS: set ocpp_central_system.tls_cert_file "
+                                       "and tls_key_file"))
+        if profile == 3 and not client_ca:
+            problems.append((asset.id, "security_profile 3 needs ocpp_central_system.tls_client_ca_file (the CA "
+                                       "that signs the chargers' certificates)"))
+        if profile == 0:
+            warnings.append((asset.id, f"charge point {e.charge_point_id} is not authenticated (security_profile "
+                                       "0): any client claiming its id gets its charging profiles"))
+    return problems, warnings
+
+
+def endpoint_problems(portfolio: Any) -> list[tuple[str, str]]:
+    """(asset id, problem) for every device that cannot be served as configured: address clashes and ranges
+    (:func:`address_clashes`), chargers whose security profile the central system cannot honour."""
+    return address_clashes(portfolio) + _ocpp_security(portfolio)[0]
+
+
+def endpoint_warnings(portfolio: Any) -> list[str]:
+    """What ``validate`` and ``dispatch`` warn about without refusing: chargers accepted without authentication."""
+    return [f"{asset_id}: {text}" for asset_id, text in _ocpp_security(portfolio)[1]]
 
 
 def address_problems(portfolio: Any) -> list[str]:

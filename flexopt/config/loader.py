@@ -470,11 +470,11 @@ def _cross_check(pf: Portfolio, main_file: str, origins: dict) -> list[Problem]:
     if not any(site.assets for site in pf.sites):
         problems.append(Problem(main_file, "sites", "no site has any asset: there is nothing to schedule; add assets "
                                                     "(a load alone is enough to see its cost)"))
-    from flexopt.config.endpoints import address_clashes
+    from flexopt.config.endpoints import endpoint_problems
 
     asset_paths = {asset.id: (where(si), ai) for si, site in enumerate(pf.sites) for ai, asset in
                    enumerate(site.assets)}
-    for asset_id, text in address_clashes(pf):
+    for asset_id, text in endpoint_problems(pf):
         (file, li), ai = asset_paths[asset_id]
         problems.append(Problem(file, f"sites[{li}].assets[{ai}].endpoint", text))
     for path, name in series_refs(pf):

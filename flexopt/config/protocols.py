@@ -59,6 +59,25 @@ class EndpointBase(BaseModel):
         """The unit the device's setpoint is in: kW, degC for thermostats, on_off for relays, A for chargers."""
         return "kW"
 
+    def secret_envs(self) -> dict[str, str]:
+        """The environment variables this device's secrets come from, by field: every field ending in ``_env``
+        that is set. Dispatch refuses to start while one is unset, and redacts every value from what it writes."""
+        return {name: value for name in type(self).model_fields
+                if name.endswith("_env") and isinstance(value := getattr(self, name), str) and value}
+
+    def secret_users(self) -> tuple[str, ...]:
+        """User names the secrets are sent with (HTTP Basic ``user:secret``), so that base64 of the pair is
+        redacted too (an OCPP charge point's id)."""
+        return ()
+
+    def secret_bytes(self, field: str, value: str) -> bytes | None:
+        """The bytes a secret goes out as when they are not its UTF-8 text (a hex-encoded key), else None."""
+        return None
+
+    def secret_problem(self, field: str, value: str) -> str | None:
+        """Why a set secret cannot be used (``not hex``), never quoting it; None when it can."""
+        return None
+
 
 @dataclass(frozen=True)
 class Protocol:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from flexopt.config.redaction import redact_obj
 from flexopt.runs.store import day_dir
 from flexopt.runs.tempdirs import TempDir, fsync_path
 
@@ -29,7 +30,9 @@ def write_round(folder: Path, record: dict[str, Any], at: dt.datetime) -> Path:
     """Write the record as ``<folder>/<UTC stamp of at>-<n>.json`` with the first free n. The file appears
     complete or not at all: it is written and fsynced in a locked hidden folder, then hard-linked to its name
     (a rename that refuses to replace an existing file). A writer killed midway leaves only that hidden
-    folder, which :func:`flexopt.runs.store.clean_leftovers` removes once its writer is provably gone."""
+    folder, which :func:`flexopt.runs.store.clean_leftovers` removes once its writer is provably gone. Every secret
+    in it is redacted first (:mod:`flexopt.config.redaction`)."""
+    record = redact_obj(record)
     folder.mkdir(parents=True, exist_ok=True)
     with TempDir(folder, "round") as tmp:
         file = tmp.path / "record.json"
@@ -88,7 +91,7 @@ def append_summary(folder: Path, record: dict[str, Any], file: Path) -> Path:
     row = [file.name, record["at"], record["interval_start"], (record["schedule"] or {}).get("path"), s["assets"],
            s["confirmed"], s["failed"], s["clamped"], s["skipped"], s["alarms_critical"], s["alarms_warning"]]
     buf = io.StringIO()
-    csv.writer(buf).writerow(row)
+    csv.writer(buf).writerow(redact_obj(row))
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
         os.write(fd, buf.getvalue().encode())  # one write with O_APPEND: lines of parallel rounds never interleave

@@ -79,6 +79,8 @@ async def run_round(
     telemetry = await read_all(adapters, timeout_s=timeout_s)
     alarms += alarms_from_results(results)
     alarms += alarms_from_telemetry(telemetry.values())  # unreachable, unavailable, bad data (no targets)
+    for asset_id, adapter in adapters.items():  # what no result shows, e.g. a client process that died
+        alarms += [Alarm(e.severity, asset_id, e.kind, e.reason, e.at) for e in adapter.take_events()]
     kinds = {a: setpoint_kind(assets[a]) for a in adapters if a in assets}
     record_assets: dict[str, Any] = {}
     for asset_id, adapter in adapters.items():

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from flexopt.config.redaction import redact_obj
+
 _FLOATS = ("voltage_v", "active_power_kw", "reactive_power_kvar", "soc_pct", "temp_c", "ev_energy_kwh")
 _BOOLS = ("available", "ev_plugged", "ev_charging")
 _COUNTS = ("assets", "sent", "confirmed", "failed", "clamped", "skipped", "alarms_critical", "alarms_warning")
@@ -72,9 +74,10 @@ def round_rows(record: dict[str, Any], *, portfolio: str, day: dt.date, record_f
                stored_utc: dt.datetime) -> RoundRows:
     """The rows of one record. Device rows exist for assets with several devices (``device_telemetry``); the
     asset's own row (``device`` None) is the group's aggregate or the single device, and it alone carries the
-    scheduled power and the deviation. A record without a round time or summary is a :class:`RecordError`."""
+    scheduled power and the deviation. A record without a round time or summary is a :class:`RecordError`. Secrets
+    are redacted (records written before flexopt redacted them may hold one)."""
     try:
-        return _rows(record, portfolio, day, record_file, stored_by, stored_utc)
+        return _rows(redact_obj(record), portfolio, day, record_file, stored_by, stored_utc)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RecordError(f"not a round record flexopt can store ({type(exc).__name__}: {exc})") from None
 

@@ -1,16 +1,26 @@
-"""IEC 104 adapter against the simulated BESS RTU (c104 server and client on 127.0.0.1)."""
+"""IEC 104 adapter against the simulated BESS RTU (c104 server and client on 127.0.0.1), and against devices that
+accept the TCP connection and close it (which crash c104's client process, never the adapter's)."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 
 from flexopt.adapters.base import Setpoint, SetpointLimits
-from flexopt.adapters.iec104_adapter import Iec104Adapter, parse_actcon
+from flexopt.adapters.iec104_adapter import Iec104Adapter
+from flexopt.adapters.iec104_link import parse_actcon
 from flexopt.adapters.sim.bess_rtu import BessRtu
 from flexopt.adapters.sim.util import free_port, wait_until
 from flexopt.config.endpoints import Iec104Endpoint
 
 CA = 7
+
+_spec = importlib.util.spec_from_file_location("peers_faults", Path(__file__).resolve().parents[1] / "peers" /
+                                               "faults.py")
+faults = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(faults)
 
 
 def endpoint(port: int, **kw) -> Iec104Endpoint:
@@ -131,3 +141,48 @@ def test_parse_actcon():
     assert parse_actcon(frame) == (7, 100, True)
     assert parse_actcon(frame[:8] + bytes([0x07]) + frame[9:]) == (7, 100, False)
     assert parse_actcon(bytes([0x68, 4, 0x43, 0, 0, 0])) is None  # TESTFR act
+
+
+@pytest.mark.parametrize("mode", ["fin", "rst"])
+async def test_device_that_accepts_and_closes_is_an_alarm_then_recovers(mode):
+    """c104 2.2.1 dies with SIGSEGV when the device closes right after accepting (FIN always, RST often): only the
+    adapter's client process dies; every call still answers, each death is reported once, and a real RTU on the port
+    is reached again."""
+    port = free_port()
+    device = faults.AcceptAndClose(port, mode).start()
+    adapter = Iec104Adapter("bess1", endpoint(port), SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=0.5)
+    crashes = []
+    try:
+        assert not await adapter.connect()
+
+        async def many_connections():
+            res = await adapter.send_setpoint(Setpoint("bess1", 5.0, "kW"))
+            assert not res.ok and res.status == "unreachable", res
+            t = await adapter.read_telemetry()
+            assert not t.connected and t.quality == "unreachable"
+            crashes.extend(adapter.take_events())
+            return device.accepted >= 4 and (mode == "rst" or crashes)
+
+        await wait_until(many_connections, timeout_s=90, interval_s=0.2)
+        for event in crashes:
+            assert event.severity == "critical" and event.kind == "client_crashed"
+            assert "IEC 104 client for 127.0.0.1" in event.reason and "died" in event.reason
+        if mode == "fin":
+            assert any("SIGSEGV" in e.reason for e in crashes), crashes
+        assert adapter.worker.starts >= 2 or mode == "rst"
+    finally:
+        device.stop()
+    rtu = BessRtu(port=port)
+    rtu.add("bess1", endpoint(port).points, common_address=CA, energy_kwh=10.0, max_power_kw=50.0)
+    rtu.start()
+    try:
+        async def confirmed():
+            return (await adapter.send_setpoint(Setpoint("bess1", 5.0, "kW"))).ok
+
+        await wait_until(confirmed, timeout_s=60, interval_s=0.2)
+        assert rtu.commands[-1] == ("bess1", 5.0)
+        t = await adapter.read_telemetry()
+        assert t.connected and t.quality == "good" and t.active_power_kw == pytest.approx(5.0)
+    finally:
+        await adapter.close()
+        rtu.stop()

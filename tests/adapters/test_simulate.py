@@ -48,7 +48,8 @@ def portfolio_dict(ports: dict[str, int]) -> dict:
                               "telemetry": {"path": "/d/{device_id}",
                                             "fields": {"power_w": "p", "temp_c": "t", "online": "ok"}}}},
                 {"id": "ev", "type": "ev_charger", "max_charge_kw": 11,
-                 "endpoint": {"protocol": "ocpp", "charge_point_id": "SIM-EV-1", "version": "2.0.1"}},
+                 "endpoint": {"protocol": "ocpp", "charge_point_id": "SIM-EV-1", "version": "2.0.1",
+                              "password_env": "SIMTEST_CP_PW"}},
             ],
         }],
     }
@@ -57,6 +58,7 @@ def portfolio_dict(ports: dict[str, int]) -> dict:
 @pytest.fixture
 def portfolio(monkeypatch):
     monkeypatch.setenv("SIMTEST_TOKEN", DEFAULT_TOKEN)
+    monkeypatch.setenv("SIMTEST_CP_PW", "wallbox-pw")
     ports = {"iec104": free_port(), "modbus": free_port(), "http": free_port()}
     return Portfolio.model_validate(portfolio_dict(ports))
 
@@ -123,6 +125,7 @@ async def test_one_dead_device_does_not_stop_the_others(portfolio):
 
 def test_simulate_command_stops_after_duration(tmp_path, monkeypatch):
     monkeypatch.delenv("SIMTEST_TOKEN", raising=False)
+    monkeypatch.delenv("SIMTEST_CP_PW", raising=False)
     ports = {"iec104": free_port(), "modbus": free_port(), "http": free_port()}
     path = tmp_path / "pf.yaml"
     path.write_text(yaml.safe_dump(portfolio_dict(ports)))
@@ -138,6 +141,7 @@ def test_simulate_command_stops_after_duration(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "simulators running" in res.output and "simulators stopped" in res.output
     assert "export SIMTEST_TOKEN=sim-token" in res.output
+    assert "export SIMTEST_CP_PW=sim-password" in res.output  # the simulated charger's password
     assert "iec104" in res.output and "modbus" in res.output
 
 

@@ -58,7 +58,8 @@ def portfolio_dict(ports: dict[str, int]) -> dict:
                                   "active_power": {"address": 100, "data_type": "float32", "table": "input",
                                                    "unit": "kW"}}}},
                 {"id": "ev", "type": "ev_charger", "count": 2, "max_charge_kw": 11,
-                 "endpoint": {"protocol": "ocpp", "charge_point_id": "OPS-EV", "version": "1.6"}},
+                 "endpoint": {"protocol": "ocpp", "charge_point_id": "OPS-EV", "version": "1.6",
+                              "password_env": "OPS_TEST_CP_PW"}},
                 {"id": "site-load", "type": "load", "power_kw": 5},
             ],
         }],
@@ -123,6 +124,7 @@ class SimThread:
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     monkeypatch.setenv("OPS_TEST_TOKEN", DEFAULT_TOKEN)
+    monkeypatch.setenv("OPS_TEST_CP_PW", "wallbox-pw")
     ports = {k: free_port() for k in ("iec104", "modbus", "http", "ocpp")}
     path = tmp_path / "pf.yaml"
     path.write_text(yaml.safe_dump(portfolio_dict(ports)))

@@ -79,11 +79,11 @@ def portfolio_doc() -> dict:
             {"id": "boiler", **heater, "endpoint": _http("boiler")},
             {"id": "heaters", **heater, "count": 3, "endpoint": _http("wh")},
             {"id": "tanks", **heater, "count": 2, "endpoint": _http("tank")},
-            {"id": "ev", "type": "ev_charger", "max_charge_kw": 11, "endpoint": {
-                "protocol": "ocpp", "charge_point_id": "CP-EV"},
+            {"id": "ev", "type": "ev_charger", "max_charge_kw": 11, "endpoint": {  # intraday never connects to it
+                "protocol": "ocpp", "charge_point_id": "CP-EV", "security_profile": 0},
              "sessions": [{"arrival_local": "18:00", "departure_local": "23:00", "energy_kwh": 10}]},
             {"id": "evs", "type": "ev_charger", "count": 2, "max_charge_kw": 11, "current_type": "dc",
-             "endpoint": {"protocol": "ocpp", "charge_point_id": "CP-EVS"},
+             "endpoint": {"protocol": "ocpp", "charge_point_id": "CP-EVS", "security_profile": 0},
              "sessions": [{"arrival_local": "08:00", "departure_local": "20:00", "energy_kwh": 8, "units": 1},
                           {"arrival_local": "21:00", "departure_local": "23:00", "energy_kwh": 5, "units": 1}]},
             {"id": "house", "type": "load", "power_kw": 1},

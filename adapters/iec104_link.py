@@ -1,0 +1,277 @@
+"""The c104 side of an IEC 60870-5-104 connection, run only inside its supervised child process
+(``flexopt.adapters.iec104_worker``): c104 2.2.1 can crash its process with SIGSEGV when a device accepts the TCP
+connection and closes it, so dispatch never loads it (``flexopt.adapters.iec104_adapter`` speaks to this over a pipe).
+
+An active-power setpoint (C_SE_NC_1) and measured P, Q, V, SoC, availability, read by interrogating the station's
+own common address (not the broadcast address). c104 2.2.1 races, handled as measured on loopback (see
+/work/shared/notes/protocols.md): a connection stuck in OPEN_MUTED is unmuted; transmit() returning False is not
+trusted on its own: the raw ACTCON (positive or negative) and the P read-back decide. c104 reconnects by itself;
+calls wait a bounded time for the link to come back.
+"""
+
+# No "from __future__ import annotations": c104 checks callback annotations as real types.
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import c104
+
+from flexopt.adapters.base import AdapterError, CommandStatus
+from flexopt.config.endpoints import Iec104Endpoint
+
+C_SE_NC_1 = 50
+COT_ACTCON = 7
+_MEASURED = {
+    "active_power_kw": "active_power_ioa",
+    "reactive_power_kvar": "reactive_power_ioa",
+    "voltage_v": "voltage_ioa",
+    "soc_pct": "soc_ioa",
+    "available": "availability_ioa",
+}
+
+
+@dataclass
+class _Seen:
+    value: float | bool
+    good: bool
+    at: float  # time.monotonic() when received
+
+
+def parse_actcon(apdu: bytes) -> tuple[int, int, bool] | None:
+    """(common address, IOA, negative) of a C_SE_NC_1 activation confirmation in an I-frame."""
+    if len(apdu) < 15 or apdu[0] != 0x68 or apdu[2] & 0x01:  # too short, or an S/U frame
+        return None
+    asdu = apdu[6:]
+    if asdu[0] != C_SE_NC_1 or asdu[2] & 0x3F != COT_ACTCON:
+        return None
+    negative = bool(asdu[2] & 0x40)
+    ca = asdu[4] | asdu[5] << 8
+    ioa = asdu[6] | asdu[7] << 8 | asdu[8] << 16
+    return ca, ioa, negative
+
+
+class Iec104Link:
+    """One c104 client connection to one station. Calls raise :class:`AdapterError` with a status; ``on_state``
+    hears every connection state change (by name), from c104's threads."""
+
+    def __init__(self, endpoint: Iec104Endpoint, link_wait_s: float = 2.0,
+                 on_state: Callable[[str], None] | None = None) -> None:
+        self.endpoint = endpoint
+        self.on_state = on_state
+        self.link_wait_s = link_wait_s
+        self._client: c104.Client | None = None
+        self._conn: c104.Connection | None = None
+        self._points: dict[str, c104.Point] = {}
+        self._seen: dict[int, _Seen] = {}
+        self._actcon: dict[int, tuple[bool, float]] = {}
+        self._lock = threading.Lock()  # c104 callbacks run on c104 threads
+        self._cmd_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and self._conn.state == c104.ConnectionState.OPEN
+
+    # --- c104 callbacks (c104 threads) --------------------------------------------------------
+    def _notify(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
+                loop.call_soon_threadsafe(wake.set)
+
+    def _make_callbacks(self):
+        def on_point(
+            point: c104.Point, previous_info: c104.Information, message: c104.IncomingMessage
+        ) -> c104.ResponseState:
+            quality = point.quality
+            good = quality is None or quality.is_good()
+            with self._lock:
+                self._seen[point.io_address] = _Seen(point.value, good, time.monotonic())
+            self._notify()
+            return c104.ResponseState.SUCCESS
+
+        def on_raw(connection: c104.Connection, data: bytes) -> None:
+            hit = parse_actcon(data)
+            if hit is not None and hit[0] == self.endpoint.common_address:
+                with self._lock:
+                    self._actcon[hit[1]] = (hit[2], time.monotonic())
+                self._notify()
+
+        def on_state(connection: c104.Connection, state: c104.ConnectionState) -> None:
+            if self.on_state is not None:
+                self.on_state(state.name)
+            if state == c104.ConnectionState.OPEN_MUTED and self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._loop.call_later, 0.3, self._unmute_if_stuck)
+            self._notify()
+
+        return on_point, on_raw, on_state
+
+    def _unmute_if_stuck(self) -> None:
+        """Reconnects happen in c104's threads; a link left in OPEN_MUTED is unmuted here."""
+        conn = self._conn
+        if conn is not None and conn.state == c104.ConnectionState.OPEN_MUTED:
+            conn.unmute()
+
+    # --- plumbing -----------------------------------------------------------------------------
+    async def _wait(self, condition, timeout_s: float) -> bool:
+        """Wait until condition() is true, woken by c104 callbacks (and a 50 ms poll for states)."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            assert self._wake is not None
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(left, 0.05))
+        return True
+
+    async def _wait_open(self, timeout_s: float) -> None:
+        """Wait for OPEN; unmute a link stuck in OPEN_MUTED (c104 2.2.1 race)."""
+        assert self._conn is not None
+        muted_since: float | None = None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self._conn.state
+            if state == c104.ConnectionState.OPEN:
+                return
+            now = time.monotonic()
+            if state == c104.ConnectionState.OPEN_MUTED:
+                muted_since = muted_since or now
+                if now - muted_since > 0.3:
+                    self._conn.unmute()
+                    muted_since = now
+            else:
+                muted_since = None
+            if now > deadline:
+                raise AdapterError(
+                    "unreachable",
+                    f"IEC 104 link to {self.endpoint.host}:{self.endpoint.port} not open ({state.name})",
+                )
+            await asyncio.sleep(0.02)
+
+    async def _ensure(self) -> None:
+        if self._client is None:
+            await self._start_client()
+        await self._wait_open(self.link_wait_s)
+
+    async def _start_client(self) -> None:
+        e = self.endpoint
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        client = c104.Client(tick_rate_ms=50, command_timeout_ms=e.command_timeout_ms)
+        conn = client.add_connection(ip=e.host, port=e.port, init=c104.Init.NONE)
+        if conn is None:
+            raise AdapterError("error", f"c104 refused connection {e.host}:{e.port}")
+        station = conn.add_station(common_address=e.common_address)
+        on_point, on_raw, on_state = self._make_callbacks()
+        points: dict[str, c104.Point] = {}
+        for name, attr in _MEASURED.items():
+            ioa = getattr(e.points, attr)
+            if ioa is None:
+                continue
+            kind = c104.Type.M_SP_NA_1 if name == "available" else c104.Type.M_ME_NC_1
+            points[name] = station.add_point(io_address=ioa, type=kind)
+            points[name].on_receive(callable=on_point)
+        points["setpoint"] = station.add_point(io_address=e.points.setpoint_ioa, type=c104.Type.C_SE_NC_1)
+        conn.on_receive_raw(callable=on_raw)
+        conn.on_state_change(callable=on_state)
+        self._client, self._conn, self._points = client, conn, points
+        client.start()
+
+    def _fresh_since(self, t0: float, names: list[str]) -> bool:
+        with self._lock:
+            return all(
+                (s := self._seen.get(self._points[n].io_address)) is not None and s.at >= t0 for n in names
+            )
+
+    # --- the calls of the worker -----------------------------------------------------------------
+    async def connect(self) -> None:
+        await self._ensure()
+
+    async def close(self) -> None:
+        client, self._client, self._conn = self._client, None, None
+        if client is not None:
+            await asyncio.to_thread(client.stop)
+
+    async def send(self, value_kw: float) -> tuple[CommandStatus, str]:
+        """Send an active-power setpoint in kW; the status and reason of what the RTU made of it."""
+        async with self._cmd_lock:
+            await self._ensure()
+            point = self._points["setpoint"]
+            try:
+                point.value = float(value_kw)
+            except (TypeError, IndexError, ValueError) as exc:
+                raise AdapterError("invalid", f"{value_kw} does not fit C_SE_NC_1: {exc}") from exc
+            ioa = point.io_address
+            t0 = time.monotonic()
+            ok = await asyncio.to_thread(point.transmit, cause=c104.Cot.ACTIVATION)
+            if ok:
+                return "confirmed", ""
+            return await self._settle_false(ioa, value_kw, t0)
+
+    async def _settle_false(self, ioa: int, value_kw: float, t0: float) -> tuple[CommandStatus, str]:
+        """transmit() said False: find out whether the RTU refused, never answered, or we missed it."""
+        p_ioa = self.endpoint.points.active_power_ioa
+
+        def evidence() -> str | None:
+            with self._lock:
+                ack = self._actcon.get(ioa)
+                p = self._seen.get(p_ioa)
+            if ack is not None and ack[1] >= t0:
+                return "negative" if ack[0] else "positive"
+            if p is not None and p.at >= t0 and abs(float(p.value) - value_kw) <= 1e-3 * max(1.0, abs(value_kw)):
+                return "readback"
+            return None
+
+        await self._wait(lambda: evidence() is not None, 0.3)
+        found = evidence()
+        if found == "negative":
+            return "rejected", "RTU answered with a negative confirmation"
+        if found == "positive":
+            return "confirmed", "confirmation seen on the wire (c104 transmit() reported False)"
+        if found == "readback":
+            return "confirmed", "confirmed by P read-back (c104 transmit() reported False)"
+        if not self.is_open:
+            return "unreachable", "link dropped during the command"
+        waited = time.monotonic() - t0
+        if waited >= 0.9 * self.endpoint.command_timeout_ms / 1000.0:
+            return "timeout", f"no confirmation within {self.endpoint.command_timeout_ms} ms"
+        return "unconfirmed", "no confirmation and no P read-back"
+
+    async def read(self) -> dict[str, Any]:
+        """Interrogate the station: ``{"data": {field: value}, "quality": ..., "notes": ...}`` (Telemetry fields)."""
+        async with self._cmd_lock:
+            await self._ensure()
+            assert self._conn is not None
+            t0 = time.monotonic()
+            await asyncio.to_thread(
+                self._conn.interrogation, common_address=self.endpoint.common_address, cause=c104.Cot.ACTIVATION
+            )
+            names = [n for n in _MEASURED if n in self._points]
+            await self._wait(lambda: self._fresh_since(t0, names), self.endpoint.command_timeout_ms / 1000.0)
+        data: dict[str, float | bool] = {}
+        stale, bad = [], []
+        with self._lock:
+            for name in names:
+                seen = self._seen.get(self._points[name].io_address)
+                if seen is None:
+                    stale.append(name)
+                    continue
+                if seen.at < t0:
+                    stale.append(name)
+                if not seen.good:
+                    bad.append(name)
+                data[name] = bool(seen.value) if name == "available" else float(seen.value)
+        notes = "; ".join(
+            s for s in (f"not refreshed: {', '.join(stale)}" if stale else "",
+                        f"bad quality: {', '.join(bad)}" if bad else "") if s
+        )
+        return {"data": data, "quality": "questionable" if stale or bad else "good", "notes": notes}
