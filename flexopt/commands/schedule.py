@@ -259,18 +259,15 @@ def _telemetry(store: Path, db: str | None, max_age: dt.timedelta):
     """The telemetry database and run.json's ``initial_state_telemetry``. The database is ``--db``, else
     ``$FLEXOPT_DB``, else the store's SQLite file when it exists (none: no telemetry, and the record says why); one
     named but unusable is exit 2, before anything is solved."""
-    from flexopt.telemetry import ENV_VAR, TelemetryError, open_db, resolve_url
+    from flexopt.commands.telemetry import open_or_exit
+    from flexopt.telemetry import ENV_VAR, resolve_url
 
     limit = {"max_age_min": max_age.total_seconds() / 60}
-    try:
-        url = resolve_url(db, store)
-        default = not db and not os.environ.get(ENV_VAR, "").strip()
-        if default and not Path(url.database or "").is_file():
-            return None, {"db": None, **limit, "reason": f"no telemetry database ({url.database} does not exist)"}
-        database = open_db(url)
-    except TelemetryError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    if not db and not os.environ.get(ENV_VAR, "").strip():
+        default = Path(resolve_url(None, store).database or "")
+        if not default.is_file():
+            return None, {"db": None, **limit, "reason": f"no telemetry database ({default} does not exist)"}
+    database = open_or_exit(db, store, create=False)
     return database, {"db": database.name, **limit}
 
 
