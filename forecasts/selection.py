@@ -15,7 +15,8 @@ from flexopt.forecasts.base import Model, Window
 from flexopt.forecasts.features import SeriesData
 from flexopt.forecasts.metrics import error_metrics
 from flexopt.forecasts.naive import naive_models
-from flexopt.forecasts.pv import ExternalForecast, PvClearSky, PvRegression
+from flexopt.forecasts.profiles import KernelMedian
+from flexopt.forecasts.pv import ExternalForecast, PvClearSky, PvRecentMean, PvRegression, PvWeather
 from flexopt.forecasts.regression import FourierAR, ProfileRegression
 from flexopt.forecasts.smoothing import HoltWinters
 
@@ -29,18 +30,27 @@ def all_models() -> list[Model]:
         ProfileRegression("profile_median_reg", "median"),
         ProfileRegression("profile_ols_reg", "ols"),
         FourierAR("fourier_ar2", ar=2),
-        HoltWinters(),
+        KernelMedian(),
+        HoltWinters("holt_winters_daily", season_days=1),
+        HoltWinters("holt_winters_weekly", season_days=7, automatic=False),
         PvClearSky(),
         PvRegression(),
+        PvRecentMean("pv_mean_7d", "mean_7d", 7.0),
+        PvRecentMean("pv_mean_14d", "mean_14d", 14.0),
+        PvWeather("pv_irradiance", "irradiance"),
+        PvWeather("pv_cloud_clearsky", "cloud_cover"),
         ExternalForecast(),
     ]
 
 
-def candidate_models(kind: str, names: list[str] | None = None, external: bool = False) -> list[Model]:
-    """Models for ``kind`` (optionally only ``names``); the external PV model only when one is given."""
-    models = [m for m in all_models() if kind in m.kinds and (external or m.family != "external")]
+def candidate_models(kind: str, names: list[str] | None = None, external: bool = False,
+                     features: pd.DataFrame | None = None) -> list[Model]:
+    """Models for ``kind`` (optionally only ``names``); the external PV model only when one is given, a model
+    that needs a regressor (irradiance, cloud cover) only when ``features`` has it."""
+    models = [m for m in all_models() if kind in m.kinds and (external or m.family != "external")
+              and (features is None or all(c in features for c in m.needs))]
     if names is None:
-        return models
+        return [m for m in models if m.automatic]
     known = {m.name for m in all_models()}
     unknown = sorted(set(names) - known)
     if unknown:
@@ -68,6 +78,7 @@ class ModelRun:
 def run_windows(data: SeriesData, models: list[Model], windows: list[Window]) -> dict[str, ModelRun]:
     """Forecast every window with every model; a model that fails is recorded, never raised."""
     runs = {}
+    windows = sorted(windows, key=lambda w: w.cutoff)  # oldest first: a model may reuse what it estimated
     for model in models:
         run = ModelRun(model)
         for window in windows:
