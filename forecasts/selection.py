@@ -137,3 +137,9 @@ def choose_model(table: pd.DataFrame) -> tuple[str | None, str | None]:
         + (f" vs {other.iloc[0]['model']} {other.iloc[0]['mae']:.3f} kW)" if not other.empty else ")")
     )
     return str(best_naive["model"]), note
+
+
+def metrics_columns_for(records: list[dict]) -> pd.DataFrame:
+    """A backtest table (the columns of :func:`metrics_table`) from per-model records, sorted by MAE."""
+    table = pd.DataFrame.from_records(records).reindex(columns=METRIC_COLUMNS)
+    return table.sort_values("mae", na_position="last", kind="stable").reset_index(drop=True)
