@@ -91,13 +91,16 @@ def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta | None:
 
 
 def clean_history(
-    series: pd.Series, freq: str | pd.Timedelta, local_tz: str = "UTC", *, kind: str = "load"
+    series: pd.Series, freq: str | pd.Timedelta, local_tz: str = "UTC", *, kind: str = "load",
+    until: pd.Timestamp | None = None,
 ) -> tuple[pd.Series, HygieneReport]:
     """Return ``series`` on a regular UTC grid at ``freq`` with bad values removed, plus what was done.
 
     Duplicates are averaged, the resolution is changed to ``freq`` (mean when finer, repeated when coarser),
     gross outliers and stuck-meter runs become missing, short gaps are interpolated; for PV, negatives are
-    clipped and missing night values set to 0. Remaining gaps stay NaN.
+    clipped and missing night values set to 0. Remaining gaps stay NaN. ``until`` (exclusive) extends the
+    grid to the forecast start: a PV meter that reports nothing at night ends its history in the evening, and
+    without the night zeros after it "yesterday" would silently become the day before.
     """
     if not isinstance(series, pd.Series):
         raise TypeError(f"history must be a pandas Series, got {type(series).__name__}")
@@ -117,6 +120,8 @@ def clean_history(
     values = _to_grid(values, step, report.source_freq)
     if len(values) == 0:
         return values, report
+    if until is not None and values.index[-1] + step < until:
+        values = values.reindex(pd.date_range(values.index[0], until, freq=step, inclusive="left"))
     if kind == "pv":
         report.n_negative_clipped = int((values < 0).sum())
         values = values.clip(lower=0.0)
