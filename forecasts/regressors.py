@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from flexopt.forecasts.hygiene import infer_step
 from flexopt.forecasts.public_holidays import holiday_flags, supported
 from flexopt.forecasts.timefeatures import require_utc_index
 
@@ -38,7 +39,7 @@ def join(exog_history: pd.DataFrame | None, exog_future: pd.DataFrame | None) ->
 def on_grid(exog: pd.DataFrame | None, grid: pd.DatetimeIndex, cutoff: int, target: np.ndarray, tz: str,
             country: str | None, train_rows: int, notes: list[str], *, keep_partial: tuple[str, ...] = ()
             ) -> pd.DataFrame | None:
-    """The regressors on ``grid`` (held over a coarser source step, at most an hour); those not known on every
+    """The regressors on ``grid`` (each value held over its own source interval); those not known on every
     target interval or on too little of the training history are dropped with a note. ``keep_partial`` names
     columns kept even so (the external PV forecast is judged by the backtest instead)."""
     step = grid[1] - grid[0] if len(grid) > 1 else pd.Timedelta(hours=1)
@@ -48,7 +49,10 @@ def on_grid(exog: pd.DataFrame | None, grid: pd.DatetimeIndex, cutoff: int, targ
         if unknown:
             notes.append(f"regressor(s) {', '.join(unknown)} not understood; ignored (known: {', '.join(KNOWN)})")
         frame = exog.reindex(columns=[c for c in exog.columns if c in KNOWN])
-        frame = frame.reindex(grid, method="ffill", tolerance=max(step, pd.Timedelta(hours=1)))
+        source_step = infer_step(frame.index) or step
+        # a value holds for its own source interval only: hourly weather fills the four quarter-hours of its hour
+        frame = frame.reindex(grid, method="ffill", tolerance=max(source_step - pd.Timedelta(seconds=1),
+                                                                   pd.Timedelta(0)))
         history = slice(max(0, cutoff - train_rows), cutoff)
         for column in frame.columns:
             values = frame[column].to_numpy()

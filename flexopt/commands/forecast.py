@@ -75,7 +75,8 @@ def run_forecast(loaded: LoadedPortfolio, day: dt.date, out: Path, jobs: int, on
         except SeriesError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_INVALID) from None
-    results = forecast_many(histories, index, sources, n_jobs=jobs, local_tz=info.timezone)
+    extra = {name: regressor_kwargs(loaded, name, index[0], console) for name in sources}
+    results = forecast_many(histories, index, sources, n_jobs=jobs, local_tz=info.timezone, per_series=extra)
     frames = []
     for name, result in results.items():
         result.unit = units[name]
@@ -96,6 +97,27 @@ def run_forecast(loaded: LoadedPortfolio, day: dt.date, out: Path, jobs: int, on
     print_choices(results, console)
     console.print(f"forecasts written to [bold]{out}[/bold]")
     return summary
+
+
+def regressor_kwargs(loaded: LoadedPortfolio, name: str, start: pd.Timestamp | None, console: Console) -> dict:
+    """forecast_series' regressor arguments for a source: its site's weather (split at ``start``; the whole
+    span for a backtest, ``start`` None) and country. An unreadable weather file ends the command (exit 2)."""
+    from flexopt.data.forecasting import site_regressors
+    from flexopt.data.timeseries import SeriesError
+
+    try:
+        frame, country, notes = site_regressors(loaded.portfolio, name)
+    except SeriesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for note in notes:
+        console.print(f"{name}: {note}", style="yellow", highlight=False, markup=False)
+    out: dict = {"country": country}
+    if frame is not None:
+        past = frame if start is None else frame[frame.index < start]
+        future = frame if start is None else frame[frame.index >= start]
+        out.update(exog_history=past, exog_future=future)
+    return out
 
 
 def series_summary(result) -> dict:
@@ -136,10 +158,14 @@ def run_backtest(loaded: LoadedPortfolio, first: dt.date, last: dt.date, out: Pa
     rows = []
     for name, kind in sources_or_exit(loaded, only).items():
         series, unit = read_history(loaded, name)
-        parts = [backtest_series(series, origins, kind, local_tz=tz, train_days=train_days)]
+        extra = regressor_kwargs(loaded, name, None, console)
+        parts = [backtest_series(series, origins, kind, local_tz=tz, train_days=train_days,
+                                 exog_history=extra.get("exog_history"), country=extra["country"])]
         if chosen:
-            parts.insert(0, evaluate_chosen(series, origins, kind, local_tz=tz, train_days=train_days)[0])
+            parts.insert(0, evaluate_chosen(series, origins, kind, local_tz=tz, train_days=train_days, **extra)[0])
         table = pd.concat(parts, ignore_index=True)
+        best_naive = table[table["family"] == "naive"]["mae"].min()
+        table["vs_best_naive_pct"] = 100.0 * (1.0 - table["mae"] / best_naive)
         table.insert(0, "series", name)
         table["unit"] = unit
         rows.append(table)
@@ -153,11 +179,13 @@ def run_backtest(loaded: LoadedPortfolio, first: dt.date, last: dt.date, out: Pa
 
 
 def print_backtest(result: pd.DataFrame, title: str, console: Console) -> None:
-    table = Table("series", "model", "family", "n", "MAE", "RMSE", "WAPE", "bias", "unit", title=title)
+    table = Table("series", "model", "family", "n", "MAE", "RMSE", "WAPE", "bias", "vs best naive", "unit",
+                  title=title)
     fold(table)
     for r in result.itertuples(index=False):
         table.add_row(r.series, r.model, r.family, str(r.n), f"{r.mae:.3f}", f"{r.rmse:.3f}", f"{r.wape:.3f}",
-                      f"{r.bias:+.3f}", r.unit)
+                      f"{r.bias:+.3f}", "-" if pd.isna(r.vs_best_naive_pct) else f"{r.vs_best_naive_pct:+.1f} %",
+                      r.unit)
     console.print(table)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from flexopt.config.portfolio import Portfolio
+
 
 def default_forecaster(name: str, history: pd.Series, index: pd.DatetimeIndex, *, local_tz: str = "UTC",
                        kind: str = "load", regressors: pd.DataFrame | None = None, country: str | None = None,
@@ -29,3 +31,21 @@ def default_forecaster(name: str, history: pd.Series, index: pd.DatetimeIndex, *
     if result.warnings:
         note += " (" + "; ".join(result.warnings) + ")"
     return result.frame, note
+
+
+def site_regressors(pf: Portfolio, name: str) -> tuple[pd.DataFrame | None, str | None, list[str]]:
+    """The weather series (past and forecast, UTC, one column per regressor) and the country of the site whose
+    assets use data source ``name``, for its forecast. A source shared by sites with different weather or
+    countries uses the first site's, and the note says so."""
+    from flexopt.config.loader import series_refs
+    from flexopt.data.timeseries import read_source
+
+    sites = [site for site in pf.sites if any(source == name for _path, source in series_refs(site))]
+    if not sites:
+        return None, None, []
+    site, notes = sites[0], []
+    if any(s.weather != site.weather or s.location.country != site.location.country for s in sites[1:]):
+        notes.append(f"used by sites with different weather or country; forecast with site {site.id!r}'s")
+    columns = {regressor: read_source(pf.data_sources[ref.source], ref.source)[0] * ref.scale
+               for regressor, ref in site.weather.refs().items()}
+    return (pd.DataFrame(columns) if columns else None), (site.location.country or None), notes

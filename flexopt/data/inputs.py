@@ -157,32 +157,9 @@ class Inputs:
         return () if kind != "load" or q is None or q == 0.5 else (q, round(1.0 - q, 10))
 
     def _regressors(self, name: str) -> tuple[pd.DataFrame | None, str | None, list[str]]:
-        """The weather series and country of the site(s) whose assets use data source ``name``.
+        from flexopt.data.forecasting import site_regressors
 
-        A source shared by sites with different weather or countries uses the first site's, and says so.
-        """
-        pf = self.loaded.portfolio
-        from flexopt.config.loader import series_refs
-
-        sites = [site for site in pf.sites
-                 if any(source == name for _path, source in series_refs(site))]
-        notes: list[str] = []
-        if not sites:
-            return None, None, notes
-        site = sites[0]
-        if any(s.weather != site.weather or s.location.country != site.location.country for s in sites[1:]):
-            notes.append(f"used by sites with different weather or country; forecast with site {site.id!r}'s")
-        columns = {}
-        for regressor, ref in site.weather.refs().items():
-            weather, _report = self._read_weather(ref.source)
-            columns[regressor] = weather * ref.scale
-        frame = pd.DataFrame(columns) if columns else None
-        return frame, site.location.country or None, notes
-
-    def _read_weather(self, source: str) -> tuple[pd.Series, SeriesReport]:
-        from flexopt.data.timeseries import read_source
-
-        return read_source(self.loaded.portfolio.data_sources[source], source)
+        return site_regressors(self.loaded.portfolio, name)
 
     def _feeds_pv(self, name: str) -> bool:
         """PV forecasts are clipped at zero and follow the sun, so the forecaster must know."""
