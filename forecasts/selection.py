@@ -16,7 +16,14 @@ from flexopt.forecasts.features import SeriesData
 from flexopt.forecasts.metrics import error_metrics
 from flexopt.forecasts.naive import naive_models
 from flexopt.forecasts.profiles import KernelMedian
-from flexopt.forecasts.pv import ExternalForecast, PvClearSky, PvRecentMean, PvRegression, PvWeather
+from flexopt.forecasts.pv import (
+    ExternalForecast,
+    PvClearSky,
+    PvPersistenceBlend,
+    PvRecentMean,
+    PvRegression,
+    PvWeather,
+)
 from flexopt.forecasts.regression import FourierAR, ProfileRegression
 from flexopt.forecasts.smoothing import HoltWinters
 
@@ -37,6 +44,7 @@ def all_models() -> list[Model]:
         PvRegression(),
         PvRecentMean("pv_mean_7d", "mean_7d", 7.0),
         PvRecentMean("pv_mean_14d", "mean_14d", 14.0),
+        PvPersistenceBlend(),
         PvWeather("pv_irradiance", "irradiance"),
         PvWeather("pv_cloud_clearsky", "cloud_cover"),
         ExternalForecast(),

@@ -653,6 +653,12 @@ class Risk(Strict):
         description="hold congestion-point limits against this quantile of forecast uncontrolled load (e.g. 0.9); "
                     "energy is still priced at the point forecast. Default: the point forecast",
     )
+    congestion_errors: Literal["independent", "comonotone"] = Field(
+        default="independent",
+        description="how the loads' forecast errors add up at a congestion point: independent (the margin is the "
+                    "root sum of squares of the loads' margins) or comonotone (their plain sum: safe whatever the "
+                    "correlation, and much larger for many loads)",
+    )
 
 
 class Portfolio(Strict):

@@ -94,17 +94,22 @@ def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData],
 def risk_margins(pf: Portfolio, inputs: Inputs, site_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(import, export) margins in kW of the uncontrolled loads forecast from history at these sites: the
     congestion quantile q minus the point forecast (load may be higher), and the point minus the 1 - q
-    quantile (load may be lower, so more is exported). Loads given as forecasts or numbers add nothing."""
+    quantile (load may be lower, so more is exported). Loads given as forecasts or numbers add nothing.
+
+    The loads' margins add as independent errors (root sum of squares: the q quantile of a sum of independent
+    normal errors) or, with ``risk.congestion_errors: comonotone``, plainly (the bound for any correlation)."""
     q = inputs.congestion_quantile
-    up, down = np.zeros(inputs.horizon.n), np.zeros(inputs.horizon.n)
+    ups, downs = [np.zeros(inputs.horizon.n)], [np.zeros(inputs.horizon.n)]
     for site, asset in pf.assets():
         power = getattr(asset, "power_kw", None)
         if site.id not in site_ids or asset.type != "load" or not inputs.is_forecast(power):
             continue
         point = inputs.values(power) * asset.count
-        up += np.clip(inputs.quantile(power, q) * asset.count - point, 0.0, None)
-        down += np.clip(point - inputs.quantile(power, round(1.0 - q, 10)) * asset.count, 0.0, None)
-    return up, down
+        ups.append(np.clip(inputs.quantile(power, q) * asset.count - point, 0.0, None))
+        downs.append(np.clip(point - inputs.quantile(power, round(1.0 - q, 10)) * asset.count, 0.0, None))
+    if pf.risk.congestion_errors == "comonotone":
+        return np.sum(ups, axis=0), np.sum(downs, axis=0)
+    return np.sqrt(np.sum(np.square(ups), axis=0)), np.sqrt(np.sum(np.square(downs), axis=0))
 
 
 class GridModel:

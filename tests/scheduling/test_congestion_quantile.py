@@ -76,3 +76,33 @@ def test_a_margin_that_cannot_be_held_is_a_note_not_a_breach(tmp_path, portfolio
 def test_quantile_out_of_range_is_refused(tmp_path, portfolio_builder):
     with pytest.raises(ValueError, match="congestion_quantile"):
         build(tmp_path, portfolio_builder, 1.5)
+
+
+def two_homes(tmp_path, portfolio_builder, errors: str):
+    horizon = Horizon.for_day(pd.Timestamp("2024-06-01").date(), "UTC")
+    past = pd.date_range(horizon.index[0] - pd.Timedelta(days=3), horizon.index[0], freq="15min", inclusive="left")
+    sites, sources = [], {}
+    for k in (1, 2):
+        sources[f"h{k}"] = {**portfolio_builder.write_series(tmp_path, f"h{k}", past, np.full(len(past), 5.0),
+                                                             unit="kW"), "kind": "history"}
+        sites.append({"id": f"s{k}", "congestion_point": "cp", "assets": [
+            {"id": f"h{k}", "type": "load", "power_kw": {"source": f"h{k}"}}]})
+    loaded, inputs = portfolio_builder.build(tmp_path, sites, extra={
+        "congestion_points": [{"id": "cp", "import_limit_kw": 20.0}],
+        "risk": {"congestion_quantile": 0.9, "congestion_errors": errors}})
+    raw = loaded.portfolio.model_dump()
+    raw["data_sources"].update(sources)
+    loaded.portfolio = Portfolio.model_validate(raw)
+    inputs.loaded = loaded
+    inputs.forecaster = fixed_forecaster(5.0, 2.0)
+    return loaded, inputs
+
+
+@pytest.mark.parametrize(("errors", "margin"), [("independent", 2.0 * np.sqrt(2.0)), ("comonotone", 4.0)])
+def test_margins_of_several_loads_add_as_their_errors_do(tmp_path, portfolio_builder, errors, margin):
+    from flexopt.scheduling.grid import point_data, site_data
+
+    loaded, inputs = two_homes(tmp_path, portfolio_builder, errors)
+    points = point_data(loaded.portfolio, tmp_path, inputs.horizon, site_data(loaded.portfolio, inputs), inputs)
+    np.testing.assert_allclose(points[0].import_margin_kw, margin)
+    np.testing.assert_allclose(points[0].export_margin_kw, margin)
