@@ -26,7 +26,7 @@ import pandas as pd
 from flexopt.forecasts.metrics import error_metrics
 
 ENSEMBLE_SIZE = 3
-MAX_MAE_RATIO = 1.25
+MAX_MAE_RATIO = 1.10
 
 
 @dataclass
