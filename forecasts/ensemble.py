@@ -41,7 +41,7 @@ class Choice:
     def name(self) -> str:
         if len(self.weights) == 1:
             return next(iter(self.weights))
-        return "ensemble(" + "+".join(self.weights) + ")"
+        return "ensemble(" + "+".join(sorted(self.weights)) + ")"
 
     def combine(self, forecasts: dict[str, np.ndarray]) -> np.ndarray:
         """The members' forecasts (each an array over the same rows) combined: median, or weighted mean."""

@@ -25,7 +25,8 @@ def load_30min() -> pd.Series:
 @pytest.fixture(scope="module")
 def studies(load_30min) -> dict[str, pd.DataFrame]:
     hourly = load_30min.resample("60min").mean()
-    return {"30 min": choice_study(load_30min, "load", PERIODS, TZ), "60 min": choice_study(hourly, "load", PERIODS, TZ),
+    return {"30 min": choice_study(load_30min, "load", PERIODS, TZ),
+            "60 min": choice_study(hourly, "load", PERIODS, TZ),
             "60 min splits": choice_study(hourly, "load", SPLITS, TZ)}
 
 
