@@ -78,14 +78,15 @@ def test_bad_arguments_exit_2(portfolio, tmp_path, args):
 
 def weather_portfolio(tmp_path, temp_until: str = "2024-06-16", temp_unit: str = "degC") -> str:
     """A heated home whose load follows the outdoor temperature, the temperature as a site weather source."""
-    stamps = pd.date_range("2024-04-01", "2024-06-15", freq="60min", tz=TZ, inclusive="left")
+    stamps = pd.date_range("2024-04-01", "2024-06-17", freq="60min", tz=TZ, inclusive="left")
     rng = np.random.default_rng(1)
     days = len(stamps) // 24
     temp = np.repeat(np.cumsum(rng.normal(0, 2.0, days)) * 0.5 + 8, 24) + 3 * np.sin(
         2 * np.pi * (stamps.hour.to_numpy() - 9) / 24)
     load = 0.5 + 0.3 * np.clip(15 - temp, 0, None) + rng.normal(0, 0.1, len(stamps))
     utc = stamps.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-    pd.DataFrame({"timestamp": utc, "load_kw": load}).to_csv(tmp_path / "home.csv", index=False)
+    measured = stamps < pd.Timestamp("2024-06-15", tz=TZ)
+    pd.DataFrame({"timestamp": utc, "load_kw": load})[measured].to_csv(tmp_path / "home.csv", index=False)
     weather = pd.DataFrame({"timestamp": utc, "temp": temp})
     weather = weather[stamps < pd.Timestamp(temp_until, tz=TZ)]
     weather.to_csv(tmp_path / "weather.csv", index=False)
@@ -131,3 +132,20 @@ def test_weather_source_in_the_wrong_unit_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["validate", path])
     assert result.exit_code == 2
     assert "weather.temperature_c names 'outdoor' in kW; it must be in degC" in result.output
+
+
+def test_a_run_forecasts_with_the_site_weather_and_records_the_fallback(tmp_path):
+    import datetime as dt
+
+    from flexopt.config.loader import load_portfolio
+    from flexopt.config.portfolio import SeriesRef
+    from flexopt.data.inputs import Horizon, Inputs
+
+    for until, fallback in (("2024-06-16", False), ("2024-06-15", True)):
+        folder = tmp_path / until
+        folder.mkdir()
+        loaded = load_portfolio(weather_portfolio(folder, temp_until=until))
+        inputs = Inputs(loaded, Horizon.for_day(dt.date(2024, 6, 15), TZ, 60))
+        values = inputs.values(SeriesRef(source="home"))
+        assert len(values) == 24 and np.isfinite(values).all()
+        assert ("models run without temperature_c" in inputs.models["home"]) == fallback
