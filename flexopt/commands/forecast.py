@@ -154,10 +154,11 @@ def run_backtest(loaded: LoadedPortfolio, first: dt.date, last: dt.date, out: Pa
         typer.echo(f"{out} already exists; flexopt never overwrites results, choose another --out", err=True)
         raise typer.Exit(EXIT_INVALID)
     tz = loaded.portfolio.portfolio.timezone
-    origins = pd.date_range(pd.Timestamp(first).tz_localize(tz), pd.Timestamp(last).tz_localize(tz), freq="D")
+    all_origins = pd.date_range(pd.Timestamp(first).tz_localize(tz), pd.Timestamp(last).tz_localize(tz), freq="D")
     rows = []
     for name, kind in sources_or_exit(loaded, only).items():
         series, unit = read_history(loaded, name)
+        origins = usable_origins(series, all_origins, tz, name, console)
         extra = regressor_kwargs(loaded, name, None, console)
         parts = [backtest_series(series, origins, kind, local_tz=tz, train_days=train_days,
                                  exog_history=extra.get("exog_history"), country=extra["country"])]
@@ -173,9 +174,43 @@ def run_backtest(loaded: LoadedPortfolio, first: dt.date, last: dt.date, out: Pa
     result = result.drop(columns=[c for c in ("n_origins",) if c in result])
     out.parent.mkdir(parents=True, exist_ok=True)
     result.to_csv(out, index=False, float_format="%.6g")
-    print_backtest(result, f"day-ahead backtest, {len(origins)} origins {first} .. {last}", console)
+    print_backtest(result, f"day-ahead backtest, {len(all_origins)} origins {first} .. {last}", console)
     console.print(f"backtest written to [bold]{out}[/bold]")
     return result
+
+
+def usable_origins(series: pd.Series, origins: pd.DatetimeIndex, tz: str, name: str,
+                   console: Console) -> pd.DatetimeIndex:
+    """The origins whose day has measured values and enough recent history before it (the rule a run applies);
+    the others are listed and skipped, and a series with none ends the command (exit 2): a backtest of days
+    the file does not cover is an error, not a table of NaN."""
+    from flexopt.data.timeseries import SeriesError, history_before
+
+    kept, skipped = [], []
+    known = series.dropna()
+    for origin in origins:
+        end = origin + pd.DateOffset(days=1)
+        day = pd.date_range(origin.tz_convert("UTC"), end.tz_convert("UTC"), freq="15min", inclusive="left")
+        try:
+            history_before(series, day, name, tz)
+        except SeriesError as exc:
+            skipped.append(f"{origin.date()}: {exc}")
+            continue
+        if not ((known.index >= day[0]) & (known.index < end)).any():
+            skipped.append(f"{origin.date()}: no measured values on that day to score against")
+            continue
+        kept.append(origin)
+    for line in skipped[:5]:
+        console.print(f"{name}: skipped {line}", style="yellow", highlight=False, markup=False)
+    if len(skipped) > 5:
+        console.print(f"{name}: {len(skipped) - 5} more days skipped", style="yellow", highlight=False, markup=False)
+    if not kept:
+        span = (f"it covers {known.index.min():%Y-%m-%d} to {known.index.max():%Y-%m-%d} UTC" if len(known)
+                else "it holds no values")
+        typer.echo(f"error: history data source {name!r} cannot be backtested on {origins[0].date()} .. "
+                   f"{origins[-1].date()}; {span}. Choose days inside that range, after its first day", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    return pd.DatetimeIndex(kept)
 
 
 def print_backtest(result: pd.DataFrame, title: str, console: Console) -> None:

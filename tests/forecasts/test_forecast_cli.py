@@ -149,3 +149,17 @@ def test_a_run_forecasts_with_the_site_weather_and_records_the_fallback(tmp_path
         values = inputs.values(SeriesRef(source="home"))
         assert len(values) == 24 and np.isfinite(values).all()
         assert ("models run without temperature_c" in inputs.models["home"]) == fallback
+
+
+def test_backtest_outside_the_history_is_an_error_not_a_table_of_nan(portfolio, tmp_path):
+    args = ["backtest", str(portfolio), "--from", "2024-09-01", "--to", "2024-09-03", "--out", str(tmp_path / "b.csv")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "cannot be backtested on 2024-09-01 .. 2024-09-03" in result.output
+    assert not (tmp_path / "b.csv").exists()
+    partly = ["backtest", str(portfolio), "--from", "2024-06-13", "--to", "2024-06-16", "--out", str(tmp_path / "c.csv"),
+              "--series", "house_load", "--no-chosen"]
+    result = CliRunner().invoke(app, partly)
+    assert result.exit_code == 0, result.output
+    assert "skipped 2024-06-15: no measured values" in result.output
+    assert (pd.read_csv(tmp_path / "c.csv")["n"] == 2 * 48).all()
