@@ -177,6 +177,10 @@ def _prepare(cleaned, index, step, tz, kind, exog, country, train_days, notes):
         while shift_local(index, lead, tz).max() > grid[cutoff - 1] and lead < 400:
             lead += 1
     per_day = max(int(pd.Timedelta(days=1) / step), 1)
+    if len(known) and index[0] - grid[cutoff - 1] > pd.Timedelta(days=1):
+        age = (index[0] - grid[cutoff - 1]) / pd.Timedelta(days=1)
+        notes.append(f"history ends {age:.1f} days before the forecast start (stale): every same-time lag is at "
+                     f"least {lead} days old")
     ex = regressors.on_grid(exog, grid, cutoff, target, tz, country, train_days * per_day, notes,
                             keep_partial=("pv_forecast_kw",))
     data = SeriesData(grid, y, build_features(grid, y, tz, lead, kind, ex), step, tz, kind, lead)

@@ -210,3 +210,10 @@ def test_pv_meter_silent_at_night_still_forecasts_from_yesterday():
     result = forecast_series(pv, target, "pv", local_tz=MADRID, select=False, models=["naive_yesterday"])
     yesterday = pv_shape(target) * days[-1]
     assert np.abs(result.frame["value"].to_numpy() - yesterday).max() < 1e-9
+
+
+def test_stale_history_is_stated():
+    hist = history_before("2024-05-01", 40)
+    result = forecast_series(pd.Series(local_profile(hist), index=hist), local_day("2024-05-10"), local_tz=MADRID)
+    assert any("history ends 9.0 days before the forecast start (stale)" in w for w in result.warnings)
+    assert result.frame["value"].gt(0.5).all()  # still the profile, never zeros

@@ -157,8 +157,8 @@ def test_backtest_outside_the_history_is_an_error_not_a_table_of_nan(portfolio, 
     assert result.exit_code == 2
     assert "cannot be backtested on 2024-09-01 .. 2024-09-03" in result.output
     assert not (tmp_path / "b.csv").exists()
-    partly = ["backtest", str(portfolio), "--from", "2024-06-13", "--to", "2024-06-16", "--out", str(tmp_path / "c.csv"),
-              "--series", "house_load", "--no-chosen"]
+    partly = ["backtest", str(portfolio), "--from", "2024-06-13", "--to", "2024-06-16",
+              "--out", str(tmp_path / "c.csv"), "--series", "house_load", "--no-chosen"]
     result = CliRunner().invoke(app, partly)
     assert result.exit_code == 0, result.output
     assert "skipped 2024-06-15: no measured values" in result.output
