@@ -82,7 +82,7 @@ def forecast_series(
         history = history[~late]
     keep_days = train_days + backtest_days + LAG_DAYS + 1
     history = history[history.index >= index[0] - pd.Timedelta(days=keep_days)]
-    cleaned, report = clean_history(history, step, local_tz, kind=kind, until=index[0] if kind == "pv" else None)
+    cleaned, report = clean_history(history, step, local_tz, kind=kind, until=index[0])
     notes += report.messages()
     external = _external_mode(kind, exog_history, exog_future)
     exog = regressors.join(exog_history, exog_future if exog_future is not None else None)
