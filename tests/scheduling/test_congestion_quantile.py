@@ -106,3 +106,41 @@ def test_margins_of_several_loads_add_as_their_errors_do(tmp_path, portfolio_bui
     points = point_data(loaded.portfolio, tmp_path, inputs.horizon, site_data(loaded.portfolio, inputs), inputs)
     np.testing.assert_allclose(points[0].import_margin_kw, margin)
     np.testing.assert_allclose(points[0].export_margin_kw, margin)
+
+
+def test_schedule_with_a_congestion_quantile_passes_the_independent_check(tmp_path):
+    from typer.testing import CliRunner
+
+    from flexopt.cli import app
+
+    stamps = pd.date_range("2024-05-01", "2024-06-01", freq="15min", tz="UTC", inclusive="left")
+    rng = np.random.default_rng(2)
+    hour = stamps.hour.to_numpy()
+    load = 8 + 4 * np.isin(hour, [18, 19, 20]) + rng.gamma(2.0, 0.8, len(stamps))
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "kw": load}).to_csv(tmp_path / "h.csv",
+                                                                                         index=False)
+    (tmp_path / "p.yaml").write_text("""
+portfolio: {name: risk, timezone: UTC, resolution_min: 15}
+tariff: {import_price_eur_per_kwh: 0.2}
+data_sources:
+  homes: {path: h.csv, column: kw, unit: kW, kind: history}
+congestion_points: [{id: cp, import_limit_kw: 24}]
+risk: {congestion_quantile: 0.9}
+sites:
+  - id: s
+    congestion_point: cp
+    assets:
+      - {id: homes, type: load, power_kw: {source: homes}}
+      - {id: ev, type: ev_charger, max_charge_kw: 11, current_type: dc,
+         sessions: [{arrival_local: "17:00", departure_local: "23:00", energy_kwh: 30}]}
+""")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["schedule", "day-ahead", str(tmp_path / "p.yaml"), "--date", "2024-06-01",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    sites = pd.read_parquet(out / "sites.parquet")
+    cp = sites[sites["id"] == "cp"]
+    assert (cp["import_limit_kw"] == 24).all()  # the DSO's limit, not the tightened one
+    assert cp["net_kw"].max() < 24 - 0.5  # the margin is held below the limit in the evening
+    check = CliRunner().invoke(app, ["check", str(tmp_path / "p.yaml"), str(out)])
+    assert check.exit_code == 0, check.output
