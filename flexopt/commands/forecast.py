@@ -122,7 +122,8 @@ def regressor_kwargs(loaded: LoadedPortfolio, name: str, start: pd.Timestamp | N
 
 def series_summary(result) -> dict:
     return {
-        "kind": result.kind, "model": result.model, "unit": result.unit, "warnings": result.warnings,
+        "kind": result.kind, "model": result.model, "members": result.details.get("weights", {}), "unit": result.unit,
+        "warnings": result.warnings,
         "backtest": result.backtest.to_dict(orient="records"),
     }
 
