@@ -39,7 +39,7 @@ def all_models() -> list[Model]:
         FourierAR("fourier_ar2", ar=2),
         KernelMedian(),
         HoltWinters("holt_winters_daily", season_days=1),
-        HoltWinters("holt_winters_weekly", season_days=7, automatic=False),
+        HoltWinters("holt_winters_weekly", season_days=7),
         PvClearSky(),
         PvRegression(),
         PvRecentMean("pv_mean_7d", "mean_7d", 7.0),
