@@ -102,8 +102,8 @@ def trailing_day_mean(series: pd.Series, grid: pd.DatetimeIndex, lead_days: int)
 def kernel_median(lagged: np.ndarray, later_ok: list[bool], grid: pd.DatetimeIndex) -> np.ndarray:
     """Median of every lagged value within +-30 min of the same time (at least one step either side).
 
-    A household's load at one quarter-hour is mostly noise (a kettle, a shower); the median of the nearby
-    values (30-55) from recent days and same weekdays estimates its conditional median, which is what minimises MAE.
+    A household's load at one quarter-hour is mostly noise (a kettle, a shower); the median of the 30-55 nearby
+    values from recent days and same weekdays estimates its conditional median, which is what minimises MAE.
     Later neighbours come only from lags longer than the lead (``later_ok``): the shortest lag's next value
     may be the first value of the day being forecast.
     """
