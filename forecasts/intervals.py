@@ -31,9 +31,3 @@ def residual_offsets(
         q = np.quantile(residuals[sel], quantiles) if sel.sum() >= MIN_PER_BLOCK else overall
         out[:, tgt_block == block] = np.asarray(q)[:, None]
     return out
-
-
-def residual_bands(residuals, residual_hours, target_hours, quantiles=(0.1, 0.9)) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) offsets of a two-sided band: :func:`residual_offsets` for two quantiles."""
-    low, high = residual_offsets(residuals, residual_hours, target_hours, quantiles)
-    return low, high

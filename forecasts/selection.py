@@ -1,7 +1,7 @@
-"""Rolling-origin evaluation of candidate models and the rule that picks one per series.
+"""The candidate models and their rolling-origin evaluation: every model forecasts every backtest window.
 
-The rule: a statistical (or external) model is used only where its backtest MAE is strictly lower than that
-of the best naive baseline; otherwise the best naive baseline is used, and the run says so.
+What is made of the scores (the combination of the best models, or the best naive baseline) is
+:mod:`flexopt.forecasts.ensemble`'s.
 """
 
 from __future__ import annotations
@@ -125,26 +125,6 @@ def metrics_table(data: SeriesData, runs: dict[str, ModelRun], n_windows: int) -
                         **error_metrics(actual, forecast)})
     table = pd.DataFrame.from_records(records, columns=METRIC_COLUMNS)
     return table.sort_values("mae", na_position="last", kind="stable").reset_index(drop=True)
-
-
-def choose_model(table: pd.DataFrame) -> tuple[str | None, str | None]:
-    """(chosen model, note); a non-naive model only where it beats the best naive baseline's MAE."""
-    scored = table[table["mae"].notna()]
-    if scored.empty:
-        return None, None
-    naive = scored[scored["family"] == "naive"]
-    other = scored[scored["family"] != "naive"]
-    if naive.empty:
-        return str(other.iloc[0]["model"]), None
-    best_naive = naive.iloc[0]
-    if not other.empty and other.iloc[0]["mae"] < best_naive["mae"]:
-        return str(other.iloc[0]["model"]), None
-    note = (
-        f"naive model {best_naive['model']} used because no statistical model beat it in the backtest "
-        f"(MAE {best_naive['mae']:.3f} kW"
-        + (f" vs {other.iloc[0]['model']} {other.iloc[0]['mae']:.3f} kW)" if not other.empty else ")")
-    )
-    return str(best_naive["model"]), note
 
 
 def metrics_columns_for(records: list[dict]) -> pd.DataFrame:
