@@ -8,23 +8,19 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from flexopt.forecasts import regressors
 from flexopt.forecasts.base import Model, Window
+from flexopt.forecasts.ensemble import Choice, choose
 from flexopt.forecasts.features import SeriesData, build_features
 from flexopt.forecasts.hygiene import HygieneReport, clean_history, infer_step
-from flexopt.forecasts.intervals import residual_bands
-from flexopt.forecasts.selection import (
-    METRIC_COLUMNS,
-    candidate_models,
-    choose_model,
-    metrics_table,
-    postprocess,
-    run_windows,
-)
+from flexopt.forecasts.intervals import residual_offsets
+from flexopt.forecasts.selection import METRIC_COLUMNS, candidate_models, metrics_table, postprocess, run_windows
 from flexopt.forecasts.timefeatures import local_day_fraction, require_utc_index, shift_local
 
 DEFAULT_MODEL = {"load": "profile_median_reg", "pv": "pv_clearsky_scaled"}
 LAG_DAYS = 35  # the longest same-time lag (4 weeks after a lead of up to a week)
 MIN_BACKTEST_WINDOWS = 3
+BACKTEST_DAYS = 14  # rolling origins the model choice is made on
 
 
 @dataclass
@@ -59,16 +55,21 @@ def forecast_series(
     exog_history: pd.DataFrame | None = None,
     exog_future: pd.DataFrame | None = None,
     local_tz: str = "UTC",
+    country: str | None = None,
     select: bool = True,
     models: list[str] | None = None,
     train_days: int = 28,
-    backtest_days: int = 7,
+    backtest_days: int = BACKTEST_DAYS,
+    quantiles: tuple[float, ...] = (),
 ) -> ForecastResult:
     """Forecast ``history`` (kW, tz-aware) at ``index`` (tz-aware interval starts).
 
-    With ``select`` the candidates are backtested on the ``backtest_days`` most recent comparable days and a
-    statistical model is used only where it beats the best naive baseline. Bad or short history never
-    raises: the run falls back to a simpler model and says so in ``warnings``.
+    With ``select`` every candidate is backtested on the ``backtest_days`` most recent comparable days and the
+    forecast is the weighted combination of the best few (``forecasts.ensemble``), or the best naive baseline
+    where nothing beats it. ``exog_history``/``exog_future`` hold weather regressors (``temperature_c``,
+    ``irradiance_w_per_m2``, ``cloud_cover_pct``) and ``pv_forecast_kw``; ``country`` adds its public holidays.
+    ``quantiles`` adds a ``q<level>`` column per level (e.g. 0.95) to the frame. Bad or short history, and
+    regressors missing for the day, never raise: the run falls back and says so in ``warnings``.
     """
     index = _check_index(index, kind)
     require_utc_index(history.index, "history")
@@ -81,17 +82,17 @@ def forecast_series(
         history = history[~late]
     keep_days = train_days + backtest_days + LAG_DAYS + 1
     history = history[history.index >= index[0] - pd.Timedelta(days=keep_days)]
-    cleaned, report = clean_history(history, step, local_tz, kind=kind)
+    cleaned, report = clean_history(history, step, local_tz, kind=kind, until=index[0])
     notes += report.messages()
     external = _external_mode(kind, exog_history, exog_future)
-    exog = _exog(exog_history, exog_future)
-    data, cutoff, target = _prepare(cleaned, index, step, local_tz, kind, exog)
+    exog = regressors.join(exog_history, exog_future if exog_future is not None else None)
+    data, cutoff, target = _prepare(cleaned, index, step, local_tz, kind, exog, country, train_days, notes)
     if external == "future-only":
         notes.append("external PV forecast used as given: no history of it to backtest")
         models = ["pv_external"]
         select = False
-    pool = candidate_models(kind, models, external=external is not None)
-    result = _forecast(data, cutoff, target, pool, select, train_days, backtest_days, notes)
+    pool = candidate_models(kind, models, external=external is not None, features=data.features)
+    result = _forecast(data, cutoff, target, pool, select, train_days, backtest_days, notes, tuple(quantiles))
     frame = pd.DataFrame(result.pop("bands"), index=index)
     return ForecastResult(frame, result["model"], result["table"], notes, report, name, kind, details=result)
 
@@ -105,11 +106,13 @@ def backtest_series(
     train_days: int = 28,
     *,
     exog_history: pd.DataFrame | None = None,
+    country: str | None = None,
 ) -> pd.DataFrame:
     """MAE, RMSE, WAPE and bias (kW) per model over day-ahead forecasts from each origin.
 
     Each origin (tz-aware, normally a local midnight) forecasts the following local day from the history
     before it, trained on ``train_days`` days. Models lacking history at the first origin are left out.
+    ``exog_history`` holds the regressors over the whole span (for weather: what was forecast for each day).
     """
     origins = pd.DatetimeIndex(origins)
     require_utc_index(origins, "origins")
@@ -117,7 +120,9 @@ def backtest_series(
     step = infer_step(history.index) or pd.Timedelta(hours=1)
     cleaned, _ = clean_history(history, step, local_tz, kind=kind)
     has_external = exog_history is not None and "pv_forecast_kw" in exog_history
-    exog = exog_history.reindex(cleaned.index) if exog_history is not None else None
+    grid, notes = cleaned.index, []
+    exog = regressors.on_grid(regressors.join(exog_history, None), grid, len(grid), np.array([], dtype=int),
+                              local_tz, country, len(grid), notes, keep_partial=("pv_forecast_kw",))
     y = cleaned.to_numpy()
     features = build_features(cleaned.index, y, local_tz, 1, kind, exog)
     data = SeriesData(cleaned.index, y, features, step, local_tz, kind, 1)
@@ -130,7 +135,7 @@ def backtest_series(
             windows.append(Window(max(0, cutoff - train_days * data.steps_per_day), cutoff, target))
     if not windows:
         return pd.DataFrame(columns=METRIC_COLUMNS)
-    pool = candidate_models(kind, models, external=has_external)
+    pool = candidate_models(kind, models, external=has_external, features=features)
     days = _history_days(data, windows[0].cutoff)
     pool = [m for m in pool if m.min_days <= days]
     return metrics_table(data, run_windows(data, pool, windows), len(windows))
@@ -156,22 +161,7 @@ def _external_mode(kind: str, exog_history: pd.DataFrame | None, exog_future: pd
     return "future-only"
 
 
-def _exog(exog_history: pd.DataFrame | None, exog_future: pd.DataFrame | None) -> pd.DataFrame | None:
-    """History and future regressors together; a regressor missing from the future is dropped."""
-    if exog_future is None:
-        return None
-    parts = [exog_future] if exog_history is None else [exog_history, exog_future]
-    for part in parts:
-        require_utc_index(part.index, "exog")
-    common = [c for c in exog_future.columns if exog_history is None or c in exog_history.columns]
-    if exog_history is not None and "pv_forecast_kw" in exog_future and "pv_forecast_kw" not in common:
-        common.append("pv_forecast_kw")
-    joined = pd.concat([p.reindex(columns=common) for p in parts]).sort_index()
-    joined.index = joined.index.tz_convert("UTC")
-    return joined[~joined.index.duplicated(keep="last")].astype(float)
-
-
-def _prepare(cleaned, index, step, tz, kind, exog):
+def _prepare(cleaned, index, step, tz, kind, exog, country, train_days, notes):
     """The series on one grid from its first value to the end of ``index``, with features for ``lead``."""
     start = cleaned.index[0] if len(cleaned) else index[0]
     start = index[0] - int(np.ceil((index[0] - start) / step)) * step
@@ -186,9 +176,13 @@ def _prepare(cleaned, index, step, tz, kind, exog):
     if len(known):
         while shift_local(index, lead, tz).max() > grid[cutoff - 1] and lead < 400:
             lead += 1
-    ex = None
-    if exog is not None:
-        ex = exog.reindex(grid, method="ffill", tolerance=max(step, pd.Timedelta(hours=1)))
+    per_day = max(int(pd.Timedelta(days=1) / step), 1)
+    if len(known) and index[0] - grid[cutoff - 1] > pd.Timedelta(days=1):
+        age = (index[0] - grid[cutoff - 1]) / pd.Timedelta(days=1)
+        notes.append(f"history ends {age:.1f} days before the forecast start (stale): every same-time lag is at "
+                     f"least {lead} days old")
+    ex = regressors.on_grid(exog, grid, cutoff, target, tz, country, train_days * per_day, notes,
+                            keep_partial=("pv_forecast_kw",))
     data = SeriesData(grid, y, build_features(grid, y, tz, lead, kind, ex), step, tz, kind, lead)
     return data, cutoff, target
 
@@ -232,7 +226,7 @@ def _eligible(data: SeriesData, pool: list[Model], windows: list[Window], notes:
     return usable, [w for w, d in zip(windows, days, strict=True) if d >= floor]
 
 
-def _forecast(data, cutoff, target, pool, select, train_days, backtest_days, notes) -> dict:
+def _forecast(data, cutoff, target, pool, select, train_days, backtest_days, notes, quantiles=()) -> dict:
     final = Window(max(0, cutoff - train_days * data.steps_per_day), cutoff, target)
     windows = _windows(data, cutoff, target, backtest_days, train_days)
     table = pd.DataFrame(columns=METRIC_COLUMNS)
@@ -241,31 +235,57 @@ def _forecast(data, cutoff, target, pool, select, train_days, backtest_days, not
         usable, windows = _eligible(data, pool, windows, notes)
         runs = run_windows(data, usable, windows)
         notes += [f"model {k} failed in the backtest: {r.error}" for k, r in runs.items() if r.error]
+        runs = {k: r for k, r in runs.items() if r.error is None and r.rows}
         table = metrics_table(data, runs, len(windows))
-        chosen, note = choose_model(table)
-        if note:
-            notes.append(note)
+        choice, combined = _choose(data, runs, table)
+        if choice is not None and choice.note:
+            notes.append(choice.note)
+        if combined is not None:
+            row = {"model": choice.name, "family": "ensemble", "n_origins": len(windows), **combined}
+            table = pd.concat([pd.DataFrame([row], columns=METRIC_COLUMNS), table], ignore_index=True)
     else:
-        chosen = _default(data, pool, cutoff, notes)
-        if chosen is not None:
-            usable = [w for w in windows if _history_days(data, w.cutoff) >= _find(pool, chosen).min_days]
-            runs = run_windows(data, [_find(pool, chosen)], usable)
-    if chosen is None:
-        return _fallback(data, cutoff, target, notes, table)
-    model = _find(pool, chosen)
-    try:
-        prediction = model.predict(data, final)
-    except Exception as exc:  # never let one model crash a portfolio run
-        notes.append(f"model {chosen} failed ({type(exc).__name__}: {exc}); falling back")
-        return _fallback(data, cutoff, target, notes, table)
-    point = postprocess(data, target, prediction.point)
-    residuals, hours = _residuals(data, runs.get(chosen))
+        name = _default(data, pool, cutoff, notes)
+        choice = None if name is None else Choice({name: 1.0})
+        if name is not None:
+            usable = [w for w in windows if _history_days(data, w.cutoff) >= _find(pool, name).min_days]
+            runs = run_windows(data, [_find(pool, name)], usable)
+    if choice is None:
+        return _fallback(data, cutoff, target, notes, table, quantiles)
+    points, train_residuals = {}, None
+    for name in list(choice.weights):
+        try:
+            prediction = _find(pool, name).predict(data, final)
+        except Exception as exc:  # never let one model crash a portfolio run
+            notes.append(f"model {name} failed ({type(exc).__name__}: {exc}); left out")
+            continue
+        points[name] = postprocess(data, target, prediction.point)
+        train_residuals = prediction.train_residuals if train_residuals is None else train_residuals
+    if not points:
+        return _fallback(data, cutoff, target, notes, table, quantiles)
+    if len(points) < len(choice.weights):
+        total = sum(choice.weights[m] for m in points)
+        choice = Choice({m: choice.weights[m] / total for m in points},
+                        method=choice.method if len(points) >= 3 else "mean")
+    point = postprocess(data, target, choice.combine(points))
+    residuals, hours = _residuals(data, runs, choice)
     if np.isfinite(residuals).sum() < 20:
-        residuals = prediction.train_residuals
+        residuals = train_residuals
         hours = local_day_fraction(data.grid[final.cutoff - len(residuals) : final.cutoff], data.tz) * 24
-        notes.append(f"prediction interval of {chosen} from in-sample residuals (too few backtest errors)")
-    low, high = residual_bands(residuals, hours, local_day_fraction(data.grid[target], data.tz) * 24)
-    return {"model": chosen, "table": table, "bands": _bands(data, target, point, low, high)}
+        notes.append(f"prediction interval of {choice.name} from in-sample residuals (too few backtest errors)")
+    wanted = (0.1, 0.9, *quantiles)
+    offsets = residual_offsets(residuals, hours, local_day_fraction(data.grid[target], data.tz) * 24, wanted)
+    return {"model": choice.name, "weights": choice.weights, "table": table,
+            "bands": _bands(data, target, point, offsets, wanted)}
+
+
+def _choose(data: SeriesData, runs: dict, table: pd.DataFrame):
+    """The ensemble (or single model) from the backtest, and its backtest metrics (None for a single model)."""
+    if not runs:
+        return None, None
+    actual = next(iter(runs.values())).arrays(data)[1]
+    forecasts = {name: run.arrays(data)[2] for name, run in runs.items()}
+    choice, combined = choose(table, actual, forecasts)
+    return choice, (combined if choice is not None and len(choice.weights) > 1 else None)
 
 
 def _find(pool: list[Model], name: str) -> Model:
@@ -287,24 +307,36 @@ def _default(data: SeriesData, pool: list[Model], cutoff: int, notes: list[str])
     return None
 
 
-def _residuals(data: SeriesData, run) -> tuple[np.ndarray, np.ndarray]:
-    if run is None or not run.rows:
+def _residuals(data: SeriesData, runs: dict, choice: Choice) -> tuple[np.ndarray, np.ndarray]:
+    """Backtest errors (actual minus forecast) of the chosen combination, and their local hours."""
+    if not all(name in runs and runs[name].rows for name in choice.weights):
         return np.array([]), np.array([])
-    rows, actual, forecast = run.arrays(data)
+    rows, actual, _ = runs[next(iter(choice.weights))].arrays(data)
+    forecast = choice.combine({name: runs[name].arrays(data)[2] for name in choice.weights})
     return actual - forecast, local_day_fraction(data.grid[rows], data.tz) * 24
 
 
-def _bands(data: SeriesData, target: np.ndarray, point: np.ndarray, low: np.ndarray, high: np.ndarray):
-    """value, lower, upper with lower <= value <= upper and the physical limits applied to all three."""
-    lower = postprocess(data, target, np.minimum(point + low, point))
-    upper = postprocess(data, target, np.maximum(point + high, point))
+def _bands(data: SeriesData, target: np.ndarray, point: np.ndarray, offsets: np.ndarray, wanted: tuple):
+    """value, lower (10 %), upper (90 %) and a ``q<level>`` column per further quantile; a quantile above the
+    median is never below the point (nor one below it above it), and the physical limits apply to all."""
+    def bound(q: float, offset: np.ndarray) -> np.ndarray:
+        moved = np.maximum(point + offset, point) if q >= 0.5 else np.minimum(point + offset, point)
+        return postprocess(data, target, moved)
+
+    out = {"value": point, "lower": bound(wanted[0], offsets[0]), "upper": bound(wanted[1], offsets[1])}
+    out.update({quantile_column(q): bound(q, o) for q, o in zip(wanted[2:], offsets[2:], strict=True)})
     known = data.y[np.isfinite(data.y)]
     if data.kind == "load" and len(known) and known.min() >= 0:
-        point, lower, upper = (np.clip(a, 0.0, None) for a in (point, lower, upper))
-    return {"value": point, "lower": lower, "upper": upper}
+        out = {k: np.clip(v, 0.0, None) for k, v in out.items()}
+    return out
 
 
-def _fallback(data: SeriesData, cutoff: int, target: np.ndarray, notes: list[str], table) -> dict:
+def quantile_column(q: float) -> str:
+    """The frame column of a requested quantile, e.g. ``q0.9``."""
+    return f"q{q:g}"
+
+
+def _fallback(data: SeriesData, cutoff: int, target: np.ndarray, notes: list[str], table, quantiles=()) -> dict:
     """Too little usable history for any model: the last known value (load) or zero (PV)."""
     known = np.flatnonzero(np.isfinite(data.y[:cutoff]))
     if data.kind == "load" and len(known):
@@ -313,4 +345,6 @@ def _fallback(data: SeriesData, cutoff: int, target: np.ndarray, notes: list[str
         value, name = 0.0, "fallback_zero"
     notes.append(f"history too short or empty for every model ({len(known)} known points); using {name}")
     point = np.full(len(target), value)
-    return {"model": name, "table": table, "bands": {"value": point, "lower": point.copy(), "upper": point.copy()}}
+    bands = {"value": point, "lower": point.copy(), "upper": point.copy()}
+    bands.update({quantile_column(q): point.copy() for q in quantiles})
+    return {"model": name, "weights": {name: 1.0}, "table": table, "bands": bands}

@@ -31,6 +31,8 @@ class Model:
     family: str = "statistical"
     min_days: float = 1.0
     kinds: tuple[str, ...] = ("load", "pv")
+    needs: tuple[str, ...] = ()  # feature columns (regressors) without which the model is no candidate
+    automatic: bool = True  # a candidate of the automatic choice; False: only when asked for by name
 
     def predict(self, data: SeriesData, window: Window) -> Prediction:
         raise NotImplementedError
@@ -44,14 +46,24 @@ def train_rows(data: SeriesData, window: Window) -> np.ndarray:
 
 def profile(data: SeriesData, column: str, rows: np.ndarray, fallback: float) -> np.ndarray:
     """A lagged feature at ``rows`` with gaps filled from the 4-week mean, the 7-day mean, then ``fallback``."""
-    values = data.features[column].to_numpy()[rows].copy()
-    for backup in ("mean_4w", "mean_7d"):
-        missing = ~np.isfinite(values)
-        if not missing.any():
-            break
-        values[missing] = data.features[backup].to_numpy()[rows][missing]
+    values = filled(data, column)[rows].copy()
     values[~np.isfinite(values)] = fallback
     return values
+
+
+def filled(data: SeriesData, column: str) -> np.ndarray:
+    """A lagged feature on the whole grid with gaps filled from the 4-week then the 7-day mean (computed once
+    per series: every backtest origin slices the same array)."""
+    cache = data.features.attrs.setdefault("filled", {})
+    if column not in cache:
+        values = data.features[column].to_numpy(dtype=float).copy()
+        for backup in ("mean_4w", "mean_7d"):
+            missing = ~np.isfinite(values)
+            if not missing.any():
+                break
+            values[missing] = data.features[backup].to_numpy()[missing]
+        cache[column] = values
+    return cache[column]
 
 
 def level(data: SeriesData, window: Window) -> float:

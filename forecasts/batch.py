@@ -22,15 +22,18 @@ def forecast_many(
     kinds: Mapping[str, str] | str = "load",
     *,
     n_jobs: int = 1,
+    per_series: Mapping[str, dict] | None = None,
     **kwargs,
 ) -> dict[str, ForecastResult]:
     """``forecast_series`` for every named history; ``n_jobs`` > 1 uses that many processes (0: all cores).
+    ``per_series`` adds keyword arguments for some series (their regressors, their country).
 
     Worker processes should run single-threaded BLAS (OPENBLAS_NUM_THREADS=1): the regressions are small
     and threaded BLAS on busy cores is many times slower.
     """
     jobs = [
-        (history, index, kinds if isinstance(kinds, str) else kinds.get(name, "load"), name, kwargs)
+        (history, index, kinds if isinstance(kinds, str) else kinds.get(name, "load"), name,
+         {**kwargs, **(per_series or {}).get(name, {})})
         for name, history in histories.items()
     ]
     workers = (os.cpu_count() or 1) if n_jobs == 0 else n_jobs

@@ -70,3 +70,70 @@ def household_load_evaluation(path: str | Path, start: str = "2025-01-30", end: 
     chosen, per_origin = evaluate_chosen(load, origins, "load", local_tz=tz, train_days=28)
     table = pd.concat([chosen, models], ignore_index=True)
     return table, per_origin
+
+
+def choice_study(history: pd.Series, kind: str, periods: dict[str, tuple[str, str]], local_tz: str = "UTC",
+                 train_days: int = 28, backtest_days: int = 14, models: list[str] | None = None) -> pd.DataFrame:
+    """Does the combination lose against single models? Per period: MAE of the best naive baseline, of the best
+    single model in hindsight, of the single model the backtest would pick, and of the combination.
+
+    Every candidate forecasts every day once (day-ahead from local midnight, ``train_days`` of training); the
+    choice at each day uses only the ``backtest_days`` days before it, by the same rule as ``forecast_series``
+    (:func:`flexopt.forecasts.ensemble.members`), so the figures are out of sample.
+    """
+    from flexopt.forecasts.ensemble import members
+    from flexopt.forecasts.selection import candidate_models, metrics_columns_for, run_windows
+
+    first = min(pd.Timestamp(a) for a, _ in periods.values()) - pd.Timedelta(days=backtest_days)
+    last = max(pd.Timestamp(b) for _, b in periods.values())
+    data, windows, origins = day_windows(history, kind, local_tz, first, last, train_days)
+    pool = candidate_models(kind, models, features=data.features)
+    runs = {k: r for k, r in run_windows(data, pool, windows).items() if r.error is None and r.rows}
+    actual = [data.y[w.target] for w in windows]
+    errors = {name: [np.abs(f - a) for f, a in zip(r.forecasts, actual, strict=True)] for name, r in runs.items()}
+    families = {name: r.model.family for name, r in runs.items()}
+    rows = []
+    for label, (a, b) in periods.items():
+        days = [i for i, o in enumerate(origins) if pd.Timestamp(a, tz=local_tz) <= o <= pd.Timestamp(b, tz=local_tz)
+                and i >= backtest_days]
+        if not days:
+            continue
+        single = {name: float(np.nanmean(np.concatenate([e[i] for i in days]))) for name, e in errors.items()}
+        picked, combined = [], []
+        for i in days:
+            past = [{"model": n, "family": families[n],
+                     "mae": float(np.nanmean(np.concatenate(e[i - backtest_days : i])))} for n, e in errors.items()]
+            table = metrics_columns_for(past)
+            best_one = members(table, size=1)
+            choice = members(table)
+            forecasts = {n: runs[n].forecasts[i] for n in choice.weights}
+            picked.append(errors[best_one.name][i])
+            combined.append(np.abs(choice.combine(forecasts) - actual[i]))
+        naive = min(v for n, v in single.items() if families[n] == "naive")
+        best = min(single, key=single.get)
+        rows.append({"period": label, "days": len(days), "best_naive_mae": naive, "best_single": best,
+                     "best_single_mae": single[best], "picked_single_mae": float(np.nanmean(np.concatenate(picked))),
+                     "combination_mae": float(np.nanmean(np.concatenate(combined)))})
+    return pd.DataFrame(rows)
+
+
+def day_windows(history: pd.Series, kind: str, local_tz: str, first: pd.Timestamp, last: pd.Timestamp,
+                train_days: int):
+    """The cleaned series with its features, and one day-ahead window per local midnight from first to last."""
+    from flexopt.forecasts.base import Window
+    from flexopt.forecasts.features import SeriesData, build_features
+
+    step = _step(history)
+    cleaned, _ = clean_history(history, step, local_tz, kind=kind)
+    y = cleaned.to_numpy()
+    data = SeriesData(cleaned.index, y, build_features(cleaned.index, y, local_tz, 1, kind), step, local_tz, kind, 1)
+    windows, origins = [], []
+    for origin in pd.date_range(first.tz_localize(local_tz) if first.tz is None else first,
+                                last.tz_localize(local_tz) if last.tz is None else last, freq="D"):
+        end = shift_local(pd.DatetimeIndex([origin]), -1, local_tz)[0]
+        target = np.flatnonzero((data.grid >= origin) & (data.grid < end))
+        cutoff = int(data.grid.searchsorted(origin))
+        if len(target) and cutoff > train_days * data.steps_per_day:
+            windows.append(Window(cutoff - train_days * data.steps_per_day, cutoff, target))
+            origins.append(origin)
+    return data, windows, origins

@@ -91,13 +91,16 @@ def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta | None:
 
 
 def clean_history(
-    series: pd.Series, freq: str | pd.Timedelta, local_tz: str = "UTC", *, kind: str = "load"
+    series: pd.Series, freq: str | pd.Timedelta, local_tz: str = "UTC", *, kind: str = "load",
+    until: pd.Timestamp | None = None,
 ) -> tuple[pd.Series, HygieneReport]:
     """Return ``series`` on a regular UTC grid at ``freq`` with bad values removed, plus what was done.
 
     Duplicates are averaged, the resolution is changed to ``freq`` (mean when finer, repeated when coarser),
     gross outliers and stuck-meter runs become missing, short gaps are interpolated; for PV, negatives are
-    clipped and missing night values set to 0. Remaining gaps stay NaN.
+    clipped and missing night values set to 0. Remaining gaps stay NaN. ``until`` is the forecast start: the
+    grid runs through it, and a PV grid is extended to it (a PV meter that reports nothing at night ends its
+    history in the evening; without the night zeros after it "yesterday" would silently become the day before).
     """
     if not isinstance(series, pd.Series):
         raise TypeError(f"history must be a pandas Series, got {type(series).__name__}")
@@ -114,9 +117,11 @@ def clean_history(
     if report.n_duplicates:
         values = values.groupby(level=0).mean()
     report.source_freq = infer_step(values.index)
-    values = _to_grid(values, step, report.source_freq)
+    values = _to_grid(values, step, report.source_freq, anchor=until)
     if len(values) == 0:
         return values, report
+    if kind == "pv" and until is not None and values.index[-1] + step < until:
+        values = values.reindex(pd.date_range(values.index[0], until, freq=step, inclusive="left"))
     if kind == "pv":
         report.n_negative_clipped = int((values < 0).sum())
         values = values.clip(lower=0.0)
@@ -138,18 +143,28 @@ def clean_history(
     return values, report
 
 
-def _to_grid(values: pd.Series, step: pd.Timedelta, source: pd.Timedelta | None) -> pd.Series:
-    """Put the values on a regular grid at ``step``: mean when the source is finer, repeat when coarser."""
+def _to_grid(values: pd.Series, step: pd.Timedelta, source: pd.Timedelta | None,
+             anchor: pd.Timestamp | None = None) -> pd.Series:
+    """Put the values on a regular grid at ``step``: mean when the source is finer, repeat when coarser. The
+    grid runs through ``anchor`` (the forecast start) when given, so a 2-hour grid is not off by an hour."""
     values = values.dropna()
     if values.empty:
         return pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz="UTC"))
     if source is None or source <= step:
-        binned = values.groupby(values.index.floor(step)).mean()
+        binned = values.groupby(_floor(values.index, step, anchor)).mean()
         grid = pd.date_range(binned.index[0], binned.index[-1], freq=step)
         return binned.reindex(grid)
     coarse = values.groupby(values.index.floor(source)).mean()
     grid = pd.date_range(coarse.index[0], coarse.index[-1] + source - step, freq=step)
     return pd.Series(coarse.reindex(grid.floor(source)).to_numpy(), index=grid)
+
+
+def _floor(index: pd.DatetimeIndex, step: pd.Timedelta, anchor: pd.Timestamp | None) -> pd.DatetimeIndex:
+    """``index`` floored to multiples of ``step`` counted from ``anchor`` (from the epoch without one)."""
+    if anchor is None:
+        return index.floor(step)
+    anchor = pd.Timestamp(anchor).tz_convert("UTC")
+    return anchor + ((index - anchor) // step) * step
 
 
 def _mask(values: pd.Series, mask: np.ndarray) -> int:

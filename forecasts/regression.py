@@ -18,9 +18,9 @@ from statsmodels.regression.quantile_regression import QuantReg
 from flexopt.forecasts.base import Model, Prediction, Window, level, profile, train_rows
 from flexopt.forecasts.features import SeriesData
 
-LAGGED = ("lag_day", "lag_week", "mean_4w", "median_4w", "mean_7d")
+LAGGED = ("lag_day", "lag_week", "mean_4w", "median_4w", "mean_7d", "median_7d", "kernel_median", "mean_24h")
 CALENDAR = ("weekend", "day_sin1", "day_cos1", "day_sin2", "day_cos2")
-EXOG = ("temperature_c", "heating_deg", "cooling_deg", "holiday")
+EXOG = ("temperature_c", "heating_deg", "cooling_deg", "heating_deg_24h", "holiday")
 FOURIER = ("day_sin1", "day_cos1", "day_sin2", "day_cos2", "day_sin3", "day_cos3")
 WEEKLY = ("week_sin1", "week_cos1", "week_sin2", "week_cos2", "weekend")
 
@@ -66,7 +66,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "median":
-            return QuantReg(y, x).fit(q=0.5, max_iter=50, p_tol=1e-5).params
+            return QuantReg(y, x).fit(q=0.5, max_iter=30, p_tol=1e-4).params
         return OLS(y, x).fit().params
 
 
@@ -75,6 +75,8 @@ class FourierAR(Model):
 
     min_days = 7.0
     kinds = ("load",)
+
+    automatic = False  # never better than the 4-week mean on household loads, and costly: by name only
 
     def __init__(self, name: str, ar: int = 2) -> None:
         self.name = name

@@ -1,7 +1,7 @@
-"""Rolling-origin evaluation of candidate models and the rule that picks one per series.
+"""The candidate models and their rolling-origin evaluation: every model forecasts every backtest window.
 
-The rule: a statistical (or external) model is used only where its backtest MAE is strictly lower than that
-of the best naive baseline; otherwise the best naive baseline is used, and the run says so.
+What is made of the scores (the combination of the best models, or the best naive baseline) is
+:mod:`flexopt.forecasts.ensemble`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from flexopt.forecasts.base import Model, Window
 from flexopt.forecasts.features import SeriesData
 from flexopt.forecasts.metrics import error_metrics
 from flexopt.forecasts.naive import naive_models
-from flexopt.forecasts.pv import ExternalForecast, PvClearSky, PvRegression
+from flexopt.forecasts.profiles import KernelMedian
+from flexopt.forecasts.pv import (
+    ExternalForecast,
+    PvClearSky,
+    PvPersistenceBlend,
+    PvRecentMean,
+    PvRegression,
+    PvWeather,
+)
 from flexopt.forecasts.regression import FourierAR, ProfileRegression
 from flexopt.forecasts.smoothing import HoltWinters
 
@@ -29,18 +37,28 @@ def all_models() -> list[Model]:
         ProfileRegression("profile_median_reg", "median"),
         ProfileRegression("profile_ols_reg", "ols"),
         FourierAR("fourier_ar2", ar=2),
-        HoltWinters(),
+        KernelMedian(),
+        HoltWinters("holt_winters_daily", season_days=1),
+        HoltWinters("holt_winters_weekly", season_days=7),
         PvClearSky(),
         PvRegression(),
+        PvRecentMean("pv_mean_7d", "mean_7d", 7.0),
+        PvRecentMean("pv_mean_14d", "mean_14d", 14.0),
+        PvPersistenceBlend(),
+        PvWeather("pv_irradiance", "irradiance"),
+        PvWeather("pv_cloud_clearsky", "cloud_cover"),
         ExternalForecast(),
     ]
 
 
-def candidate_models(kind: str, names: list[str] | None = None, external: bool = False) -> list[Model]:
-    """Models for ``kind`` (optionally only ``names``); the external PV model only when one is given."""
-    models = [m for m in all_models() if kind in m.kinds and (external or m.family != "external")]
+def candidate_models(kind: str, names: list[str] | None = None, external: bool = False,
+                     features: pd.DataFrame | None = None) -> list[Model]:
+    """Models for ``kind`` (optionally only ``names``); the external PV model only when one is given, a model
+    that needs a regressor (irradiance, cloud cover) only when ``features`` has it."""
+    models = [m for m in all_models() if kind in m.kinds and (external or m.family != "external")
+              and (features is None or all(c in features for c in m.needs))]
     if names is None:
-        return models
+        return [m for m in models if m.automatic]
     known = {m.name for m in all_models()}
     unknown = sorted(set(names) - known)
     if unknown:
@@ -68,6 +86,7 @@ class ModelRun:
 def run_windows(data: SeriesData, models: list[Model], windows: list[Window]) -> dict[str, ModelRun]:
     """Forecast every window with every model; a model that fails is recorded, never raised."""
     runs = {}
+    windows = sorted(windows, key=lambda w: w.cutoff)  # oldest first: a model may reuse what it estimated
     for model in models:
         run = ModelRun(model)
         for window in windows:
@@ -108,21 +127,7 @@ def metrics_table(data: SeriesData, runs: dict[str, ModelRun], n_windows: int) -
     return table.sort_values("mae", na_position="last", kind="stable").reset_index(drop=True)
 
 
-def choose_model(table: pd.DataFrame) -> tuple[str | None, str | None]:
-    """(chosen model, note); a non-naive model only where it beats the best naive baseline's MAE."""
-    scored = table[table["mae"].notna()]
-    if scored.empty:
-        return None, None
-    naive = scored[scored["family"] == "naive"]
-    other = scored[scored["family"] != "naive"]
-    if naive.empty:
-        return str(other.iloc[0]["model"]), None
-    best_naive = naive.iloc[0]
-    if not other.empty and other.iloc[0]["mae"] < best_naive["mae"]:
-        return str(other.iloc[0]["model"]), None
-    note = (
-        f"naive model {best_naive['model']} used because no statistical model beat it in the backtest "
-        f"(MAE {best_naive['mae']:.3f} kW"
-        + (f" vs {other.iloc[0]['model']} {other.iloc[0]['mae']:.3f} kW)" if not other.empty else ")")
-    )
-    return str(best_naive["model"]), note
+def metrics_columns_for(records: list[dict]) -> pd.DataFrame:
+    """A backtest table (the columns of :func:`metrics_table`) from per-model records, sorted by MAE."""
+    table = pd.DataFrame.from_records(records).reindex(columns=METRIC_COLUMNS)
+    return table.sort_values("mae", na_position="last", kind="stable").reset_index(drop=True)

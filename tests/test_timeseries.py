@@ -154,7 +154,7 @@ def test_sources_reading_the_same_column_are_forecast_once(tmp_path):
             {"id": "pv", "type": "pv", "peak_kw": 1, "series_peak_kw": 1, "generation_kw": {"source": "roof"}}]}]})
     calls = []
 
-    def forecaster(name, history, index, *, local_tz, kind):
+    def forecaster(name, history, index, *, local_tz, kind, **_regressors_and_quantiles):
         calls.append((name, kind))
         return pd.Series(1.0, index=index), f"fake {kind}"
 

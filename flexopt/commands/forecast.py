@@ -75,7 +75,8 @@ def run_forecast(loaded: LoadedPortfolio, day: dt.date, out: Path, jobs: int, on
         except SeriesError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_INVALID) from None
-    results = forecast_many(histories, index, sources, n_jobs=jobs, local_tz=info.timezone)
+    extra = {name: regressor_kwargs(loaded, name, index[0], console) for name in sources}
+    results = forecast_many(histories, index, sources, n_jobs=jobs, local_tz=info.timezone, per_series=extra)
     frames = []
     for name, result in results.items():
         result.unit = units[name]
@@ -98,9 +99,31 @@ def run_forecast(loaded: LoadedPortfolio, day: dt.date, out: Path, jobs: int, on
     return summary
 
 
+def regressor_kwargs(loaded: LoadedPortfolio, name: str, start: pd.Timestamp | None, console: Console) -> dict:
+    """forecast_series' regressor arguments for a source: its site's weather (split at ``start``; the whole
+    span for a backtest, ``start`` None) and country. An unreadable weather file ends the command (exit 2)."""
+    from flexopt.data.forecasting import site_regressors
+    from flexopt.data.timeseries import SeriesError
+
+    try:
+        frame, country, notes = site_regressors(loaded.portfolio, name)
+    except SeriesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for note in notes:
+        console.print(f"{name}: {note}", style="yellow", highlight=False, markup=False)
+    out: dict = {"country": country}
+    if frame is not None:
+        past = frame if start is None else frame[frame.index < start]
+        future = frame if start is None else frame[frame.index >= start]
+        out.update(exog_history=past, exog_future=future)
+    return out
+
+
 def series_summary(result) -> dict:
     return {
-        "kind": result.kind, "model": result.model, "unit": result.unit, "warnings": result.warnings,
+        "kind": result.kind, "model": result.model, "members": result.details.get("weights", {}), "unit": result.unit,
+        "warnings": result.warnings,
         "backtest": result.backtest.to_dict(orient="records"),
     }
 
@@ -132,14 +155,19 @@ def run_backtest(loaded: LoadedPortfolio, first: dt.date, last: dt.date, out: Pa
         typer.echo(f"{out} already exists; flexopt never overwrites results, choose another --out", err=True)
         raise typer.Exit(EXIT_INVALID)
     tz = loaded.portfolio.portfolio.timezone
-    origins = pd.date_range(pd.Timestamp(first).tz_localize(tz), pd.Timestamp(last).tz_localize(tz), freq="D")
+    all_origins = pd.date_range(pd.Timestamp(first).tz_localize(tz), pd.Timestamp(last).tz_localize(tz), freq="D")
     rows = []
     for name, kind in sources_or_exit(loaded, only).items():
         series, unit = read_history(loaded, name)
-        parts = [backtest_series(series, origins, kind, local_tz=tz, train_days=train_days)]
+        origins = usable_origins(series, all_origins, tz, name, console)
+        extra = regressor_kwargs(loaded, name, None, console)
+        parts = [backtest_series(series, origins, kind, local_tz=tz, train_days=train_days,
+                                 exog_history=extra.get("exog_history"), country=extra["country"])]
         if chosen:
-            parts.insert(0, evaluate_chosen(series, origins, kind, local_tz=tz, train_days=train_days)[0])
+            parts.insert(0, evaluate_chosen(series, origins, kind, local_tz=tz, train_days=train_days, **extra)[0])
         table = pd.concat(parts, ignore_index=True)
+        best_naive = table[table["family"] == "naive"]["mae"].min()
+        table["vs_best_naive_pct"] = 100.0 * (1.0 - table["mae"] / best_naive)
         table.insert(0, "series", name)
         table["unit"] = unit
         rows.append(table)
@@ -147,17 +175,53 @@ def run_backtest(loaded: LoadedPortfolio, first: dt.date, last: dt.date, out: Pa
     result = result.drop(columns=[c for c in ("n_origins",) if c in result])
     out.parent.mkdir(parents=True, exist_ok=True)
     result.to_csv(out, index=False, float_format="%.6g")
-    print_backtest(result, f"day-ahead backtest, {len(origins)} origins {first} .. {last}", console)
+    print_backtest(result, f"day-ahead backtest, {len(all_origins)} origins {first} .. {last}", console)
     console.print(f"backtest written to [bold]{out}[/bold]")
     return result
 
 
+def usable_origins(series: pd.Series, origins: pd.DatetimeIndex, tz: str, name: str,
+                   console: Console) -> pd.DatetimeIndex:
+    """The origins whose day has measured values and enough recent history before it (the rule a run applies);
+    the others are listed and skipped, and a series with none ends the command (exit 2): a backtest of days
+    the file does not cover is an error, not a table of NaN."""
+    from flexopt.data.timeseries import SeriesError, history_before
+
+    kept, skipped = [], []
+    known = series.dropna()
+    for origin in origins:
+        end = origin + pd.DateOffset(days=1)
+        day = pd.date_range(origin.tz_convert("UTC"), end.tz_convert("UTC"), freq="15min", inclusive="left")
+        try:
+            history_before(series, day, name, tz)
+        except SeriesError as exc:
+            skipped.append(f"{origin.date()}: {exc}")
+            continue
+        if not ((known.index >= day[0]) & (known.index < end)).any():
+            skipped.append(f"{origin.date()}: no measured values on that day to score against")
+            continue
+        kept.append(origin)
+    for line in skipped[:5]:
+        console.print(f"{name}: skipped {line}", style="yellow", highlight=False, markup=False)
+    if len(skipped) > 5:
+        console.print(f"{name}: {len(skipped) - 5} more days skipped", style="yellow", highlight=False, markup=False)
+    if not kept:
+        span = (f"it covers {known.index.min():%Y-%m-%d} to {known.index.max():%Y-%m-%d} UTC" if len(known)
+                else "it holds no values")
+        typer.echo(f"error: history data source {name!r} cannot be backtested on {origins[0].date()} .. "
+                   f"{origins[-1].date()}; {span}. Choose days inside that range, after its first day", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    return pd.DatetimeIndex(kept)
+
+
 def print_backtest(result: pd.DataFrame, title: str, console: Console) -> None:
-    table = Table("series", "model", "family", "n", "MAE", "RMSE", "WAPE", "bias", "unit", title=title)
+    table = Table("series", "model", "family", "n", "MAE", "RMSE", "WAPE", "bias", "vs best naive", "unit",
+                  title=title)
     fold(table)
     for r in result.itertuples(index=False):
         table.add_row(r.series, r.model, r.family, str(r.n), f"{r.mae:.3f}", f"{r.rmse:.3f}", f"{r.wape:.3f}",
-                      f"{r.bias:+.3f}", r.unit)
+                      f"{r.bias:+.3f}", "-" if pd.isna(r.vs_best_naive_pct) else f"{r.vs_best_naive_pct:+.1f} %",
+                      r.unit)
     console.print(table)
 
 

@@ -55,6 +55,7 @@ from flexopt.config.quantities import (
     Percent,
     PowerKw,
     PriceEurPerKwh,
+    Quantile,
     ResistanceKPerKw,
     Scale,
     SignedPowerKw,
@@ -69,8 +70,8 @@ from flexopt.config.quantities import (
 ResolutionMin = integer(1, 60)
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 Archetype = Literal["Adopter", "Gadger", "Eco", "Comfy"]
-UNITS = ("W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "1")
-Unit = Literal["W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "1"]
+UNITS = ("W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "W/m2", "%", "1")
+Unit = Literal["W", "kW", "MW", "EUR/MWh", "EUR/kWh", "ct/kWh", "degC", "W/m2", "%", "1"]
 
 
 class Strict(BaseModel):
@@ -599,10 +600,27 @@ class Connection(Strict):
     export_limit_kw: LimitKw | None = None
 
 
+class Weather(Strict):
+    """Weather data sources of a site, the regressors of its load and PV forecasts. Each holds the past (as
+    measured, or better as it was forecast) and the forecast for the scheduled day: ``kind: forecast``."""
+
+    temperature_c: SeriesRef | None = Field(default=None, description="outdoor temperature, unit degC")
+    irradiance_w_per_m2: SeriesRef | None = Field(default=None, description="global horizontal irradiance, W/m2")
+    cloud_cover_pct: SeriesRef | None = Field(default=None, description="total cloud cover, %")
+
+    UNITS: ClassVar[dict[str, str]] = {"temperature_c": "degC", "irradiance_w_per_m2": "W/m2",
+                                       "cloud_cover_pct": "%"}
+
+    def refs(self) -> dict[str, SeriesRef]:
+        """{regressor name: its data source} for the regressors given."""
+        return {name: getattr(self, name) for name in self.UNITS if getattr(self, name) is not None}
+
+
 class Site(Strict):
     id: Identifier
     name: str = ""
     location: Location = Location()
+    weather: Weather = Field(default_factory=Weather, description="weather data sources for the forecasts")
     timezone: TimezoneName | None = Field(default=None, description="default: the portfolio's")
     archetype: Archetype | None = Field(default=None, description="customer archetype of the seed (WP2 D2.1)")
     user_type: str = ""
@@ -627,6 +645,22 @@ class PortfolioInfo(Strict):
         return v
 
 
+class Risk(Strict):
+    """How much forecast error the schedule guards against."""
+
+    congestion_quantile: Quantile | None = Field(
+        default=None,
+        description="hold congestion-point limits against this quantile of forecast uncontrolled load (e.g. 0.9); "
+                    "energy is still priced at the point forecast. Default: the point forecast",
+    )
+    congestion_errors: Literal["independent", "comonotone"] = Field(
+        default="independent",
+        description="how the loads' forecast errors add up at a congestion point: independent (the margin is the "
+                    "root sum of squares of the loads' margins) or comonotone (their plain sum: safe whatever the "
+                    "correlation, and much larger for many loads)",
+    )
+
+
 class Portfolio(Strict):
     portfolio: PortfolioInfo
     data_sources: dict[str, DataSource] = Field(default_factory=dict)
@@ -641,6 +675,26 @@ class Portfolio(Strict):
         default=None, description="needed when any asset has an ocpp endpoint"
     )
     sites: list[Site] = Field(min_length=1)
+    risk: Risk = Field(default_factory=Risk, description="forecast risk the schedule guards against")
+
+    @model_validator(mode="after")
+    def _weather_sources(self) -> Portfolio:
+        """A weather regressor names a forecast-kind source in its own unit (flexopt does not forecast weather)."""
+        problems = []
+        for site in self.sites:
+            for name, ref in site.weather.refs().items():
+                src = self.data_sources.get(ref.source)
+                if src is None:
+                    continue  # reported by the cross-check with the other unknown sources
+                if src.unit != Weather.UNITS[name]:
+                    problems.append(f"site {site.id!r}: weather.{name} names {ref.source!r} in {src.unit}; "
+                                    f"it must be in {Weather.UNITS[name]}")
+                if src.kind != "forecast":
+                    problems.append(f"site {site.id!r}: weather.{name} names {ref.source!r} of kind history; "
+                                    "weather sources must be kind: forecast (the file holds the day's forecast)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     # convenience ---------------------------------------------------------------------------
     @property

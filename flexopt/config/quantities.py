@@ -159,6 +159,8 @@ DegradationEurPerKwh = number(0, 10, "EUR/kWh")
 Scale = number(-1000, 1000)
 """A multiplier of a series, after unit conversion."""
 Percent = number(0, 100, "%")
+Quantile = number(0.5, 0.99)
+"""A forecast quantile planned against: from the median (0.5) to 0.99."""
 Efficiency = number(0, 1, lo_open=True)
 """A share: above 0, at most 1."""
 Cop = number(0, 10, lo_open=True)
@@ -184,6 +186,8 @@ UNIT_RANGES: dict[str, tuple[float, float]] = {
     "kW": (-MAX_POWER_KW, MAX_POWER_KW),
     "EUR/kWh": (-10.0, 10.0),
     "degC": (-60.0, 120.0),
+    "W/m2": (0.0, 1500.0),
+    "%": (0.0, 100.0),
     "1": (-1e6, 1e6),
 }
 """Physical range of a data-file value after conversion to its canonical unit."""

@@ -18,10 +18,11 @@ from flexopt.config.loader import LoadedPortfolio
 from flexopt.config.portfolio import SeriesRef
 from flexopt.data.timeseries import SeriesError, SeriesReport, day_index, horizon_index, load_on_index
 
-# A forecaster turns the history of a data source into values on the horizon. It returns the values
-# and a note (the model used); :mod:`flexopt.forecasts` provides the real one.
-# Called as forecaster(name, history, index, local_tz=..., kind="load" | "pv").
-Forecaster = Callable[..., tuple[pd.Series, str]]
+# A forecaster turns the history of a data source into values on the horizon. It returns the values (a
+# Series, or a frame with "value" and "q<level>" quantile columns) and a note (the model used);
+# :mod:`flexopt.forecasts` provides the real one. Called as forecaster(name, history, index, local_tz=...,
+# kind="load" | "pv", regressors=frame or None, country=str or None, quantiles=(levels...)).
+Forecaster = Callable[..., tuple[pd.Series | pd.DataFrame, str]]
 
 
 @dataclass
@@ -72,6 +73,28 @@ class Inputs:
     models: dict[str, str] = field(default_factory=dict)
     _cache: dict[object, np.ndarray] = field(default_factory=dict)
     _first: dict[object, str] = field(default_factory=dict)  # cache key -> the name it was first read for
+    _quantiles: dict[object, dict[float, np.ndarray]] = field(default_factory=dict)  # cache key -> q -> values
+
+    @property
+    def congestion_quantile(self) -> float | None:
+        return self.loaded.portfolio.risk.congestion_quantile
+
+    def is_forecast(self, ref: float | SeriesRef | None) -> bool:
+        """True when ``ref`` is a series flexopt forecasts from history (its values are uncertain)."""
+        return isinstance(ref, SeriesRef) and self.loaded.portfolio.data_sources[ref.source].kind == "history"
+
+    def quantile(self, ref: SeriesRef, q: float) -> np.ndarray:
+        """The ``q`` quantile of a history source's forecast on the horizon (scaled like ``values``); the point
+        forecast for other sources and for q = 0.5."""
+        point = self.values(ref)
+        if not self.is_forecast(ref) or abs(q - 0.5) < 1e-12:
+            return point
+        levels = self._quantiles.get(self._key(ref.source), {})
+        if q not in levels:
+            raise SeriesError(f"data source {ref.source!r}: no {q:g} quantile was forecast; set "
+                              "risk.congestion_quantile before the run reads its inputs")
+        out = levels[q] * ref.scale
+        return np.maximum(out, point) if q > 0.5 else np.minimum(out, point)
 
     def values(self, ref: float | SeriesRef | None, default: float = 0.0) -> np.ndarray:
         """The value of a number-or-series field on every interval of the horizon (always finite: a NaN that
@@ -104,10 +127,15 @@ class Inputs:
 
     def _key(self, name: str) -> tuple:
         """What the values of a data source depend on: its file, column, time column, unit, time zone and kind,
-        and for history whether it is forecast as PV or as load."""
+        and for history whether it is forecast as PV or as load and with which site's weather and country."""
         src = self.loaded.portfolio.data_sources[name]
-        pv = src.kind == "history" and self._feeds_pv(name)
-        return (str(src.path), src.column, src.time_column, src.unit, src.timezone, src.kind, pv)
+        key = (str(src.path), src.column, src.time_column, src.unit, src.timezone, src.kind)
+        if src.kind != "history":
+            return key
+        from flexopt.data.forecasting import forecasting_site
+
+        site = forecasting_site(self.loaded.portfolio, name)
+        return (*key, self._feeds_pv(name), site.weather if site else None, site.location.country if site else None)
 
     def _load(self, name: str) -> np.ndarray:
         src = self.loaded.portfolio.data_sources[name]
@@ -121,14 +149,31 @@ class Inputs:
             history, report = read_source(src, name)
             history = history_before(history, self.horizon.index, name, self.horizon.tz)
             kind = "pv" if self._feeds_pv(name) else "load"
-            values, model = self.forecaster(name, history, self.horizon.index, local_tz=self.horizon.tz, kind=kind)
+            regressors, country, notes = self._regressors(name)
+            levels = self._levels(kind)
+            values, model = self.forecaster(name, history, self.horizon.index, local_tz=self.horizon.tz, kind=kind,
+                                            regressors=regressors, country=country, quantiles=levels)
             self.reports[name] = report
-            self.models[name] = model
+            self.models[name] = model + "".join(f"; {n}" for n in notes)
+            if isinstance(values, pd.DataFrame):
+                self._quantiles[self._key(name)] = {q: values[f"q{q:g}"].to_numpy(dtype=float) for q in levels
+                                                    if f"q{q:g}" in values}
+                values = values["value"]
             return values.to_numpy(dtype=float)
         values, report = load_on_index(src, self.horizon.index, name)
         self.reports[name] = report
         self.models[name] = "as given (forecast series)"
         return values.to_numpy(dtype=float)
+
+    def _levels(self, kind: str) -> tuple[float, ...]:
+        """Quantiles a load forecast must also give: the congestion quantile and its mirror for export limits."""
+        q = self.congestion_quantile
+        return () if kind != "load" or q is None or q == 0.5 else (q, round(1.0 - q, 10))
+
+    def _regressors(self, name: str) -> tuple[pd.DataFrame | None, str | None, list[str]]:
+        from flexopt.data.forecasting import site_regressors
+
+        return site_regressors(self.loaded.portfolio, name)
 
     def _feeds_pv(self, name: str) -> bool:
         """PV forecasts are clipped at zero and follow the sun, so the forecaster must know."""

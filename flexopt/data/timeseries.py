@@ -40,6 +40,8 @@ UNIT_CONVERSIONS: dict[str, tuple[str, float]] = {
     "EUR/kWh": ("EUR/kWh", 1.0),
     "ct/kWh": ("EUR/kWh", 1e-2),
     "degC": ("degC", 1.0),
+    "W/m2": ("W/m2", 1.0),
+    "%": ("%", 1.0),
     "1": ("1", 1.0),
 }
 

@@ -42,6 +42,11 @@ class PointData:
     sites: list[int]
     import_limit_kw: np.ndarray  # inf where none
     export_limit_kw: np.ndarray
+    # risk margins (>= 0): how much more the forecast uncontrolled load may draw (import) or less (export) at
+    # the planning quantile than at the point forecast; the limit rows hold net + margin within the limit
+    import_margin_kw: np.ndarray | None = None
+    export_margin_kw: np.ndarray | None = None
+    quantile: float | None = None
 
 
 def site_data(pf: Portfolio, inputs: Inputs) -> list[SiteData]:
@@ -67,7 +72,8 @@ def site_data(pf: Portfolio, inputs: Inputs) -> list[SiteData]:
     return out
 
 
-def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData]) -> list[PointData]:
+def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData],
+               inputs: Inputs | None = None) -> list[PointData]:
     windows = []
     if pf.dso_limits_file is not None:
         path = pf.dso_limits_file if pf.dso_limits_file.is_absolute() else base_dir / pf.dso_limits_file
@@ -77,8 +83,33 @@ def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData])
         members = [k for k, s in enumerate(sites) if s.congestion_point == cp.id]
         imp, exp = limits_on_horizon(windows, cp.id, horizon.index, horizon.ends, cp.import_limit_kw,
                                      cp.export_limit_kw)
-        out.append(PointData(cp.id, members, imp, exp))
+        point = PointData(cp.id, members, imp, exp)
+        if inputs is not None and inputs.congestion_quantile is not None:
+            point.quantile = inputs.congestion_quantile
+            point.import_margin_kw, point.export_margin_kw = risk_margins(pf, inputs, [sites[k].id for k in members])
+        out.append(point)
     return out
+
+
+def risk_margins(pf: Portfolio, inputs: Inputs, site_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(import, export) margins in kW of the uncontrolled loads forecast from history at these sites: the
+    congestion quantile q minus the point forecast (load may be higher), and the point minus the 1 - q
+    quantile (load may be lower, so more is exported). Loads given as forecasts or numbers add nothing.
+
+    The loads' margins add as independent errors (root sum of squares: the q quantile of a sum of independent
+    normal errors) or, with ``risk.congestion_errors: comonotone``, plainly (the bound for any correlation)."""
+    q = inputs.congestion_quantile
+    ups, downs = [np.zeros(inputs.horizon.n)], [np.zeros(inputs.horizon.n)]
+    for site, asset in pf.assets():
+        power = getattr(asset, "power_kw", None)
+        if site.id not in site_ids or asset.type != "load" or not inputs.is_forecast(power):
+            continue
+        point = inputs.values(power) * asset.count
+        ups.append(np.clip(inputs.quantile(power, q) * asset.count - point, 0.0, None))
+        downs.append(np.clip(point - inputs.quantile(power, round(1.0 - q, 10)) * asset.count, 0.0, None))
+    if pf.risk.congestion_errors == "comonotone":
+        return np.sum(ups, axis=0), np.sum(downs, axis=0)
+    return np.sqrt(np.sum(np.square(ups), axis=0)), np.sqrt(np.sum(np.square(downs), axis=0))
 
 
 class GridModel:
@@ -160,14 +191,19 @@ class GridModel:
         for k, (p, t) in enumerate(self.cp_oi_keys):
             c, v = self._cp_net(p, t)
             rows.append(([*c, -1.0], [*v, self.cp_oi[k]]))
-            up.append(self.points[p].import_limit_kw[t])
+            up.append(self.points[p].import_limit_kw[t] - self._margin(p, "import")[t])
         add_rows(block, "cp_import_limit", rows, None, up)
         rows, lo = [], []
         for k, (p, t) in enumerate(self.cp_oe_keys):
             c, v = self._cp_net(p, t)
             rows.append(([*c, 1.0], [*v, self.cp_oe[k]]))
-            lo.append(-self.points[p].export_limit_kw[t])
+            lo.append(-(self.points[p].export_limit_kw[t] - self._margin(p, "export")[t]))
         add_rows(block, "cp_export_limit", rows, lo, None)
+
+    def _margin(self, p: int, direction: str) -> np.ndarray:
+        """The risk margin of congestion point ``p`` (zeros without a congestion quantile)."""
+        margin = getattr(self.points[p], f"{direction}_margin_kw")
+        return np.zeros(self.h.n) if margin is None else margin
 
     def _cp_net(self, p: int, t: int) -> tuple[list[float], list]:
         c, v = [], []
@@ -232,9 +268,31 @@ class GridModel:
                 for k, (pk, t) in enumerate(keys):
                     if pk == p:
                         amount[t] = vals[k]
+                # the overflow includes the risk margin; a breach is what the point forecast itself exceeds
+                amount = np.clip(amount - self._margin(p, name), 0.0, None)
                 site_ids = ",".join(self.sites[s].id for s in cp.sites)
                 out += self._runs(amount, kind, site_ids, cp.id, f"{name} limit of congestion point {cp.id}")
         return out
+
+    def margin_notes(self, values) -> list[str]:
+        """Congestion points where the schedule keeps within the limit at the point forecast but not with the
+        whole risk margin (the quantile load would breach it): the planned risk, stated."""
+        notes = []
+        for name, keys, comp in (("import", self.cp_oi_keys, "cp_import_over_kw"),
+                                 ("export", self.cp_oe_keys, "cp_export_over_kw")):
+            if not keys:
+                continue
+            vals = values(getattr(self.block, comp))
+            for p, cp in enumerate(self.points):
+                short = np.zeros(self.h.n)
+                for k, (pk, t) in enumerate(keys):
+                    if pk == p:
+                        short[t] = min(vals[k], self._margin(p, name)[t])
+                if (short > 1e-3).any():
+                    notes.append(f"congestion point {cp.id}: the {name} limit holds at the point forecast but not "
+                                 f"at the {cp.quantile:g} load quantile in {int((short > 1e-3).sum())} intervals "
+                                 f"(short by up to {short.max():.3f} kW)")
+        return notes
 
     def _runs(self, amount: np.ndarray, kind: str, site_id: str, cp: str | None, what: str) -> list[Violation]:
         out = []

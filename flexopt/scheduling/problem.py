@@ -72,7 +72,7 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
     t0 = time.perf_counter()
     say("building the model")
     sites = site_data(pf, inputs)
-    points = point_data(pf, loaded.base_dir, horizon, sites)
+    points = point_data(pf, loaded.base_dir, horizon, sites, inputs)
     site_index = {s.id: k for k, s in enumerate(sites)}
     ctx = ModelContext(horizon=horizon, inputs=inputs, penalties=pf.penalties,
                        dumping_possible=_dumping_possible(pf, sites, points),
@@ -142,7 +142,7 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
         kpis["solver"]["components"] = out.components
     kpis["timings_s"] = {"build": round(build_s, 4), "translate": round(out.translate_s, 4),
                          "solve": round(out.solve_s, 4), "extract": round(extract_s, 4)}
-    notes = [n for s in sites for n in s.notes]
+    notes = [n for s in sites for n in s.notes] + grid.margin_notes(values)
     return ScheduleResult(schedule=schedule_df, sites=sites_df, violations=violations, kpis=kpis, notes=notes,
                           states=states_df)
 

@@ -196,3 +196,24 @@ def test_backtest_series_matches_hand_computed_naive_errors():
     assert table.loc["naive_yesterday", "n"] == 4 * 96
     assert {"mae", "rmse", "wape", "bias"} <= set(table.columns)
     assert table.loc["profile_median_reg", "mae"] < table.loc["naive_yesterday", "mae"]
+
+
+def test_pv_meter_silent_at_night_still_forecasts_from_yesterday():
+    """A PV history without night rows ends in the evening; 'yesterday' must still be yesterday, not the day
+    before (the night up to the forecast start is zeros, not missing)."""
+    hist = history_before("2024-06-10", 30)
+    rng = np.random.default_rng(8)
+    days = np.repeat(rng.uniform(0.3, 1.0, 30), 96)
+    pv = pd.Series(pv_shape(hist) * days, index=hist)
+    pv = pv[pv > 0]  # no rows at night at all
+    target = local_day("2024-06-10")
+    result = forecast_series(pv, target, "pv", local_tz=MADRID, select=False, models=["naive_yesterday"])
+    yesterday = pv_shape(target) * days[-1]
+    assert np.abs(result.frame["value"].to_numpy() - yesterday).max() < 1e-9
+
+
+def test_stale_history_is_stated():
+    hist = history_before("2024-05-01", 40)
+    result = forecast_series(pd.Series(local_profile(hist), index=hist), local_day("2024-05-10"), local_tz=MADRID)
+    assert any("history ends 9.0 days before the forecast start (stale)" in w for w in result.warnings)
+    assert result.frame["value"].gt(0.5).all()  # still the profile, never zeros
