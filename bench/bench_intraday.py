@@ -33,18 +33,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("state", "load", "inputs", "build", "translate", "solve", "extract", "write", "total")
+STAGES = ("state", "load", "inputs", "correction", "build", "translate", "solve", "extract", "write", "total")
 
 def intraday_request(portfolio: Path, store: Path, start: dt.datetime, horizon_h: float | None = None):
     """The request `flexopt schedule intraday PORTFOLIO --from START --store STORE [--horizon-h H]` makes."""
     from flexopt.config.loader import load_portfolio
+    from flexopt.runs.correction import correct_forecasts
     from flexopt.runs.intraday import start_states
     from flexopt.runs.runner import RunRequest
 
     local = start.replace(tzinfo=load_portfolio(portfolio).portfolio.tz)
     return RunRequest(portfolio_path=portfolio, kind="intraday", day=local.date(), start=local, store=store,
                       horizon_h=horizon_h,
-                      resolve_state=lambda loaded: start_states(loaded, store, local.date(), local))
+                      resolve_state=lambda loaded: start_states(loaded, store, local.date(), local),
+                      correct=lambda loaded, inputs: correct_forecasts(loaded, inputs, None))
 
 
 def one_run(portfolio: Path, store: Path, start: dt.datetime, horizon_h: float | None = None) -> dict:

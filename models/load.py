@@ -13,7 +13,9 @@ class LoadFormulation(Formulation):
     asset_type = "load"
 
     def build(self, block) -> None:
-        self.kw = np.array([self.ctx.inputs.values(it.asset.power_kw) * it.count for it in self.items])
+        inputs = self.ctx.inputs
+        self.kw = np.array([inputs.values(it.asset.power_kw) * it.count + inputs.correction_kw(it.asset.id)
+                            for it in self.items])
         self.kw = self.kw.reshape(len(self.items), self.ctx.n)
 
     def power(self) -> PowerTerms:

@@ -13,13 +13,14 @@ CURTAILMENT_EUR_PER_KWH = 1e-4
 
 
 def generation_kw(asset, inputs) -> np.ndarray:
-    """Expected output of all devices of the entry (positive kW), scaled to the array's peak."""
+    """Expected output of all devices of the entry (positive kW), scaled to the array's peak, with the intraday
+    forecast correction (load convention, so it is subtracted; it keeps the output within 0..peak)."""
     if asset.generation_kw is None:
         return np.zeros(inputs.horizon.n)
     gen = inputs.values(asset.generation_kw)
     if asset.series_peak_kw:
         gen = gen * asset.peak_kw / asset.series_peak_kw
-    return np.clip(gen, 0.0, None) * asset.count
+    return np.clip(gen, 0.0, None) * asset.count - inputs.correction_kw(asset.id)
 
 
 @register

@@ -33,6 +33,8 @@ KINDS: dict[str, tuple[str | None, str]] = {
                                      "ends during a day, no longer able to reach it by midnight)"),
     "pv_output": (None, "PV power differs from the available output (or curtails what cannot be curtailed)"),
     "load_power": (None, "uncontrolled load differs from its series"),
+    "forecast_correction": (None, "corrections.parquet's forecast differs from the portfolio's series, or its "
+                                  "corrected PV output leaves 0..peak"),
     "ev_unplugged": (None, "charger power while no vehicle is plugged in"),
     "ev_state": (None, "delivered energy does not follow the charger power (with the charger's efficiencies)"),
     "ev_battery_full": (None, "vehicle battery above its capacity"),

@@ -18,7 +18,7 @@ from flexopt.check.horizon import RunHorizon, horizon_breaches, run_horizon
 from flexopt.check.local_time import LocalClock
 from flexopt.check.registry import CHECKS, check_for
 from flexopt.check.reported import mark_reported, parse_violations
-from flexopt.check.rows import asset_rows, site_rows, state_rows
+from flexopt.check.rows import asset_rows, correction_rows, site_rows, state_rows
 from flexopt.check.run_folder import CheckInputError, read_run_folder
 from flexopt.check.start_state import check_start_state, start_values
 from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio
@@ -65,10 +65,12 @@ def check_run(portfolio_path: str | Path, run_dir: str | Path) -> CheckResult:
     written, found = site_rows(folder.sites, pf, horizon)
     breaches += found
     states = state_rows(folder.states, pf, horizon)
+    corrections, found = correction_rows(folder.corrections, pf, horizon)
+    breaches += found
     try:
         for site, asset in pf.assets():
             case = AssetCase(site, asset, rows[asset.id], start_values(folder.initial_state.get(asset.id), asset),
-                             clocks[site.id], horizon, inputs, states[asset.id])
+                             clocks[site.id], horizon, inputs, states[asset.id], *corrections.get(asset.id, ()))
             try:
                 check = check_for(asset.type)
             except KeyError as exc:

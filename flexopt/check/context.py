@@ -24,6 +24,8 @@ class AssetCase:
     horizon: RunHorizon
     inputs: Inputs
     states: dict[str, np.ndarray] = field(default_factory=dict)  # states.parquet by key (the type's keys)
+    correction_kw: np.ndarray | None = None  # corrections.parquet: kW added to its forecast power (load convention)
+    stated_forecast_kw: np.ndarray | None = None  # corrections.parquet: the forecast power it says it corrected
 
     @property
     def dt_h(self) -> float:
@@ -52,6 +54,25 @@ class AssetCase:
 
     def values(self, ref) -> np.ndarray:
         return self.inputs.values(ref)
+
+    def corrected(self, forecast_kw: np.ndarray) -> np.ndarray:
+        """An uncontrolled power (load convention, all devices) as the run had to take it: its forecast plus the
+        intraday correction the run states in corrections.parquet."""
+        return forecast_kw if self.correction_kw is None else forecast_kw + self.correction_kw
+
+    def correction_breaches(self, forecast_kw: np.ndarray, low_kw: float, high_kw: float) -> list[Breach]:
+        """A corrected forecast must start from the portfolio's own forecast (``forecast_kw``, recomputed here) and
+        stay within [low_kw, high_kw] once corrected."""
+        if self.stated_forecast_kw is None:
+            return []
+        stated = self.stated_forecast_kw
+        base = self.over("forecast_correction", np.where(np.isnan(stated), 0.0, np.abs(stated - forecast_kw)), "kW",
+                         value=stated, limit=forecast_kw, note="corrections.parquet corrects another forecast than "
+                         "the portfolio's series give")
+        corrected = self.corrected(forecast_kw)
+        return base + self.over("forecast_correction", np.maximum(corrected - high_kw, low_kw - corrected), "kW",
+                                value=corrected, limit=np.where(corrected > high_kw, high_kw, low_kw),
+                                note="corrected forecast outside what the asset can do")
 
     def over(self, kind: str, amount, unit: str, **kw) -> list[Breach]:
         return over(kind, amount, unit, site_id=self.site.id, asset_id=self.asset.id, **kw)

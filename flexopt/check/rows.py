@@ -72,6 +72,27 @@ def state_rows(states: pd.DataFrame, pf: Portfolio, horizon: RunHorizon) -> dict
     return out
 
 
+def correction_rows(corrections: pd.DataFrame, pf: Portfolio, horizon: RunHorizon
+                    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Breach]]:
+    """asset id -> (correction kW, the forecast kW the file says it corrected) on the horizon, for the assets in
+    corrections.parquet: 0 and NaN where it has no row. Rows for an asset that is neither a load nor a PV array of
+    the portfolio are breaches (nothing else is forecast)."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if not len(corrections):
+        return out, []
+    kinds = {a.id: a.type for _s, a in pf.assets()}
+    breaches = [Breach("forecast_correction", None, float((corrections["asset_id"] == a).sum()), "rows", asset_id=a,
+                       note="corrections.parquet corrects an asset that is not a load or PV array of the portfolio")
+                for a in sorted(set(corrections["asset_id"])) if kinds.get(a) not in ("load", "pv")]
+    t = positions(horizon, corrections["interval_start"])
+    frame = corrections.loc[t >= 0].assign(t=t[t >= 0])
+    for asset_id, rows in frame.groupby("asset_id", sort=False):
+        if kinds.get(asset_id) in ("load", "pv"):
+            correction, forecast, _present, _found = _spread(rows, horizon.n, ("correction_kw", "forecast_power_kw"))
+            out[str(asset_id)] = (np.nan_to_num(correction), forecast)
+    return out, breaches
+
+
 def site_rows(sites: pd.DataFrame, pf: Portfolio, horizon: RunHorizon) -> tuple[dict[tuple[str, str], dict],
                                                                               list[Breach]]:
     """(level, id) -> {column: values, "present": mask} for every site and congestion point."""

@@ -1,5 +1,6 @@
-"""Reading a run folder (schedule.parquet, sites.parquet, states.parquet, kpis.json, run.json) into plain frames
-and dicts. ``states.parquet`` is optional: runs written before it existed have none.
+"""Reading a run folder (schedule.parquet, sites.parquet, states.parquet, corrections.parquet, kpis.json, run.json)
+into plain frames and dicts. ``states.parquet`` is optional: runs written before it existed have none;
+``corrections.parquet`` exists only where an intraday run corrected a forecast from telemetry.
 
 Anything that makes the folder unusable (a file missing or unreadable, a column or horizon field absent) is a
 :class:`CheckInputError` with one line naming the file: the command turns it into exit code 2.
@@ -17,6 +18,7 @@ SCHEDULE_COLUMNS = ("interval_start", "interval_end", "site_id", "asset_id", "as
 SITES_COLUMNS = ("interval_start", "interval_end", "level", "id", "net_kw", "import_limit_kw", "export_limit_kw",
                  "import_price_eur_per_kwh", "export_price_eur_per_kwh")
 STATES_COLUMNS = ("interval_start", "interval_end", "asset_id", "key", "value")
+CORRECTIONS_COLUMNS = ("interval_start", "interval_end", "asset_id", "forecast_power_kw", "correction_kw")
 HORIZON_FIELDS = ("start_utc", "end_utc", "intervals", "resolution_min")
 
 
@@ -32,6 +34,7 @@ class RunFolder:
     kpis: dict
     run: dict
     states: pd.DataFrame  # every state per asset, key and interval (empty for runs before states.parquet)
+    corrections: pd.DataFrame  # forecast corrections per asset and interval (empty: nothing was corrected)
 
     @property
     def kind(self) -> str:
@@ -70,7 +73,9 @@ def read_run_folder(path: Path) -> RunFolder:
     sites = _parquet(path / "sites.parquet", SITES_COLUMNS)
     states = (_parquet(path / "states.parquet", STATES_COLUMNS) if (path / "states.parquet").exists()
               else pd.DataFrame(columns=list(STATES_COLUMNS)))
-    return RunFolder(path, schedule, sites, kpis, run, states)
+    corrections = (_parquet(path / "corrections.parquet", CORRECTIONS_COLUMNS)
+                   if (path / "corrections.parquet").exists() else pd.DataFrame(columns=list(CORRECTIONS_COLUMNS)))
+    return RunFolder(path, schedule, sites, kpis, run, states, corrections)
 
 
 def _json(path: Path) -> dict:

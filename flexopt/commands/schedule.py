@@ -187,6 +187,14 @@ def intraday(
         help=f"hours to schedule from --from (default 24, at most {MAX_HORIZON_H:g}), across midnight; shortened to "
              "the end of the known prices, never below the end of the local day"),
     wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
+    correct: bool = typer.Option(True, "--correct/--no-correct",
+                                 help="correct the load and PV forecasts from the telemetry before the start"),
+    lookback_min: float = typer.Option(
+        60.0, "--correct-lookback-min", callback=in_range("--correct-lookback-min", 1.0, 24 * 60.0),
+        help="minutes of telemetry before the start compared with the forecast"),
+    decay_h: float = typer.Option(
+        3.0, "--correct-decay-h", callback=in_range("--correct-decay-h", 0.1, 72.0),
+        help="hours after which the measured error carried into the horizon has fallen to 1/e"),
 ) -> None:
     """Re-optimise from an interval for the next 24 h (for cron): each asset from fresh telemetry, else from the
     newest stored schedule in force, else from its configuration (read once the store's lock is held)."""
@@ -228,12 +236,22 @@ def intraday(
                              store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
                              horizon_h=horizon_h, wait_s=wait_s, state_telemetry=telemetry,
                              resolve_state=lambda lp: _stored_and_measured(lp, store, day, start_local, database,
-                                                                          max_age, telemetry))
+                                                                          max_age, telemetry),
+                             correct=_corrector(database, telemetry, lookback_min, decay_h) if correct else None)
         Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
         execute(request, Console())
     finally:
         if database is not None:
             database.close()
+
+
+def _corrector(database, telemetry: dict, lookback_min: float, decay_h: float):
+    """The forecast correction of an intraday run (runs/correction.py); without a database it records why not."""
+    from flexopt.runs.correction import CorrectionSettings, correct_forecasts
+
+    settings = CorrectionSettings(lookback_min=lookback_min, decay_h=decay_h)
+    reason = telemetry.get("reason") or "no telemetry database"
+    return lambda loaded, inputs: correct_forecasts(loaded, inputs, database, settings, no_telemetry=reason)
 
 
 def _read_state_file(state: Path, loaded) -> dict[str, dict[str, float]]:

@@ -570,8 +570,22 @@ class Load(AssetBase):
 
     type: Literal["load"]
     power_kw: PowerOrSeries = Field(description="a number, or a series {source: name}")
+    meter: Literal["load", "site"] = Field(
+        default="load",
+        description="what its endpoint measures, if it has one: load, this consumption itself (a sub-meter); site, "
+                    "the site's grid connection (net, import positive), from which flexopt subtracts every other "
+                    "asset of the site as measured in the same round. Intraday corrects the forecast from it",
+    )
 
     flexible = False
+
+    @model_validator(mode="after")
+    def _site_meter_is_read(self) -> Load:
+        if self.meter == "site" and self.endpoint is None:
+            raise ValueError("meter: site needs the endpoint of the site's meter; add endpoint, or remove meter")
+        if self.meter == "site" and self.count != 1:
+            raise ValueError("meter: site reads one meter: count must be 1")
+        return self
 
 
 def _device(reading: Any) -> str:
@@ -628,6 +642,25 @@ class Site(Strict):
     congestion_point: str | None = None
     tariff: Tariff | None = Field(default=None, description="default: the portfolio's tariff")
     assets: list[Asset] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _site_meter_sees_the_rest(self) -> Site:
+        """A site meter measures everything; what flexopt does not control is what is left once every other asset
+        is subtracted, so every other asset must be measured on its own."""
+        meters = [a.id for a in self.site_meter_loads()]
+        if len(meters) > 1:
+            raise ValueError(f"site {self.id!r}: {', '.join(meters)} all have meter: site; a site has one grid "
+                             "meter: keep it on one load and give the others meter: load")
+        unmeasured = [a.id for a in self.assets if meters and a.id != meters[0] and a.endpoint is None]
+        if unmeasured:
+            raise ValueError(f"site {self.id!r}: {meters[0]} reads the site meter, but {', '.join(unmeasured)} "
+                             "have no endpoint, so their power cannot be subtracted from it; give them endpoints, "
+                             "or use meter: load on a sub-meter of the uncontrolled load")
+        return self
+
+    def site_meter_loads(self) -> list[Load]:
+        """The load whose endpoint is the site's grid meter (``meter: site``): none or one."""
+        return [a for a in self.assets if isinstance(a, Load) and a.meter == "site"]
 
 
 class PortfolioInfo(Strict):

@@ -74,6 +74,13 @@ class Inputs:
     _cache: dict[object, np.ndarray] = field(default_factory=dict)
     _first: dict[object, str] = field(default_factory=dict)  # cache key -> the name it was first read for
     _quantiles: dict[object, dict[float, np.ndarray]] = field(default_factory=dict)  # cache key -> q -> values
+    # intraday forecast correction: asset id -> kW added to its forecast power on the horizon (load convention: a
+    # load drawing more is positive, a PV array giving more is negative); runs/correction.py
+    corrections_kw: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def correction_kw(self, asset_id: str) -> np.ndarray:
+        """What the forecast correction adds to an asset's forecast power (zeros when it is not corrected)."""
+        return self.corrections_kw.get(asset_id, np.zeros(self.horizon.n))
 
     @property
     def congestion_quantile(self) -> float | None:

@@ -37,6 +37,18 @@ def deviation_alarm(asset_id: str, kind: str, scheduled_kw: float, measured_kw: 
                             f"({kind}, tolerance {allowed:.2f} kW)", at)
 
 
+def site_meter_load_kw(meter_id: str, telemetry: Mapping[str, Any], planned: Mapping[str, dict]) -> float | None:
+    """What a site meter (a load with ``meter: site``) says of the load flexopt does not control: its reading less
+    every other asset of its site read in the same round; None when one of them gave no power."""
+    site = planned.get(meter_id, {}).get("site_id")
+    meter = telemetry[meter_id]
+    others = [a for a, entry in planned.items() if a != meter_id and entry.get("site_id") == site]
+    readings = [meter, *(telemetry.get(a) for a in others)]
+    if site is None or any(r is None or not r.connected or r.active_power_kw is None for r in readings):
+        return None
+    return meter.active_power_kw - sum(r.active_power_kw for r in readings[1:])
+
+
 @dataclass
 class RoundOptions:
     settle_s: float = 5.0
@@ -99,9 +111,12 @@ async def run_round(
                                          for x, n in zip(adapter.last_telemetry, adapter.devices, strict=True)]
         scheduled = entry.get("scheduled_power_kw")
         entry["deviation_kw"] = None
-        if t.connected and t.active_power_kw is not None and _finite(scheduled):
+        measured_kw = t.active_power_kw if t.connected else None
+        if getattr(assets.get(asset_id), "meter", None) == "site":  # compare what the forecast was of
+            measured_kw = entry["measured_load_kw"] = site_meter_load_kw(asset_id, telemetry, planned)
+        if measured_kw is not None and _finite(scheduled):
             deviation, alarm = deviation_alarm(asset_id, entry["setpoint_kind"], float(scheduled),
-                                               t.active_power_kw, options.tolerance_kw, options.tolerance_pct, t.at)
+                                               measured_kw, options.tolerance_kw, options.tolerance_pct, t.at)
             entry["deviation_kw"] = deviation
             if alarm is not None:
                 alarms.append(alarm)

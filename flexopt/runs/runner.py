@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio, series_refs
 from flexopt.data.checks import check_inputs
@@ -28,7 +28,11 @@ from flexopt.runs.store import StorageError, check_writable, new_run, schedule_l
 from flexopt.scheduling.gc_pause import gc_paused
 from flexopt.version import __version__
 
+if TYPE_CHECKING:
+    from flexopt.runs.correction import Corrections
+
 StateResolver = Callable[[LoadedPortfolio], StartStates]  # intraday: the start states, read under the lock
+Corrector = Callable[[LoadedPortfolio, Inputs], "Corrections"]  # intraday: forecast corrections from telemetry
 DEFAULT_WAIT_S = 60.0
 
 
@@ -52,6 +56,7 @@ class RunRequest:
     horizon_h: float | None = None  # None: day-ahead its local day, intraday DEFAULT_INTRADAY_H (runs/horizon.py)
     wait_s: float = DEFAULT_WAIT_S  # longest wait for another schedule run of the portfolio in the same store
     resolve_state: StateResolver | None = None  # the start states from the store, read under the lock
+    correct: Corrector | None = None  # intraday: the forecast corrections, once the inputs are read
 
 
 @dataclass
@@ -142,6 +147,15 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
                     progress(f"forecasting {name} from its history")
                 inputs.source(name)
         timings["inputs"] = time.perf_counter() - t_inputs
+        corrections = None
+        if request.correct is not None:
+            t_correct = time.perf_counter()
+            corrections = request.correct(loaded, inputs)
+            inputs.corrections_kw.update(corrections.kw)
+            timings["correction"] = time.perf_counter() - t_correct
+            if corrections.kw:
+                progress(f"forecast corrected from telemetry for {len(corrections.kw)} asset(s), "
+                         f"{corrections.moved_kwh:.1f} kWh moved")
 
         options = SolveOptions(mip_gap=request.mip_gap, time_limit_s=request.time_limit_s, threads=request.threads)
         result = schedule(loaded, inputs, options, initial_state=request.initial_state or None, progress=progress)
@@ -156,11 +170,18 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
         try:
             written = (write_frame(result.schedule, tmp, "schedule") + write_frame(result.sites, tmp, "sites")
                        + write_frame(result.states, tmp, "states"))
+            if corrections is not None and len(corrections.frame):
+                written += write_frame(corrections.frame, tmp, "corrections")
             timings["write"] = time.perf_counter() - t_write
             timings["total"] = time.perf_counter() - t0
             kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}
+            if corrections is not None:
+                kpis["forecast_correction_kwh"] = round(corrections.moved_kwh, 6)
             write_json(kpis, tmp / "kpis.json")
-            write_json(_run_record(loaded, request, plan, inputs, options, written), tmp / "run.json")
+            record = _run_record(loaded, request, plan, inputs, options, written)
+            if corrections is not None:
+                record["forecast_correction"] = corrections.record
+            write_json(record, tmp / "run.json")
         except OSError as exc:
             raise StorageError(f"cannot write the run in {tmp.parent}: {exc.strerror or exc}") from None
         directory = target.commit()

@@ -69,6 +69,7 @@ class IntervalPower:
     measured_kw: float
     scheduled_kw: float | None
     readings: int
+    sent_setpoint: float | None = None  # the mean setpoint sent in the interval (e.g. a PV export cap), if any
 
 
 def _utc(t: dt.datetime) -> dt.datetime:
@@ -144,7 +145,8 @@ def power_series(db: TelemetryDB, portfolio: str, asset_id: str, start: dt.datet
     start, end = _utc(start), _utc(end)
     if resolution_min <= 0:
         raise ValueError(f"resolution_min must be positive, not {resolution_min}")
-    query = (select(ReadingRow.at_utc, ReadingRow.active_power_kw, ReadingRow.scheduled_power_kw)
+    query = (select(ReadingRow.at_utc, ReadingRow.active_power_kw, ReadingRow.scheduled_power_kw,
+                    ReadingRow.sent_setpoint)
              .join(RoundRow, ReadingRow.round_id == RoundRow.id)
              .where(ReadingRow.portfolio == portfolio, ReadingRow.asset_id == asset_id, ReadingRow.device.is_(None),
                     ReadingRow.connected.is_(True), ReadingRow.quality == "good",
@@ -154,14 +156,18 @@ def power_series(db: TelemetryDB, portfolio: str, asset_id: str, start: dt.datet
     step = resolution_min * 60
     measured: dict[int, list[float]] = defaultdict(list)
     scheduled: dict[int, list[float]] = defaultdict(list)
-    for at, power, plan in rows:
+    sent: dict[int, list[float]] = defaultdict(list)
+    for at, power, plan, setpoint in rows:
         slot = math.floor(at.timestamp() / step) * step
         measured[slot].append(power)
         if plan is not None:
             scheduled[slot].append(plan)
+        if setpoint is not None:
+            sent[slot].append(setpoint)
     return [IntervalPower(
         interval_start=dt.datetime.fromtimestamp(slot, dt.UTC),
         interval_end=dt.datetime.fromtimestamp(slot + step, dt.UTC),
         measured_kw=sum(values) / len(values),
         scheduled_kw=sum(scheduled[slot]) / len(scheduled[slot]) if scheduled[slot] else None,
-        readings=len(values)) for slot, values in sorted(measured.items())]
+        readings=len(values), sent_setpoint=sum(sent[slot]) / len(sent[slot]) if sent[slot] else None)
+        for slot, values in sorted(measured.items())]
