@@ -37,6 +37,7 @@ def execute(request: RunRequest, console: Console) -> dict:
     fails writes nothing: the message says which stored schedule stays in force."""
     from flexopt.data.dso_limits import DsoLimitsError
     from flexopt.data.timeseries import SeriesError
+    from flexopt.scheduling.zones import ClusterError
     from flexopt.solver.highs import SolveError
 
     started = time.perf_counter()
@@ -63,10 +64,25 @@ def execute(request: RunRequest, console: Console) -> dict:
         raise failed(f"error: {exc}", EXIT_INVALID) from None
     except SolveError as exc:
         raise failed(f"solver failed: {exc}", EXIT_SOLVER) from None
+    except ClusterError as exc:
+        raise failed(f"cluster failed: {exc}", EXIT_SOLVER) from None
     print_kpis(outcome.kpis, console)
     # one line whatever its length: scripts and parallel cron jobs read the folder from it
     console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
     return outcome.kpis
+
+
+def cluster_spec(value: str | None) -> str | None:
+    """--cluster: local:N or tcp://HOST:PORT, checked before anything runs (exit 2)."""
+    if value is None:
+        return None
+    from flexopt.scheduling.zones import parse_cluster
+
+    try:
+        parse_cluster(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 def in_force_note(request: RunRequest) -> str:
@@ -140,13 +156,17 @@ def day_ahead(
         help=f"hours to schedule from local midnight (default: the local day; at most {MAX_HORIZON_H:g}); shortened "
              "to the end of the known prices, never below the day's end"),
     wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
+    cluster: str | None = typer.Option(
+        None, "--cluster", callback=cluster_spec,
+        help="solve the independent zones (congestion points, sites in none) on a Dask cluster: local:N starts N "
+             "worker processes here, tcp://HOST:PORT uses a running dask scheduler (docs/scale.md)"),
 ) -> None:
     """Schedule every device of the portfolio for one local day (or --horizon-h hours from its midnight)."""
     day = parse_day(date, "--date")
     resolution_or_exit(portfolio, horizon_h)
     request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=day, out=out, store=store,
                          mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, horizon_h=horizon_h,
-                         wait_s=wait_s)
+                         wait_s=wait_s, cluster=cluster)
     execute(request, Console())
 
 
@@ -189,6 +209,10 @@ def intraday(
     wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
     correct: bool = typer.Option(True, "--correct/--no-correct",
                                  help="correct the load and PV forecasts from the telemetry before the start"),
+    cluster: str | None = typer.Option(
+        None, "--cluster", callback=cluster_spec,
+        help="solve the independent zones (congestion points, sites in none) on a Dask cluster: local:N starts N "
+             "worker processes here, tcp://HOST:PORT uses a running dask scheduler (docs/scale.md)"),
     lookback_min: float = typer.Option(
         60.0, "--correct-lookback-min", callback=in_range("--correct-lookback-min", 1.0, 24 * 60.0),
         help="minutes of telemetry before the start compared with the forecast"),
@@ -225,7 +249,8 @@ def intraday(
         found = file_states(loaded, _read_state_file(state, loaded), state)
         request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
                              store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
-                             horizon_h=horizon_h, wait_s=wait_s, resolve_state=lambda _loaded: found)
+                             horizon_h=horizon_h, wait_s=wait_s, resolve_state=lambda _loaded: found,
+                             cluster=cluster)
         Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
         execute(request, Console())
         return
@@ -237,7 +262,8 @@ def intraday(
                              horizon_h=horizon_h, wait_s=wait_s, state_telemetry=telemetry,
                              resolve_state=lambda lp: _stored_and_measured(lp, store, day, start_local, database,
                                                                           max_age, telemetry),
-                             correct=_corrector(database, telemetry, lookback_min, decay_h) if correct else None)
+                             correct=_corrector(database, telemetry, lookback_min, decay_h) if correct else None,
+                             cluster=cluster)
         Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
         execute(request, Console())
     finally:

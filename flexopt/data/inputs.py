@@ -78,6 +78,38 @@ class Inputs:
     # load drawing more is positive, a PV array giving more is negative); runs/correction.py
     corrections_kw: dict[str, np.ndarray] = field(default_factory=dict)
 
+    # DSO limit windows read once (flexopt.scheduling.grid reads the file when None); a cluster worker has no files
+    dso_windows: list | None = None
+    frozen: bool = False  # a worker's inputs: every series was sent with them, none is read here
+
+    def portable(self) -> dict:
+        """Every series this run has read or forecast, by data-source name, with its quantiles, reports and models
+        and the forecast corrections: plain data for a worker that has none of the files (:meth:`from_portable`)."""
+        values, quantiles = {}, {}
+        for name in self.reports:
+            key = self._key(name)
+            values[name] = self._cache[key]
+            if key in self._quantiles:
+                quantiles[name] = self._quantiles[key]
+        return {"values": values, "quantiles": quantiles, "reports": dict(self.reports), "models": dict(self.models),
+                "corrections_kw": dict(self.corrections_kw), "dso_windows": self.dso_windows}
+
+    @classmethod
+    def from_portable(cls, loaded: LoadedPortfolio, horizon: Horizon, data: dict) -> Inputs:
+        """Inputs on ``horizon`` from :meth:`portable`'s data, for ``loaded`` (e.g. some of the sites); frozen: a
+        series that was not sent is an error, never a file read on the worker."""
+        inputs = cls(loaded, horizon, corrections_kw=dict(data["corrections_kw"]), dso_windows=data["dso_windows"],
+                     frozen=True)
+        for name, values in data["values"].items():
+            key = inputs._key(name)
+            inputs._cache.setdefault(key, values)
+            inputs._first.setdefault(key, name)
+            if name in data["quantiles"]:
+                inputs._quantiles.setdefault(key, data["quantiles"][name])
+        inputs.reports.update(data["reports"])
+        inputs.models.update(data["models"])
+        return inputs
+
     def correction_kw(self, asset_id: str) -> np.ndarray:
         """What the forecast correction adds to an asset's forecast power (zeros when it is not corrected)."""
         return self.corrections_kw.get(asset_id, np.zeros(self.horizon.n))
@@ -145,6 +177,9 @@ class Inputs:
         return (*key, self._feeds_pv(name), site.weather if site else None, site.location.country if site else None)
 
     def _load(self, name: str) -> np.ndarray:
+        if self.frozen:
+            raise SeriesError(f"data source {name!r} was not sent with the run's inputs (a cluster worker reads no "
+                              "files)")
         src = self.loaded.portfolio.data_sources[name]
         if src.kind == "history":
             if self.forecaster is None:

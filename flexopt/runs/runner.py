@@ -57,6 +57,7 @@ class RunRequest:
     wait_s: float = DEFAULT_WAIT_S  # longest wait for another schedule run of the portfolio in the same store
     resolve_state: StateResolver | None = None  # the start states from the store, read under the lock
     correct: Corrector | None = None  # intraday: the forecast corrections, once the inputs are read
+    cluster: str | None = None  # local:N or tcp://HOST:PORT: the zones solved on a Dask cluster (scheduling/zones)
 
 
 @dataclass
@@ -158,9 +159,17 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
                          f"{corrections.moved_kwh:.1f} kWh moved")
 
         options = SolveOptions(mip_gap=request.mip_gap, time_limit_s=request.time_limit_s, threads=request.threads)
-        result = schedule(loaded, inputs, options, initial_state=request.initial_state or None, progress=progress)
-        for stage in ("build", "translate", "solve", "extract"):
-            timings[stage] = float(result.kpis.get("timings_s", {}).get(stage, float("nan")))
+        if request.cluster:
+            from flexopt.scheduling.zones import schedule_on_cluster
+
+            result = schedule_on_cluster(loaded, inputs, options, request.cluster,
+                                         initial_state=request.initial_state or None, progress=progress)
+        else:
+            result = schedule(loaded, inputs, options, initial_state=request.initial_state or None,
+                              progress=progress)
+        for stage in ("build", "translate", "solve", "extract", "cluster"):
+            if stage in result.kpis.get("timings_s", {}) or stage != "cluster":
+                timings[stage] = float(result.kpis.get("timings_s", {}).get(stage, float("nan")))
 
         t_write = time.perf_counter()
         progress(f"writing the run in {request.out or target.tmp.parent}"
@@ -208,7 +217,8 @@ def _run_record(loaded: LoadedPortfolio, request: RunRequest, plan: HorizonPlan,
         "date": request.day.isoformat(),
         "timezone": plan.horizon.tz,
         "horizon": plan.record(),
-        "options": {"mip_gap": options.mip_gap, "time_limit_s": options.time_limit_s, "threads": options.threads},
+        "options": {"mip_gap": options.mip_gap, "time_limit_s": options.time_limit_s, "threads": options.threads,
+                    **({"cluster": request.cluster} if request.cluster else {})},
         "initial_state": request.state_record or request.initial_state, "initial_state_source": request.state_source,
         "initial_state_warnings": request.state_warnings,
         **({"initial_state_telemetry": request.state_telemetry} if request.state_telemetry is not None else {}),

@@ -72,12 +72,18 @@ def site_data(pf: Portfolio, inputs: Inputs) -> list[SiteData]:
     return out
 
 
+def dso_windows(pf: Portfolio, base_dir) -> list:
+    """The DSO limit windows of the portfolio's ``dso_limits_file`` (none without one)."""
+    if pf.dso_limits_file is None:
+        return []
+    path = pf.dso_limits_file if pf.dso_limits_file.is_absolute() else base_dir / pf.dso_limits_file
+    return read_dso_limits(path, {cp.id for cp in pf.congestion_points})
+
+
 def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData],
                inputs: Inputs | None = None) -> list[PointData]:
-    windows = []
-    if pf.dso_limits_file is not None:
-        path = pf.dso_limits_file if pf.dso_limits_file.is_absolute() else base_dir / pf.dso_limits_file
-        windows = read_dso_limits(path, {cp.id for cp in pf.congestion_points})
+    given = inputs.dso_windows if inputs is not None else None
+    windows = given if given is not None else dso_windows(pf, base_dir)
     out = []
     for cp in pf.congestion_points:
         members = [k for k, s in enumerate(sites) if s.congestion_point == cp.id]
