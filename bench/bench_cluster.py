@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             per_zone = [sum(t[s] for s in ("build", "translate", "solve", "extract")) for t in zone_s.values()]
             devices = args.devices / len(parts)
             cluster_s = res.kpis["timings_s"]["cluster"]
-            print(f"local:{n}: wall {wall:.2f} s (cluster start included), cluster part {cluster_s:.2f} s; "
+            merge_s = res.kpis["timings_s"]["merge"]
+            print(f"local:{n}: wall {wall:.2f} s (cluster start included), cluster part {cluster_s:.2f} s, merge "
+                  f"{merge_s:.3f} s; "
                   f"objective {solver['objective']:.4f}, gap {100 * solver['mip_gap']:.3f} %; zone stages: median "
                   f"{statistics.median(per_zone):.3f} s, max {max(per_zone):.3f} s, sum {sum(per_zone):.2f} s "
                   f"({devices:.0f} devices per zone)", flush=True)

@@ -167,8 +167,8 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
         else:
             result = schedule(loaded, inputs, options, initial_state=request.initial_state or None,
                               progress=progress)
-        for stage in ("build", "translate", "solve", "extract", "cluster"):
-            if stage in result.kpis.get("timings_s", {}) or stage != "cluster":
+        for stage in ("build", "translate", "solve", "extract", "cluster", "merge"):
+            if stage in result.kpis.get("timings_s", {}) or stage not in ("cluster", "merge"):
                 timings[stage] = float(result.kpis.get("timings_s", {}).get(stage, float("nan")))
 
         t_write = time.perf_counter()
