@@ -11,10 +11,8 @@ import warnings
 
 import numpy as np
 
-# the modules themselves, not statsmodels.api: that imports every sub-package (datasets, graphics), +0.45 s a run
-from statsmodels.regression.linear_model import GLSAR, OLS
-from statsmodels.regression.quantile_regression import QuantReg
-
+# statsmodels is imported where a model is fitted (~1 s with scipy.stats): a run whose chosen models need none of
+# it, or that forecasts nothing, never pays for it. The modules themselves, not statsmodels.api (+0.45 s).
 from flexopt.forecasts.base import Model, Prediction, Window, level, profile, train_rows
 from flexopt.forecasts.features import SeriesData
 
@@ -66,7 +64,11 @@ def fit_linear(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "median":
+            from statsmodels.regression.quantile_regression import QuantReg
+
             return QuantReg(y, x).fit(q=0.5, max_iter=30, p_tol=1e-4).params
+        from statsmodels.regression.linear_model import OLS
+
         return OLS(y, x).fit().params
 
 
@@ -88,6 +90,8 @@ class FourierAR(Model):
         keep = informative(x)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            from statsmodels.regression.linear_model import GLSAR  # imported by the models that fit, not by all
+
             fit = GLSAR(data.y[rows], x[:, keep], rho=self.ar).iterative_fit(maxiter=3)
         params, rho = fit.params, np.atleast_1d(fit.model.rho)
         resid = data.y[rows] - x[:, keep] @ params

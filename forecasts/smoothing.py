@@ -15,7 +15,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from flexopt.forecasts.base import Model, Prediction, Window, level
 from flexopt.forecasts.features import SeriesData
@@ -84,6 +83,8 @@ class HoltWinters(Model):
 def _fit(y: np.ndarray, period: int, alpha: float, gamma: float):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing  # ~0.5 s: only when a model is fitted
+
         model = ExponentialSmoothing(y, seasonal="add", seasonal_periods=period, initialization_method="heuristic")
         return model.fit(smoothing_level=alpha, smoothing_seasonal=gamma, optimized=False)
 

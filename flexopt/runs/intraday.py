@@ -20,6 +20,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -27,7 +28,9 @@ import pandas as pd
 from flexopt.config.loader import LoadedPortfolio
 from flexopt.runs.measured import Measured, iso, measured_states
 from flexopt.runs.store import run_span, runs_in_force_order
-from flexopt.telemetry.db import TelemetryDB
+
+if TYPE_CHECKING:
+    from flexopt.telemetry.db import TelemetryDB
 
 
 def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datetime | None = None) -> dt.datetime:

@@ -12,11 +12,14 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flexopt.config.asset_types import StateNotMeasured
 from flexopt.config.loader import LoadedPortfolio
-from flexopt.telemetry.db import TelemetryDB
-from flexopt.telemetry.reader import Reading, latest_per_asset, latest_per_device
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by the runs that read telemetry, not by every command (0.27 s)
+    from flexopt.telemetry.db import TelemetryDB
+    from flexopt.telemetry.reader import Reading
 
 # readings older than this are not even looked at (the query stays bounded on a year of telemetry); an asset with
 # none is "not measured in the last day"
@@ -46,6 +49,8 @@ def measured_states(db: TelemetryDB, loaded: LoadedPortfolio, start: dt.datetime
                     max_age: dt.timedelta) -> dict[str, Measured]:
     """Every asset with states: its states from the newest readings at or before ``start`` no older than
     ``max_age``, or the reason they cannot be used."""
+    from flexopt.telemetry.reader import latest_per_asset, latest_per_device
+
     name = loaded.portfolio.portfolio.name
     assets = [a for _site, a in loaded.portfolio.assets() if a.states]
     window = max(max_age, LOOKBACK)
