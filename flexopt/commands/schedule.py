@@ -85,6 +85,26 @@ def cluster_spec(value: str | None) -> str | None:
     return value
 
 
+def model_file(value: Path | None) -> Path | None:
+    """--write-model: a new .lp or .mps file in an existing folder, checked before anything runs (exit 2)."""
+    if value is None:
+        return None
+    if value.suffix.lower() not in (".lp", ".mps"):
+        raise typer.BadParameter(f"{value}: name the file .lp or .mps (the format follows the extension)")
+    if value.exists():
+        raise typer.BadParameter(f"{value} exists; flexopt never overwrites a file: give a new name")
+    if not value.parent.is_dir():
+        raise typer.BadParameter(f"{value.parent} is not a folder; create it first")
+    return value
+
+
+def cluster_or_model(cluster: str | None, write_model: Path | None) -> None:
+    if cluster and write_model:
+        typer.echo("error: --write-model writes one model; with --cluster each zone is its own: leave one out",
+                   err=True)
+        raise typer.Exit(EXIT_INVALID)
+
+
 def in_force_note(request: RunRequest) -> str:
     """Which stored run dispatch follows at the failed run's first interval, now that no new one was written."""
     from flexopt.config.loader import load_portfolio
@@ -160,13 +180,17 @@ def day_ahead(
         None, "--cluster", callback=cluster_spec,
         help="solve the independent zones (congestion points, sites in none) on a Dask cluster: local:N starts N "
              "worker processes here, tcp://HOST:PORT uses a running dask scheduler (docs/scale.md)"),
+    write_model: Path | None = typer.Option(
+        None, "--write-model", callback=model_file,
+        help="also write the whole model before it is solved, as FILE.lp or FILE.mps (a new file), for debugging"),
 ) -> None:
     """Schedule every device of the portfolio for one local day (or --horizon-h hours from its midnight)."""
     day = parse_day(date, "--date")
     resolution_or_exit(portfolio, horizon_h)
     request = RunRequest(portfolio_path=portfolio, kind="day-ahead", day=day, out=out, store=store,
                          mip_gap=mip_gap, time_limit_s=time_limit, threads=threads, horizon_h=horizon_h,
-                         wait_s=wait_s, cluster=cluster)
+                         wait_s=wait_s, cluster=cluster, write_model=write_model)
+    cluster_or_model(cluster, write_model)
     execute(request, Console())
 
 
@@ -213,6 +237,9 @@ def intraday(
         None, "--cluster", callback=cluster_spec,
         help="solve the independent zones (congestion points, sites in none) on a Dask cluster: local:N starts N "
              "worker processes here, tcp://HOST:PORT uses a running dask scheduler (docs/scale.md)"),
+    write_model: Path | None = typer.Option(
+        None, "--write-model", callback=model_file,
+        help="also write the whole model before it is solved, as FILE.lp or FILE.mps (a new file), for debugging"),
     lookback_min: float = typer.Option(
         60.0, "--correct-lookback-min", callback=in_range("--correct-lookback-min", 1.0, 24 * 60.0),
         help="minutes of telemetry before the start compared with the forecast"),
@@ -231,6 +258,7 @@ def intraday(
     except StorageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    cluster_or_model(cluster, write_model)
     if state is not None and (db is not None or max_age_min is not None):
         typer.echo("error: --state gives the states itself; leave out --db and --max-age-min", err=True)
         raise typer.Exit(EXIT_INVALID)
@@ -250,7 +278,7 @@ def intraday(
         request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
                              store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
                              horizon_h=horizon_h, wait_s=wait_s, resolve_state=lambda _loaded: found,
-                             cluster=cluster)
+                             cluster=cluster, write_model=write_model)
         Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
         execute(request, Console())
         return
@@ -263,7 +291,7 @@ def intraday(
                              resolve_state=lambda lp: _stored_and_measured(lp, store, day, start_local, database,
                                                                           max_age, telemetry),
                              correct=_corrector(database, telemetry, lookback_min, decay_h) if correct else None,
-                             cluster=cluster)
+                             cluster=cluster, write_model=write_model)
         Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
         execute(request, Console())
     finally:

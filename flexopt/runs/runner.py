@@ -26,6 +26,7 @@ from flexopt.runs.intraday import StartStates
 from flexopt.runs.locks import held
 from flexopt.runs.store import StorageError, check_writable, new_run, schedule_lock_path, sha256_of
 from flexopt.scheduling.gc_pause import gc_paused
+from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.version import __version__
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class RunRequest:
     resolve_state: StateResolver | None = None  # the start states from the store, read under the lock
     correct: Corrector | None = None  # intraday: the forecast corrections, once the inputs are read
     cluster: str | None = None  # local:N or tcp://HOST:PORT: the zones solved on a Dask cluster (scheduling/zones)
+    write_model: Path | None = None  # the whole model as an LP or MPS file before it is solved (debugging)
 
 
 @dataclass
@@ -158,7 +160,9 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
                 progress(f"forecast corrected from telemetry for {len(corrections.kw)} asset(s), "
                          f"{corrections.moved_kwh:.1f} kWh moved")
 
-        options = SolveOptions(mip_gap=request.mip_gap, time_limit_s=request.time_limit_s, threads=request.threads)
+        options = SolveOptions(mip_gap=request.mip_gap, time_limit_s=request.time_limit_s, threads=request.threads,
+                               write_model=None if request.write_model is None else str(request.write_model))
+        memory = {"inputs": peak_rss_mb()}
         if request.cluster:
             from flexopt.scheduling.zones import schedule_on_cluster
 
@@ -184,6 +188,7 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
             timings["write"] = time.perf_counter() - t_write
             timings["total"] = time.perf_counter() - t0
             kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}
+            kpis["peak_rss_mb"] = {**memory, **kpis.get("peak_rss_mb", {}), "write": peak_rss_mb()}
             if corrections is not None:
                 kpis["forecast_correction_kwh"] = round(corrections.moved_kwh, 6)
             write_json(kpis, tmp / "kpis.json")

@@ -23,6 +23,7 @@ from flexopt.models.violations import Violation
 from flexopt.scheduling.gc_pause import gc_paused
 from flexopt.scheduling.grid import GridModel, empty_site_terms, group_site_terms, point_data, site_data
 from flexopt.scheduling.kpis import compute_kpis
+from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.scheduling.setpoints import device_setpoint
 from flexopt.solver.options import SolveOptions
 from flexopt.solver.solve import solve_model
@@ -100,12 +101,14 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
     m.objective = pyo.Objective(expr=linear(cost.coef + g.coef, cost.var + g.var) + cost.constant + g.constant,
                                 sense=pyo.minimize)
     build_s = time.perf_counter() - t0
+    memory = {"build": peak_rss_mb()}
 
     say("solving")
     def rounder(values):
         return [pair for form in forms for pair in form.round_integers(values)]
 
     out = solve_model(m, options, rounder, coupling=(m.grid.balance,))
+    memory["solve"] = peak_rss_mb()  # translate and solve
 
     say("reading the schedule")
     t1 = time.perf_counter()
@@ -142,6 +145,7 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
         kpis["solver"]["components"] = out.components
     kpis["timings_s"] = {"build": round(build_s, 4), "translate": round(out.translate_s, 4),
                          "solve": round(out.solve_s, 4), "extract": round(extract_s, 4)}
+    kpis["peak_rss_mb"] = {**memory, "extract": peak_rss_mb()}
     notes = [n for s in sites for n in s.notes] + grid.margin_notes(values)
     return ScheduleResult(schedule=schedule_df, sites=sites_df, violations=violations, kpis=kpis, notes=notes,
                           states=states_df)

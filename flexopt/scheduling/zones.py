@@ -182,7 +182,8 @@ def merge(results: list[ScheduleResult], parts: list[Zone], cluster: str, worker
             "components": {"zones": len(parts), "cluster": cluster, "workers": workers,
                            "slowest_zone": parts[slowest].name,
                            "slowest_s": round(kpis[slowest]["timings_s"]["solve"], 4),
-                           "zone_s": {z.name: k["timings_s"] for z, k in zip(parts, kpis, strict=True)}},
+                           "zone_s": {z.name: k["timings_s"] for z, k in zip(parts, kpis, strict=True)},
+                           "worker_peak_rss_mb": max(k.get("peak_rss_mb", {}).get("extract", 0.0) for k in kpis)},
         },
         # the critical path: the slowest zone's stages; the wall time from connecting to the cluster to the merge
         "timings_s": {**{stage: max(k["timings_s"][stage] for k in kpis)

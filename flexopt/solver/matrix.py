@@ -34,6 +34,8 @@ class ModelMatrix:
     offset: float = 0.0
     coupling: np.ndarray | None = None
     col: dict[int, int] = field(default_factory=dict)
+    col_names: list[str] | None = None  # Pyomo's names, kept for a model file (compile_model(names=True))
+    row_names: list[str] | None = None
 
     @cached_property
     def a_csr(self) -> Any:
@@ -56,17 +58,40 @@ class ModelMatrix:
         return highs_lp(self.a_csc, self.cost, self.lower, self.upper, self.row_lower, self.row_upper,
                         self.integrality, self.offset)
 
+    def write(self, path: str) -> None:
+        """The whole model as an LP or MPS file (by the extension), with its names where it kept them."""
+        lp = self.to_highs()
+        if self.col_names is not None and self.row_names is not None:
+            # LP files allow no brackets in names (HiGHS then drops every name): soc[3] is written soc(3)
+            plain = str.maketrans("[]", "()")
+            lp.col_names_ = [n.translate(plain) for n in self.col_names]
+            lp.row_names_ = [n.translate(plain) for n in self.row_names]
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.passModel(lp)
+        if h.writeModel(str(path)) == highspy.HighsStatus.kError:  # a warning (e.g. empty rows) still writes
+            raise OSError(f"HiGHS could not write the model to {path}")
+
     def integer_counts(self) -> tuple[int, int]:
         """(binaries, other integers)."""
         return integer_counts(self.integrality, self.lower, self.upper)
 
 
-def compile_model(model: Any, coupling: tuple[Any, ...] = ()) -> ModelMatrix:
+def compile_model(model: Any, coupling: tuple[Any, ...] = (), names: bool = False) -> ModelMatrix:
     """The Pyomo model as matrices (Pyomo's ``LinearStandardFormCompiler``, in memory, no files); ``coupling``:
-    the constraint components whose rows join devices."""
+    the constraint components whose rows join devices; ``names``: keep Pyomo's names of columns and rows (for a
+    model file; slow on large models)."""
     from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
     info = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=None)
+    matrix = _matrix(info, coupling)
+    if names:
+        matrix.col_names = [v.name for v in info.columns]
+        matrix.row_names = [r.constraint.name for r in info.rows]
+    return matrix
+
+
+def _matrix(info: Any, coupling: tuple[Any, ...]) -> ModelMatrix:
     cols = info.columns
     n, m = len(cols), info.A.shape[0]
     inf = highspy.kHighsInf

@@ -53,7 +53,9 @@ def solve_model(model: Any, options: SolveOptions, rounder: Rounder | None = Non
     if options.backend != "matrix":
         raise ValueError(f"unknown backend {options.backend!r}; use 'matrix' or 'persistent'")
     t0 = time.perf_counter()
-    matrix = compile_model(model, coupling)
+    matrix = compile_model(model, coupling, names=options.write_model is not None)
+    if options.write_model is not None:
+        matrix.write(options.write_model)
     if matrix.integrality.any() and options.decompose:
         blocks = split(matrix, options)
         return solve_decomposed(matrix, blocks, options, round_target(matrix.col, rounder), time.perf_counter() - t0)

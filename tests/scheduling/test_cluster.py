@@ -136,3 +136,4 @@ def test_bad_clusters_are_clear(tmp_path, monkeypatch):
     result = run("schedule", "day-ahead", PILOTS, "--date", DAY, "--out", tmp_path / "c", "--cluster", address)
     assert result.exit_code == 3, result.output
     assert "cannot reach the dask scheduler" in result.output
+
