@@ -49,7 +49,8 @@ class SimClock(Clock):
     still during ``work()`` (a round's exchanges, a schedule run) so that a replayed day does not depend on how
     fast the machine is; a ``sleep`` inside ``work()`` still moves it on by exactly its length (a round's settle)."""
 
-    def __init__(self, start: dt.datetime, speed: float) -> None:
+    def __init__(self, start: dt.datetime, speed: float, *, held: bool = False) -> None:
+        """``held``: time stands still until :meth:`release` (setting up before the day starts)."""
         if start.tzinfo is None:
             raise ValueError("a simulated clock starts at an aware time")
         if not speed > 0:
@@ -58,6 +59,17 @@ class SimClock(Clock):
         self._base = start.astimezone(dt.UTC)
         self._wall = time.monotonic()
         self._paused = 0
+        self._held = held
+        if held:
+            self._paused = 1
+
+    def release(self) -> None:
+        """Let a held clock run."""
+        if self._held:
+            self._held = False
+            self._paused -= 1
+            if not self._paused:
+                self._wall = time.monotonic()
 
     def now(self) -> dt.datetime:
         if self._paused:

@@ -146,7 +146,7 @@ def replay(portfolio: Path, loaded: Any, *, day: dt.date, begin: dt.datetime, en
     console.print(f"replay of {day.isoformat()} from {begin:%H:%M} to {end:%H:%M} at {speed:g}x", highlight=False)
     day_ahead = execute_run(RunRequest(portfolio_path=portfolio, kind="day-ahead", day=day, store=store), quiet)
     console.print(f"day-ahead: {day_ahead.directory}", highlight=False, soft_wrap=True)
-    clock = SimClock(begin, speed)
+    clock = SimClock(begin, speed, held=True)  # released when the first round is due
     try:
         sim = build_simulation(loaded, clock, load_schedule_run(day_ahead.directory).frame, day, perturbations,
                                central=False)
@@ -203,6 +203,7 @@ async def _day(portfolio: Path, loaded: Any, sim: Any, clock: Any, *, begin: dt.
                                                       lambda line: _note(events, clock, line, console))),
             ]
             options = ops.RoundOptions(settle_s=settle_s)
+            clock.release()
             await _session(pf, store=store, run=None, at=None, once=False, duration_s=None, options=options,
                            connect_wait_s=5.0 if _has_ocpp(pf) else 0.0, console=quiet,
                            telemetry=RoundSync(database, pf.portfolio.name), clock=clock, reoptimise=reoptimise,

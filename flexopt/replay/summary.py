@@ -92,7 +92,7 @@ def day_summary(loaded: Any, store: Path, day: dt.date, begin: dt.datetime, end:
         "reoptimisations": reruns, "perturbations": events.get("perturbations", []),
         "comfort": _comfort(loaded, frame, day), "ev": _ev(loaded, frame, day),
         "congestion": _congestion(loaded, frame, store, day), "alarms": alarms,
-        "series": _series(frame, deviation),
+        "series": _series(loaded, frame, deviation, records),
     })
 
 
@@ -195,11 +195,16 @@ def _congestion(loaded: Any, frame: pd.DataFrame, store: Path, day: dt.date) -> 
     return out
 
 
-def _series(frame: pd.DataFrame, deviation: pd.Series) -> dict[str, Any]:
-    """The measured series the report draws (per asset, per round)."""
+def _series(loaded: Any, frame: pd.DataFrame, deviation: pd.Series, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The measured series the report draws (per asset, per site, per round)."""
     if not len(frame):
         return {}
     out: dict[str, Any] = {"deviation_kw": {"at": list(deviation.index), "value": list(deviation.to_numpy())}}
+    out["alarms"] = {"at": [r["at"] for r in records],
+                     "critical": [r["summary"].get("alarms_critical", 0) for r in records],
+                     "warning": [r["summary"].get("alarms_warning", 0) for r in records]}
+    out["site_net"] = {site_id: {"at": list(rows["at"]), "net_kw": list(rows["net_kw"].round(3))}
+                       for site_id, rows in site_net(loaded, frame).sort_values("at").groupby("site_id")}
     for asset_id, rows in frame.groupby("asset_id"):
         out[asset_id] = {col: list(rows[col].to_numpy()) for col in
                          ("at", "scheduled_kw", "measured_kw", "soc_pct", "temp_c", "ev_energy_kwh")}
