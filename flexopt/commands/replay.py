@@ -127,6 +127,8 @@ def replay(portfolio: Path, loaded: Any, *, day: dt.date, begin: dt.datetime, en
            every: dt.timedelta, store: Path, perturbations: list, settle_s: float, triggers: Any, html: bool,
            console: Console) -> dict:
     """The replay itself; returns the day summary (also written as JSON beside the day's runs)."""
+    import pandas as pd
+
     from flexopt.adapters.clock import SimClock
     from flexopt.commands.schedule import execute_run
     from flexopt.config.credentials import register_portfolio_secrets
@@ -149,7 +151,7 @@ def replay(portfolio: Path, loaded: Any, *, day: dt.date, begin: dt.datetime, en
     clock = SimClock(begin, speed, held=True)  # released when the first round is due
     try:
         sim = build_simulation(loaded, clock, load_schedule_run(day_ahead.directory).frame, day, perturbations,
-                               central=False)
+                               states=pd.read_parquet(day_ahead.directory / "states.parquet"), central=False)
     except ValueError as exc:
         typer.echo(f"cannot simulate the portfolio: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None

@@ -50,6 +50,49 @@ def rounds_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+STATE_KEYS = ("soc_pct", "temp_c")  # states measured and scheduled alike, compared round by round
+
+
+def with_scheduled_states(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the state the schedule in force expected at each round's interval start
+    (``scheduled_soc_pct``, ``scheduled_temp_c``: its ``states.parquet`` value at that interval end)."""
+    frame = frame.copy()
+    for key in STATE_KEYS:
+        frame[f"scheduled_{key}"] = float("nan")
+    if not len(frame):
+        return frame
+    for path, rows in frame.groupby("schedule"):
+        file = Path(path) / "states.parquet"
+        if not file.is_file():
+            continue
+        states = pd.read_parquet(file)
+        states["interval_end"] = pd.to_datetime(states["interval_end"], utc=True)
+        states = pd.concat([_start_states(Path(path)), states[["asset_id", "key", "interval_end", "value"]]])
+        for key in STATE_KEYS:
+            table = states[states["key"] == key].drop_duplicates(["asset_id", "interval_end"]).set_index(
+                ["asset_id", "interval_end"])["value"]
+            keys = list(zip(rows["asset_id"], rows["interval_start"], strict=True))
+            frame.loc[rows.index, f"scheduled_{key}"] = pd.to_numeric(table.reindex(keys), errors="coerce").to_numpy(
+                dtype=float)
+    return frame
+
+
+def _start_states(run: Path) -> pd.DataFrame:
+    """A run's states at its first interval's start (run.json ``initial_state``; ``states.parquet`` begins one
+    interval later)."""
+    rows = []
+    try:
+        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        start = pd.Timestamp(info["horizon"]["start_utc"])
+    except (OSError, ValueError, KeyError):
+        return pd.DataFrame(columns=["asset_id", "key", "interval_end", "value"])
+    for asset_id, state in (info.get("initial_state") or {}).items():
+        for key in STATE_KEYS:
+            if _num(state.get(key)) is not None:
+                rows.append({"asset_id": asset_id, "key": key, "interval_end": start, "value": float(state[key])})
+    return pd.DataFrame(rows, columns=["asset_id", "key", "interval_end", "value"])
+
+
 def _energy(frame: pd.DataFrame, column: str, dt_h: float) -> float:
     return float(frame[column].fillna(0.0).sum() * dt_h)
 
@@ -62,7 +105,7 @@ def day_summary(loaded: Any, store: Path, day: dt.date, begin: dt.datetime, end:
     dt_h = info.resolution_min / 60
     records, problems = read_rounds(dispatch_folder(store, info.name, day))
     records = [r for r in records if begin <= dt.datetime.fromisoformat(r["at"]) < end]
-    frame = rounds_frame(records)
+    frame = with_scheduled_states(rounds_frame(records))
     assets = {a.id: (s, a) for s, a in pf.assets()}
     per_asset, per_site = {}, {}
     for asset_id, rows in (frame.groupby("asset_id") if len(frame) else []):
@@ -79,6 +122,7 @@ def day_summary(loaded: Any, store: Path, day: dt.date, begin: dt.datetime, end:
         {"kind": "intraday (trigger)", **e} for e in events.get("reoptimisations", []) if e.get("outcome") == "written"]
     for rerun in reruns:
         rerun.update(_before_after(deviation, pd.Timestamp(rerun["from"]), rerun.get("run")))
+        rerun["state_deviation"] = _state_before_after(frame, pd.Timestamp(rerun["from"]))
     alarms: dict[str, int] = {}
     for r in records:
         for a in r.get("alarms", []):
@@ -110,6 +154,26 @@ def _before_after(deviation: pd.Series, start: pd.Timestamp, run: str | None) ->
         out["initial_state_sources"] = {k: sum(1 for v in state.values() if v.get("source") == k)
                                         for k in ("telemetry", "schedule", "config")}
     return out
+
+
+def _state_before_after(frame: pd.DataFrame, start: pd.Timestamp) -> dict[str, Any]:
+    """Per asset with a measured and a scheduled state: the largest |measured - scheduled| over the hour before a
+    run's first interval and over the hour after (SoC in percentage points, temperatures in K)."""
+    out: dict[str, Any] = {}
+    if not len(frame):
+        return out
+    for key in STATE_KEYS:
+        gap = (frame[key] - frame[f"scheduled_{key}"]).abs()
+        rows = frame.assign(gap=gap)[gap.notna()]
+        for asset_id, r in rows.groupby("asset_id"):
+            before = r[(r["at"] >= start - WINDOW) & (r["at"] < start)]["gap"]
+            after = r[(r["at"] >= start) & (r["at"] < start + WINDOW)]["gap"]
+            out[asset_id] = {"key": key, "before": _max(before), "after": _max(after)}
+    return out
+
+
+def _max(series: pd.Series) -> float | None:
+    return round(float(series.max()), 3) if len(series) else None
 
 
 def _comfort(loaded: Any, frame: pd.DataFrame, day: dt.date) -> dict[str, Any]:
@@ -207,7 +271,8 @@ def _series(loaded: Any, frame: pd.DataFrame, deviation: pd.Series, records: lis
                        for site_id, rows in site_net(loaded, frame).sort_values("at").groupby("site_id")}
     for asset_id, rows in frame.groupby("asset_id"):
         out[asset_id] = {col: list(rows[col].to_numpy()) for col in
-                         ("at", "scheduled_kw", "measured_kw", "soc_pct", "temp_c", "ev_energy_kwh")}
+                         ("at", "scheduled_kw", "measured_kw", "soc_pct", "temp_c", "ev_energy_kwh",
+                          "scheduled_soc_pct", "scheduled_temp_c")}
     return out
 
 

@@ -67,11 +67,22 @@ def ev_plugs(loaded: Any, day: dt.date, perturbations: list[Perturbation]) -> di
 
 
 def build_simulation(loaded: Any, clock: Clock, schedule: pd.DataFrame, day: dt.date,
-                     perturbations: list[Perturbation], **options: Any) -> PortfolioSimulation:
-    """The portfolio's simulators on ``clock`` with the day's truth."""
-    return PortfolioSimulation(loaded.portfolio, clock=clock, pv_profiles=pv_profiles(schedule, loaded, day,
-                                                                                       perturbations),
-                               ev_plugs=ev_plugs(loaded, day, perturbations), **options)
+                     perturbations: list[Perturbation], states: pd.DataFrame | None = None,
+                     **options: Any) -> PortfolioSimulation:
+    """The portfolio's simulators on ``clock`` with the day's truth; batteries and temperatures start where
+    ``states`` (the day-ahead run's) has them at the clock's start, so a replay from noon starts from noon."""
+    sim = PortfolioSimulation(loaded.portfolio, clock=clock, pv_profiles=pv_profiles(schedule, loaded, day,
+                                                                                      perturbations),
+                              ev_plugs=ev_plugs(loaded, day, perturbations), **options)
+    if states is not None and len(states):
+        at = pd.Timestamp(clock.now())
+        ends = pd.to_datetime(states["interval_end"], utc=True)
+        now = states[(ends == at) & states["key"].isin(("soc_pct", "temp_c")) & states["value"].notna()]
+        for row in now.itertuples(index=False):
+            for device in devices_of(sim, row.asset_id):
+                if hasattr(device, row.key):
+                    setattr(device, row.key, float(row.value))
+    return sim
 
 
 def devices_of(sim: PortfolioSimulation, asset_id: str) -> list[Any]:
