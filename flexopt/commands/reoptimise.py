@@ -46,7 +46,7 @@ class Reoptimise:
             entry["outcome"] = "held"
         else:
             start = first_interval(None, self.info.timezone, self.info.resolution_min, now=self.clock.now())
-            entry["from"] = start
+            entry["from"] = start.astimezone(dt.UTC)
             ok = False
             with self.clock.work():
                 try:
