@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench replay clean
 
 install: $(STAMP)
 
@@ -21,6 +21,16 @@ DEMO_DATE := 2024-06-25
 demo: $(STAMP)
 	$(BIN)/flexopt validate $(DEMO_PORTFOLIO)
 	$(BIN)/flexopt schedule day-ahead $(DEMO_PORTFOLIO) --date $(DEMO_DATE) --store runs
+
+# The whole Guadalix demo day on a compressed clock (docs/operations.md, "Replaying a day"); measured in
+# docs/benchmarks.md. Summary and report under replay-runs/<portfolio>/2024-06-25/replay/.
+REPLAY_PORTFOLIO := examples/guadalix.yaml
+REPLAY_SPEED := 600
+
+replay: $(STAMP)
+	rm -rf replay-runs
+	$(BIN)/flexopt replay $(REPLAY_PORTFOLIO) --date $(DEMO_DATE) --speed $(REPLAY_SPEED) \
+		--perturb examples/perturbations/guadalix.yaml --intraday-every 1h --store replay-runs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, Self
 
+from flexopt.adapters.clock import current as current_clock
+
 log = logging.getLogger("flexopt.adapters")
 
 SetpointUnit = Literal["kW", "W", "degC", "on_off", "A"]
@@ -27,7 +29,8 @@ _TO_KW = {"kW": 1.0, "W": 0.001}
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """Now on the task's clock (the wall clock, or the simulated one of a replay)."""
+    return current_clock().now()
 
 
 def convert(value: float, from_unit: str, to_unit: str) -> float:

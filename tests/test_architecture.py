@@ -38,8 +38,10 @@ ALLOWED: dict[str, set[str]] = {
     "telemetry": {"config"},  # not runs: runs (intraday from measured state) may import telemetry
     "runs": {"config", "data", "models", "scheduling", "solver", "telemetry", "version"},
     "operations": {"config", "data", "adapters", "runs", "telemetry", "version"},
+    # a replayed day: perturbations, the simulated truth, the day summary, the HTML report (commands run it)
+    "replay": {"config", "data", "models", "adapters", "runs", "operations", "telemetry"},
     "commands": {"config", "data", "forecasts", "solver", "scheduling", "runs", "operations", "adapters", "check",
-                 "models", "telemetry", "version"},
+                 "models", "telemetry", "replay", "version"},
     "cli": {"commands", "version"},
     "package": {"version", "config", "data", "solver", "scheduling", "models", "runs", "check"},
 }

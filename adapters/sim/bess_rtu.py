@@ -11,8 +11,8 @@ down and come back on the same port. :class:`Iec104Simulator` is the protocol's 
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import c104
@@ -34,10 +34,14 @@ class BessState:
     voltage_v: float = 400.0
     available: bool = True
     time_scale: float = 1.0  # > 1 runs the battery faster than the wall clock
-    last: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic  # seconds; a replay's simulated clock
+    last: float | None = None
+
+    def __post_init__(self) -> None:
+        self.last = self.clock()
 
     def advance(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         dt_h, self.last = (now - self.last) * self.time_scale / 3600.0, now
         self.soc_pct = min(100.0, max(0.0, self.soc_pct + 100.0 * self.power_kw * dt_h / self.energy_kwh))
         p = max(-self.max_power_kw, min(self.max_power_kw, self.setpoint_kw))
@@ -163,8 +167,10 @@ class Iec104Simulator(ProtocolSimulator):
         e = endpoint
         rtu = self.rtus.setdefault((e.host, e.port), BessRtu(e.host, e.port))
         power = max(abs(lo), abs(hi)) if (lo, hi) != NO_LIMITS else 100.0
+        clock = self.options.get("clock")
         rtu.add(name, e.points, e.common_address, energy_kwh=getattr(asset, "energy_kwh", 100.0),
-                max_power_kw=power, soc_pct=getattr(asset, "initial_soc_pct", 50.0))
+                max_power_kw=power, soc_pct=getattr(asset, "initial_soc_pct", 50.0),
+                **({"clock": clock.monotonic} if clock is not None else {}))
         return f"{e.host}:{e.port}"
 
     async def start(self) -> None:

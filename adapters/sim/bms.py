@@ -9,9 +9,10 @@ already shows the effect. Writes outside a device's accepted range answer except
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pymodbus.constants import ExcCodes
@@ -51,20 +52,35 @@ class BmsAsset:
     voltage_v: float = 230.0
     rated_kw: float = 3.0
     available: bool = True
-    last: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic  # seconds; a replay's simulated clock
+    pv_profile: Callable[[float], float] | None = None  # available PV kW at a clock time (a replay's day)
+    plug_schedule: Callable[[float], bool] | None = None  # a car plugged in at a clock time (a replay's sessions)
+    last: float | None = None
+
+    def __post_init__(self) -> None:
+        self.last = self.clock()
 
     def advance(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         dt_h, self.last = (now - self.last) / 3600.0, now
         if self.kind == "pv":  # setpoint = export limit in kW (curtailment)
-            self.power_kw = -min(self.pv_available_kw, max(self.setpoint, 0.0))
+            if self.pv_profile is not None:
+                self.pv_available_kw = self.pv_profile(now)
+            self.power_kw = -min(self.pv_available_kw, max(self.setpoint, 0.0)) if self.available else 0.0
         elif self.kind == "charger":  # setpoint = charging ceiling in kW
+            if self.plug_schedule is not None:
+                plugged = self.plug_schedule(now)
+                if plugged and not self.ev_plugged:
+                    self.ev_energy_kwh = 0.0  # a new car, a new session meter
+                self.ev_plugged = plugged
             self.power_kw = min(max(self.setpoint, 0.0), self.ev_max_kw) if self.ev_plugged else 0.0
             self.ev_energy_kwh += self.power_kw * dt_h
         elif self.kind == "climate":  # setpoint in degC; heating only, fast enough to see in a test
-            gap = self.setpoint - self.temp_c
-            self.power_kw = min(5.0, max(0.0, 0.2 + 1.5 * gap))
-            self.temp_c += (self.power_kw * 3.0 - (self.temp_c - self.outdoor_temp_c) * 0.1) * dt_h * 60
+            steps = max(1, math.ceil(dt_h * 3600))  # one-second steps: a replay's clock jumps by minutes
+            for _ in range(min(steps, 3600)):
+                gap = self.setpoint - self.temp_c
+                self.power_kw = min(5.0, max(0.0, 0.2 + 1.5 * gap))
+                self.temp_c += (self.power_kw * 3.0 - (self.temp_c - self.outdoor_temp_c) * 0.1) * dt_h / steps * 60
         elif self.kind == "power":  # a load that draws its setpoint (kW, or on/off times rated_kw)
             on_off = self.endpoint.registers["setpoint"].table == "coil"
             self.power_kw = self.setpoint * self.rated_kw if on_off else self.setpoint
@@ -192,6 +208,23 @@ class BmsSimulator:
         regs[reg.address - start : reg.address - start + len(words)] = words
 
 
+def _sim_state(asset: Any, kind: Kind, options: Mapping[str, Any]) -> dict[str, Any]:
+    """What a replay gives a device: its clock, its PV profile, where it starts (configured SoC, temperature)."""
+    out: dict[str, Any] = {}
+    if options.get("clock") is not None:
+        out["clock"] = options["clock"].monotonic
+    profile = (options.get("pv_profiles") or {}).get(asset.id)
+    if kind == "pv" and profile is not None:
+        out["pv_profile"] = profile
+    if kind == "battery" and getattr(asset, "initial_soc_pct", None) is not None:
+        out |= {"soc_pct": asset.initial_soc_pct, "energy_kwh": getattr(asset, "energy_kwh", 10.0)}
+    if kind == "climate" and getattr(asset, "initial_temp_c", None) is not None:
+        out["temp_c"] = asset.initial_temp_c
+    if kind == "charger":
+        out["ev_max_kw"] = getattr(asset, "max_charge_kw", 11.0)
+    return out
+
+
 class ModbusSimulator(ProtocolSimulator):
     """The portfolio's Modbus devices: one BMS server per host:port, each device at its own unit id."""
 
@@ -203,7 +236,13 @@ class ModbusSimulator(ProtocolSimulator):
         e = endpoint
         server = self.servers.setdefault((e.host, e.port), BmsSimulator(e.host, e.port))
         kind = self._kind(asset, e)
-        state = {"pv_available_kw": 0.6 * asset.peak_kw} if kind == "pv" else {}
+        state: dict[str, Any] = {"pv_available_kw": 0.6 * asset.peak_kw} if kind == "pv" else {}
+        state |= _sim_state(asset, kind, self.options)
+        plugs = (self.options.get("ev_plugs") or {}).get(asset.id)
+        if kind == "charger" and plugs is not None:
+            device = e.device_id - asset.endpoint.device_id  # 0 for the first of a counted group
+            state["plug_schedule"] = lambda now, _d=device: plugs(now, _d)
+            state["ev_plugged"] = False
         server.add(name, e, kind, min_value=lo, max_value=hi, **state)
         return f"{e.host}:{e.port}"
 

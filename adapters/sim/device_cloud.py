@@ -12,8 +12,8 @@ import asyncio
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -23,7 +23,7 @@ from flexopt.adapters.sim.base import ProtocolSimulator
 from flexopt.adapters.sim.http_server import HttpServer, Request, Response
 from flexopt.config.endpoints import HttpEndpoint
 
-Kind = Literal["split", "water_heater", "power", "battery"]
+Kind = Literal["split", "water_heater", "power", "battery", "pv"]
 DEFAULT_TOKEN = "sim-token"  # what a simulated cloud accepts when the token's environment variable is not set
 
 
@@ -45,10 +45,16 @@ class CloudDevice:
     soc_pct: float | None = None  # batteries only
     energy_kwh: float = 10.0
     online: bool = True
-    last: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic  # seconds; a replay's simulated clock
+    pv_profile: Callable[[float], float] | None = None  # available PV kW at a clock time (a replay's day)
+    pv_available_kw: float = 0.0
+    last: float | None = None
+
+    def __post_init__(self) -> None:
+        self.last = self.clock()
 
     def advance(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         dt_s, self.last = now - self.last, now
         if self.kind == "split":
             gap = self.setpoint - self.temp_c
@@ -60,6 +66,11 @@ class CloudDevice:
                 self.setpoint, unit, "kW")
             self.power_kw = max(0.0, want) if self.temp_c < 75.0 else 0.0
             self.temp_c = min(75.0, self.temp_c + (0.05 * dt_s if self.power_kw > 0 else -0.001 * dt_s))
+        elif self.kind == "pv":  # setpoint = export limit in kW (curtailment)
+            if self.pv_profile is not None:
+                self.pv_available_kw = self.pv_profile(now)
+            limit = convert(self.setpoint, self.endpoint.setpoint_unit, "kW")
+            self.power_kw = -min(self.pv_available_kw, max(limit, 0.0)) if self.online else 0.0
         else:
             if self.soc_pct is not None:  # a battery: SoC integrates, power stops at empty/full
                 delta = 100.0 * self.power_kw * dt_s / 3600 / self.energy_kwh
@@ -182,6 +193,10 @@ class HttpSimulator(ProtocolSimulator):
         e = endpoint
         cloud = self._cloud(e)
         kind, state = self._kind(asset, e)
+        if self.options.get("clock") is not None:
+            state["clock"] = self.options["clock"].monotonic
+        if kind == "pv" and asset.id in (self.options.get("pv_profiles") or {}):
+            state["pv_profile"] = self.options["pv_profiles"][asset.id]
         routes = len(cloud.devices)
         cloud.add_device(name, e, kind, min_value=lo, max_value=hi, **state)
         if len(cloud.devices) != routes + 2:
@@ -211,6 +226,8 @@ class HttpSimulator(ProtocolSimulator):
             return "water_heater", {"max_kw": rated, "temp_c": getattr(asset, "initial_temp_c", 55.0)}
         if asset.type == "battery":
             return "battery", {"soc_pct": asset.initial_soc_pct, "energy_kwh": asset.energy_kwh}
+        if asset.type == "pv":
+            return "pv", {"pv_available_kw": 0.6 * asset.peak_kw}
         return "power", {}
 
     def notes(self, address: str) -> list[str]:

@@ -14,7 +14,7 @@ import datetime as dt
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from rich.table import Table
 from flexopt.commands.exit_codes import EXIT_ALARM
 from flexopt.commands.portfolio_cmds import EXIT_INVALID, load_or_exit
 from flexopt.commands.telemetry import DB_HELP, open_or_exit
+
+if TYPE_CHECKING:
+    from flexopt.commands.reoptimise import Reoptimise
 
 
 def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
@@ -48,13 +51,30 @@ def _print_round(record: dict[str, Any], path: Path, console: Console) -> None:
 
 async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
                    duration_s: float | None, options: Any, connect_wait_s: float, console: Console,
-                   telemetry: Any = None, every_s: float | None = None) -> int:
+                   telemetry: Any = None, every_s: float | None = None, clock: Any = None,
+                   reoptimise: Reoptimise | None = None, until: dt.datetime | None = None) -> int:
     """Run the rounds; returns how many critical alarms were raised. With ``telemetry`` (a
-    :class:`flexopt.telemetry.RoundSync`), each round's record is then stored in the telemetry database too."""
+    :class:`flexopt.telemetry.RoundSync`), each round's record is then stored in the telemetry database too.
+    ``clock`` is the time the rounds follow (default the wall clock; ``flexopt replay`` passes a simulated one),
+    ``until`` a time on it to stop at; ``reoptimise`` a trigger and the intraday re-run it may start."""
     import flexopt.operations as ops
-    from flexopt.adapters.base import utcnow
+    from flexopt.adapters.clock import WALL, using
     from flexopt.config.redaction import redact_obj
     from flexopt.runs.store import clean_leftovers
+
+    clock = clock or WALL
+    with using(clock):
+        return await _rounds(portfolio, store=store, run=run, at=at, once=once, duration_s=duration_s,
+                             options=options, connect_wait_s=connect_wait_s, console=console, telemetry=telemetry,
+                             every_s=every_s, clock=clock, reoptimise=reoptimise, until=until, ops=ops,
+                             redact_obj=redact_obj, clean_leftovers=clean_leftovers)
+
+
+async def _rounds(portfolio: Any, *, store: Path, run: Path | None, at: dt.datetime | None, once: bool,
+                  duration_s: float | None, options: Any, connect_wait_s: float, console: Console, telemetry: Any,
+                  every_s: float | None, clock: Any, reoptimise: Reoptimise | None, until: dt.datetime | None,
+                  ops: Any, redact_obj: Any, clean_leftovers: Any) -> int:
+    """The loop of :func:`_session`, on ``clock``."""
 
     name, tz = portfolio.portfolio.name, portfolio.tz
     resolution = portfolio.portfolio.resolution_min
@@ -73,17 +93,22 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
     critical = 0
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
-        await session.start()
+        with clock.work():  # devices connecting take no simulated time
+            await session.start()
         when = at
         while True:
-            t = when or utcnow()
-            try:
-                schedule = schedule_for(t)
-                if ops.rows_at(schedule.frame, t).empty:
+            t = when or clock.now()
+            with clock.work():
+                try:
+                    schedule = schedule_for(t)
+                    if ops.rows_at(schedule.frame, t).empty:
+                        schedule = None
+                except ops.ScheduleNotFound:
                     schedule = None
-            except ops.ScheduleNotFound:
-                schedule = None
-            record = redact_obj(await session.round(schedule, t, options))  # as written, so as printed
+                record = await session.round(schedule, t, options)
+            if reoptimise is not None:  # before the record is written: it holds the trigger and its outcome
+                record = await reoptimise.after_round(record, t)
+            record = redact_obj(record)  # as written, so as printed
             folder = ops.dispatch_folder(store, name, t.astimezone(tz).date())
             for leftover in clean_leftovers(store, name):
                 console.print(str(leftover), highlight=False, soft_wrap=True)
@@ -97,16 +122,16 @@ async def _session(portfolio: Any, *, store: Path, run: Path | None, at: dt.date
                     console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
             if once or stop.is_set():
                 break
-            nxt = (utcnow() + dt.timedelta(seconds=every_s) if every_s
-                   else ops.next_boundary(utcnow(), resolution))
-            wait = (nxt - utcnow()).total_seconds()
+            now = clock.now()
+            nxt = now + dt.timedelta(seconds=every_s) if every_s else ops.next_boundary(now, resolution)
+            if until is not None and nxt >= until:
+                break
+            wait = (nxt - now).total_seconds() / clock.speed
             if deadline is not None and time.monotonic() + wait > deadline:
                 with contextlib.suppress(TimeoutError):  # no round left before the end: just wait it out
                     await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, wait))
-            if stop.is_set():
+            if not await clock.sleep_until(nxt, stop):
                 break
             when = None
     finally:
@@ -141,6 +166,17 @@ def register(app: typer.Typer) -> None:
         fail_on_alarm: bool = typer.Option(False, "--fail-on-alarm",
                                            help=f"exit {EXIT_ALARM} when any critical alarm was raised"),
         db: str | None = typer.Option(None, "--db", help=DB_HELP),
+        reoptimise_deviation_kw: float | None = typer.Option(
+            None, "--reoptimise-deviation-kw", min=0.0, help="continuous dispatch: start an intraday re-run when "
+            "the round's total deviation (kW, summed over assets) is above this for --reoptimise-after-rounds "
+            "consecutive rounds"),
+        reoptimise_after_rounds: int = typer.Option(3, "--reoptimise-after-rounds", min=1,
+                                                    help="consecutive deviating rounds before a re-run"),
+        reoptimise_on_dso_change: bool = typer.Option(
+            False, "--reoptimise-on-dso-change", help="continuous dispatch: start an intraday re-run when the "
+            "content of the portfolio's dso_limits_file changes"),
+        reoptimise_min_interval_min: float = typer.Option(60.0, "--reoptimise-min-interval-min", min=0.0,
+                                                          help="at least this many minutes between two re-runs"),
     ) -> None:
         """Send the schedule's setpoints to every device, read them back and record each round (commands,
         telemetry, deviations, alarms) in a new file under <store>/<portfolio>/<day>/dispatch/. Device failures
@@ -150,14 +186,29 @@ def register(app: typer.Typer) -> None:
 
         install_log_filter()
         with redacted_output(passthrough=(typer.Exit, typer.Abort)):
+            triggers = None
+            if reoptimise_deviation_kw is not None or reoptimise_on_dso_change:
+                from flexopt.operations.triggers import TriggerOptions
+
+                triggers = TriggerOptions(deviation_kw=reoptimise_deviation_kw, after_rounds=reoptimise_after_rounds,
+                                          min_interval_min=reoptimise_min_interval_min)
+                triggers.dso_limits_file = Path() if reoptimise_on_dso_change else None  # resolved once loaded
             _dispatch(portfolio, store=store, run=run, at=at, once=once, duration=duration, every=every,
                       settle_s=settle_s, connect_wait_s=connect_wait_s, tolerance_kw=tolerance_kw,
-                      tolerance_pct=tolerance_pct, fail_on_alarm=fail_on_alarm, db=db)
+                      tolerance_pct=tolerance_pct, fail_on_alarm=fail_on_alarm, db=db, triggers=triggers)
+
+
+def dso_limits_path(loaded: Any) -> Path | None:
+    """The portfolio's DSO limits file as a path to read (relative paths are relative to the portfolio file)."""
+    path = loaded.portfolio.dso_limits_file
+    if path is None or path.is_absolute():
+        return path
+    return Path(loaded.path).parent / path
 
 
 def _dispatch(portfolio: Path, *, store: Path, run: Path | None, at: str | None, once: bool, duration: float | None,
               every: float | None, settle_s: float, connect_wait_s: float, tolerance_kw: float, tolerance_pct: float,
-              fail_on_alarm: bool, db: str | None) -> None:
+              fail_on_alarm: bool, db: str | None, triggers: Any = None) -> None:
     """The command's work, with its output redacted: every check that can fail before a device is touched, then
     the rounds."""
     import flexopt.operations as ops
@@ -181,6 +232,15 @@ def _dispatch(portfolio: Path, *, store: Path, run: Path | None, at: str | None,
     if every is not None and once:
         typer.echo("--every is for a continuous dispatch, not with --once", err=True)
         raise typer.Exit(EXIT_INVALID)
+    if triggers is not None and (once or run is not None):
+        typer.echo("--reoptimise-* options are for a continuous dispatch that follows the store (not with --once "
+                   "or --run)", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    if triggers is not None and triggers.dso_limits_file is not None:
+        if pf.dso_limits_file is None:
+            typer.echo("--reoptimise-on-dso-change: the portfolio names no dso_limits_file", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        triggers.dso_limits_file = dso_limits_path(loaded)
     if at is not None and not once:
         typer.echo("--at needs --once (a continuous dispatch always follows the clock)", err=True)
         raise typer.Exit(EXIT_INVALID)
@@ -209,11 +269,16 @@ def _dispatch(portfolio: Path, *, store: Path, run: Path | None, at: str | None,
     database = open_or_exit(db, store)  # a database that cannot be opened fails before any device is touched
     register_secret(database.url.password if isinstance(database.url.password, str) else None)
     console.print(f"telemetry database: {database.name}", highlight=False, markup=False, soft_wrap=True)
+    reoptimise = None
+    if triggers is not None:
+        from flexopt.commands.reoptimise import Reoptimise
+
+        reoptimise = Reoptimise(portfolio, loaded, triggers, store=store, db=db, console=console)
     try:
         critical = asyncio.run(_session(pf, store=store, run=run, at=t if once else None, once=once,
                                         duration_s=duration, options=options, connect_wait_s=connect_wait_s,
                                         console=console, telemetry=RoundSync(database, pf.portfolio.name),
-                                        every_s=every))
+                                        every_s=every, reoptimise=reoptimise))
     finally:
         database.close()
     if fail_on_alarm and critical:

@@ -35,6 +35,11 @@ schedule_app = typer.Typer(no_args_is_help=True, help="Compute day-ahead or intr
 def execute(request: RunRequest, console: Console) -> dict:
     """Run, print progress and KPIs; turn every expected failure into a message and an exit code. A run that
     fails writes nothing: the message says which stored schedule stays in force."""
+    return execute_run(request, console).kpis
+
+
+def execute_run(request: RunRequest, console: Console):
+    """:func:`execute`, returning the whole :class:`~flexopt.runs.runner.RunOutcome` (its folder too)."""
     from flexopt.data.dso_limits import DsoLimitsError
     from flexopt.data.timeseries import SeriesError
     from flexopt.scheduling.zones import ClusterError
@@ -69,7 +74,7 @@ def execute(request: RunRequest, console: Console) -> dict:
     print_kpis(outcome.kpis, console)
     # one line whatever its length: scripts and parallel cron jobs read the folder from it
     console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
-    return outcome.kpis
+    return outcome
 
 
 def cluster_spec(value: str | None) -> str | None:
@@ -272,7 +277,6 @@ def intraday(
         raise typer.Exit(EXIT_INVALID) from None
     check_year(start_local, "--from", start or start_local.isoformat())
     day = start_local.date()
-    telemetry = None
     if state is not None:
         found = file_states(loaded, _read_state_file(state, loaded), state)
         request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
@@ -282,18 +286,36 @@ def intraday(
         Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
         execute(request, Console())
         return
-    max_age = dt.timedelta(minutes=max_age_min if max_age_min is not None else 2 * info.resolution_min)
+    run_intraday(portfolio, start_local, store=store, db=db, max_age_min=max_age_min, out=out, mip_gap=mip_gap,
+                 time_limit_s=time_limit, threads=threads, horizon_h=horizon_h, wait_s=wait_s,
+                 resolution_min=info.resolution_min, console=Console(), correct=correct, lookback_min=lookback_min,
+                 decay_h=decay_h, cluster=cluster, write_model=write_model)
+
+
+def run_intraday(portfolio: Path, start_local: dt.datetime, *, store: Path, resolution_min: int,
+                 db: str | None = None, max_age_min: float | None = None, out: Path | None = None,
+                 mip_gap: float = 0.005, time_limit_s: float | None = None, threads: int | None = None,
+                 horizon_h: float | None = None, wait_s: float = DEFAULT_WAIT_S, console: Console | None = None,
+                 correct: bool = True, lookback_min: float = 60.0, decay_h: float = 3.0, cluster: str | None = None,
+                 write_model: Path | None = None):
+    """One intraday run from measured state, as cron starts it: the store's lock, the states from the telemetry
+    database (else stored runs, else the configuration), the solve, a new version. Dispatch's triggers and
+    ``flexopt replay`` call this too. Returns the :class:`~flexopt.runs.runner.RunOutcome`; a failure is
+    ``typer.Exit`` with its code, after saying which schedule stays in force."""
+    console = console or Console()
+    max_age = dt.timedelta(minutes=max_age_min if max_age_min is not None else 2 * resolution_min)
     database, telemetry = _telemetry(store, db, max_age)
+    day = start_local.date()
     try:  # the states are read once the store's lock is held: a run that waited continues from the one it waited for
         request = RunRequest(portfolio_path=portfolio, kind="intraday", day=day, start=start_local, out=out,
-                             store=store, mip_gap=mip_gap, time_limit_s=time_limit, threads=threads,
+                             store=store, mip_gap=mip_gap, time_limit_s=time_limit_s, threads=threads,
                              horizon_h=horizon_h, wait_s=wait_s, state_telemetry=telemetry,
                              resolve_state=lambda lp: _stored_and_measured(lp, store, day, start_local, database,
                                                                           max_age, telemetry),
                              correct=_corrector(database, telemetry, lookback_min, decay_h) if correct else None,
                              cluster=cluster, write_model=write_model)
-        Console().print(f"intraday from {start_local.isoformat()}", highlight=False)
-        execute(request, Console())
+        console.print(f"intraday from {start_local.isoformat()}", highlight=False)
+        return execute_run(request, console)
     finally:
         if database is not None:
             database.close()

@@ -3,7 +3,6 @@ schedule and turn every failure into an alarm; the JSON-ready audit record of it
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -13,6 +12,7 @@ import pandas as pd
 
 from flexopt.adapters.alarms import Alarm, alarms_from_results, alarms_from_telemetry
 from flexopt.adapters.base import CommandResult, DeviceAdapter, utcnow
+from flexopt.adapters.clock import current as current_clock
 from flexopt.adapters.factory import setpoint_kind
 from flexopt.adapters.fanout import read_all, send_all
 from flexopt.adapters.group import GroupAdapter
@@ -87,7 +87,7 @@ async def run_round(
     by_asset = {r.asset_id: r for r in results}
     group_results = {a: list(ad.last_results) for a, ad in adapters.items()
                      if isinstance(ad, GroupAdapter) and a in by_asset}
-    await asyncio.sleep(options.settle_s)
+    await current_clock().sleep(options.settle_s)  # on a replay's clock the devices settle in simulated time
     telemetry = await read_all(adapters, timeout_s=timeout_s)
     alarms += alarms_from_results(results)
     alarms += alarms_from_telemetry(telemetry.values())  # unreachable, unavailable, bad data (no targets)

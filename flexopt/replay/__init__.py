@@ -1,0 +1,1 @@
+"""A replayed operating day: perturbations, the simulated truth, the day summary and the HTML report."""
