@@ -224,7 +224,7 @@ class OcppAdapter(DeviceAdapter):
             ev_plugged=c.plugged,
             ev_charging=c.charging,
             ev_energy_kwh=c.session_energy_wh / 1000.0 if c.session_energy_wh is not None else None,
-            quality="good" if state.booted else "questionable",
-            notes="" if state.booted else "connected but no BootNotification yet",
+            quality="good" if state.known else "questionable",
+            notes="" if state.known else "connected but no BootNotification or other message yet",
             extra={"energy_register_kwh": r["energy_wh"] / 1000.0} if "energy_wh" in r else {},
         )

@@ -147,8 +147,10 @@ class SimChargePoint:
         self.power_w = max(0.0, ceiling) if charging else 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Connect, boot, plug in the EV if it is plugged, and start reporting."""
+    async def start(self, boot: bool = True) -> None:
+        """Connect, boot, plug in the EV if it is plugged, and start reporting. ``boot=False`` is a charger that
+        only reconnects (a network cut, a new central system process): no BootNotification, and a running
+        transaction goes on."""
         t0 = time.perf_counter()
         headers = {}
         if self.password is not None:  # HTTP Basic: base64 of the id, a colon and the password's bytes
@@ -167,12 +169,14 @@ class SimChargePoint:
         cls = _Cp16 if self.version == "1.6" else _Cp201
         self._cp = cls(self.cp_id, self._ws, self, response_timeout=self.response_timeout_s)
         self._tasks = [asyncio.create_task(self._cp.start())]
-        await self._cp.boot()
+        if boot:
+            await self._cp.boot()
         self.connect_s = time.perf_counter() - t0
         self.booted.set()
-        await self._cp.report_status("Available")
-        if self.ev.plugged:
-            await self._cp.plug_in()
+        if self.transaction_id is None:
+            await self._cp.report_status("Available")
+            if self.ev.plugged:
+                await self._cp.plug_in()
         self._tasks.append(asyncio.create_task(self._meter_loop()))
 
     async def run_forever(self, retry_s: float = 2.0) -> None:
