@@ -92,6 +92,8 @@ class ChargerState:
     connected_at: dt.datetime | None = None
     last_seen: dt.datetime | None = None
     messages: int = 0  # calls received from the charger since flexopt started
+    max_periods: int | None = None  # ChargingScheduleMaxPeriods (1.6) / PeriodsPerSchedule (2.0.1), when read
+    limits_asked: bool = False  # asked in this process (a charger that cannot say is not asked every round)
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
 
     def connector(self, connector_id: int) -> ConnectorState:
@@ -323,7 +325,8 @@ class CentralSystem(SessionService):
                 continue
             state = ChargerState(cp_id, str(s.get("version", "1.6")), booted=bool(s.get("booted")),
                                  vendor=s.get("vendor") or "", model=s.get("model") or "",
-                                 last_seen=ocpp_state.parse_time(s.get("last_seen")))
+                                 last_seen=ocpp_state.parse_time(s.get("last_seen")),
+                                 max_periods=s.get("max_periods"))
             for k, c in (s.get("connectors") or {}).items():
                 state.connectors[int(k)] = ConnectorState(**ocpp_state.connector_fields(c))
             self.chargers[cp_id] = state

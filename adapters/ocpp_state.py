@@ -38,7 +38,7 @@ def dump(next_transaction_id: int, chargers: dict[str, Any]) -> dict[str, Any]:
         "chargers": {
             cp_id: {
                 "version": s.version, "booted": s.booted, "vendor": s.vendor, "model": s.model,
-                "last_seen": _time(s.last_seen),
+                "last_seen": _time(s.last_seen), "max_periods": s.max_periods,
                 "connectors": {str(k): {f: getattr(c, f) for f in _CONNECTOR_FIELDS} | {"updated_at": _time(
                     c.updated_at)} for k, c in s.connectors.items()},
             }

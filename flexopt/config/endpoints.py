@@ -34,6 +34,7 @@ ModbusTimeoutS = number(0, 60, "s", lo_open=True)
 HttpTimeoutS = number(0, 120, "s", lo_open=True)
 CentralTimeoutS = number(0, 300, "s", lo_open=True)
 SecurityProfile = integer(0, 3)
+ProfileValidityS = number(60, 7 * 86400, "s")
 BackoffS = number(0, 60, "s")
 RetryAfterS = number(0, 600, "s")
 
@@ -150,6 +151,10 @@ class OcppEndpoint(EndpointBase):
         default="utf-8", description="hex: the variable holds the password's bytes hex-encoded (an OCPP 1.6 "
         "AuthorizationKey of 20 raw bytes)")
     charging_rate_unit: Literal["W", "A"] = "W"
+    profile_validity_s: ProfileValidityS | None = Field(
+        default=None, description="failsafe: each charging profile is valid until this long after it is sent "
+        "(validTo); when flexopt stops sending, the charger falls back to its own limits. Longer than the "
+        "dispatch interval, e.g. 2 intervals")
 
     @field_validator("charge_point_id")
     @classmethod
