@@ -26,7 +26,16 @@ from flexopt.adapters.base import (
     convert,
     utcnow,
 )
-from flexopt.adapters.modbus_codec import decode, encode, is_bit, register_count, step
+from flexopt.adapters.modbus_codec import (
+    decode,
+    encode,
+    from_register,
+    is_bit,
+    is_power,
+    register_count,
+    step,
+    to_register,
+)
 from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
 POINTS = {
@@ -91,6 +100,9 @@ class ModbusAdapter(DeviceAdapter):
         except ConnectionException as exc:
             raise AdapterError("unreachable", f"{what}: connection lost ({exc})") from exc
         except ModbusIOException as exc:
+            if not await self._still_there():
+                raise AdapterError("unreachable", f"{what}: the connection was lost and "
+                                   f"{self.endpoint.host}:{self.endpoint.port} no longer accepts one") from exc
             raise AdapterError("timeout", f"{what}: no answer within {self.endpoint.timeout_s:g} s") from exc
         except ModbusException as exc:
             raise AdapterError("error", f"{what}: {exc}") from exc
@@ -100,6 +112,18 @@ class ModbusAdapter(DeviceAdapter):
             status: CommandStatus = "rejected" if code == 3 else "error"
             raise AdapterError(status, f"{what}: exception {code} ({text})")
         return rr
+
+    async def _still_there(self) -> bool:
+        """After a request got no answer: is the server there at all? A killed server is unreachable, a slow one a
+        timeout. A fresh connection tells (the old one may hold a late answer)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        try:
+            await self._ensure()
+        except AdapterError:
+            return False
+        return True
 
     async def _read_register(self, client: AsyncModbusTcpClient, name: str, reg: ModbusRegister) -> float:
         n = register_count(reg)
@@ -129,7 +153,9 @@ class ModbusAdapter(DeviceAdapter):
         if reg.table in ("input", "discrete"):
             raise AdapterError("invalid", f"setpoint register is in the read-only {reg.table} table")
         value = command.value
-        if reg.unit and reg.unit != command.unit:
+        if command.unit in ("kW", "W") and is_power(reg):  # W/kW/MW, % of a rated kW, generator sign
+            value = to_register(reg, convert(value, command.unit, "kW"))
+        elif reg.unit and reg.unit != command.unit:
             try:
                 value = convert(value, command.unit, reg.unit)
             except ValueError as exc:
@@ -162,7 +188,9 @@ class ModbusAdapter(DeviceAdapter):
             for name, reg in self.endpoint.registers.items():
                 value = await self._read_register(client, name, reg)
                 if name == "setpoint":
-                    if reg.unit and self.limits is not None:
+                    if self.limits is not None and self.limits.unit in ("kW", "W") and is_power(reg):
+                        value = convert(from_register(reg, value), "kW", self.limits.unit)
+                    elif reg.unit and self.limits is not None:
                         with contextlib.suppress(ValueError):  # e.g. a degC register with on_off limits
                             value = convert(value, reg.unit, self.limits.unit)
                     data["setpoint"] = value
@@ -172,6 +200,8 @@ class ModbusAdapter(DeviceAdapter):
                     extra[name] = value
                 elif target in BOOL_FIELDS:
                     data[target] = value != 0
+                elif reg.unit == "%" and reg.percent_of_kw is not None:
+                    data[target] = from_register(reg, value)
                 else:
-                    data[target] = value * _TO_K.get(reg.unit, 1.0)
+                    data[target] = value * _TO_K.get(reg.unit, 1.0) * (-1.0 if reg.power_sign == "generator" else 1.0)
         return Telemetry(asset_id=self.asset_id, at=utcnow(), connected=True, extra=extra, **data)

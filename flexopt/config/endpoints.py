@@ -34,6 +34,7 @@ ModbusTimeoutS = number(0, 60, "s", lo_open=True)
 HttpTimeoutS = number(0, 120, "s", lo_open=True)
 CentralTimeoutS = number(0, 300, "s", lo_open=True)
 SecurityProfile = integer(0, 3)
+PercentOfKw = number(0, 1e6, "kW", lo_open=True)
 ProfileValidityS = number(60, 7 * 86400, "s")
 BackoffS = number(0, 60, "s")
 RetryAfterS = number(0, 600, "s")
@@ -93,7 +94,20 @@ class ModbusRegister(_Strict):
     offset: RegisterOffset = 0.0
     table: Literal["holding", "input", "coil", "discrete"] = "holding"
     word_order: Literal["big", "little"] = "big"
-    unit: str = Field(default="", description="physical unit after scaling, e.g. kW, degC, %")
+    unit: str = Field(default="", description="physical unit after scaling, e.g. kW, W, degC, %")
+    percent_of_kw: PercentOfKw | None = Field(
+        default=None, description="for a register in %: the kW that 100 % stands for (a PV inverter's rated "
+        "power), so a kW schedule drives a % limit register")
+    power_sign: Literal["load", "generator"] = Field(
+        default="load", description="generator: the device counts power fed in as positive; flexopt negates this "
+        "register's value both ways (flexopt's load convention: positive = drawn from the grid)")
+
+    @model_validator(mode="after")
+    def _percent_needs_its_base(self) -> ModbusRegister:
+        if self.percent_of_kw is not None and self.unit != "%":
+            raise ValueError(f"percent_of_kw is for a register in %, this one is in {self.unit or 'no unit'!r}: "
+                             "set unit: \"%\" or remove percent_of_kw")
+        return self
 
 
 class ModbusEndpoint(EndpointBase):
@@ -106,6 +120,14 @@ class ModbusEndpoint(EndpointBase):
         description="named points: setpoint, active_power, reactive_power, voltage, soc, temperature, "
         "availability, ...",
     )
+
+    @model_validator(mode="after")
+    def _setpoint_in_percent_has_a_base(self) -> ModbusEndpoint:
+        reg = self.registers.get("setpoint")
+        if reg is not None and reg.unit == "%" and reg.percent_of_kw is None:
+            raise ValueError("registers.setpoint is in %: give percent_of_kw (the kW that 100 % stands for, e.g. the "
+                             "inverter's rated power) so the kW schedule can be written to it")
+        return self
 
     def device(self, k: int) -> ModbusEndpoint:
         """Unit ``device_id + k - 1`` behind the same gateway."""
