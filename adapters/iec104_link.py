@@ -26,6 +26,9 @@ from flexopt.config.endpoints import Iec104Endpoint
 
 C_SE_NC_1 = 50
 COT_ACTCON = 7
+# the causes of a negative answer that name what the RTU did not know (IEC 60870-5-101 7.2.3)
+COT_NEGATIVE = {44: "unknown type", 45: "unknown cause of transmission", 46: "unknown common address",
+                47: "unknown information object address"}
 _MEASURED = {
     "active_power_kw": "active_power_ioa",
     "reactive_power_kvar": "reactive_power_ioa",
@@ -33,6 +36,8 @@ _MEASURED = {
     "soc_pct": "soc_ioa",
     "available": "availability_ioa",
 }
+QUANTITY = {"active_power_kw": "active_power", "reactive_power_kvar": "reactive_power", "voltage_v": "voltage",
+            "soc_pct": "soc"}
 
 
 @dataclass
@@ -42,17 +47,20 @@ class _Seen:
     at: float  # time.monotonic() when received
 
 
-def parse_actcon(apdu: bytes) -> tuple[int, int, bool] | None:
-    """(common address, IOA, negative) of a C_SE_NC_1 activation confirmation in an I-frame."""
+def parse_actcon(apdu: bytes) -> tuple[int, int, bool, int] | None:
+    """(common address, IOA, negative, cause) of the RTU's answer to a C_SE_NC_1 in an I-frame: an activation
+    confirmation (negative when its P/N bit is set) or a mirror with cause 44-47 (unknown type, cause, common
+    address or IOA), which is always negative."""
     if len(apdu) < 15 or apdu[0] != 0x68 or apdu[2] & 0x01:  # too short, or an S/U frame
         return None
     asdu = apdu[6:]
-    if asdu[0] != C_SE_NC_1 or asdu[2] & 0x3F != COT_ACTCON:
+    cot = asdu[2] & 0x3F
+    if asdu[0] != C_SE_NC_1 or (cot != COT_ACTCON and cot not in COT_NEGATIVE):
         return None
-    negative = bool(asdu[2] & 0x40)
+    negative = bool(asdu[2] & 0x40) or cot in COT_NEGATIVE
     ca = asdu[4] | asdu[5] << 8
     ioa = asdu[6] | asdu[7] << 8 | asdu[8] << 16
-    return ca, ioa, negative
+    return ca, ioa, negative, cot
 
 
 class Iec104Link:
@@ -68,7 +76,7 @@ class Iec104Link:
         self._conn: c104.Connection | None = None
         self._points: dict[str, c104.Point] = {}
         self._seen: dict[int, _Seen] = {}
-        self._actcon: dict[int, tuple[bool, float]] = {}
+        self._actcon: dict[int, tuple[bool, int, float]] = {}  # IOA -> the RTU's last answer (negative, cause, at)
         self._lock = threading.Lock()  # c104 callbacks run on c104 threads
         self._cmd_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,8 +107,13 @@ class Iec104Link:
         def on_raw(connection: c104.Connection, data: bytes) -> None:
             hit = parse_actcon(data)
             if hit is not None and hit[0] == self.endpoint.common_address:
+                now = time.monotonic()
                 with self._lock:
-                    self._actcon[hit[1]] = (hit[2], time.monotonic())
+                    old = self._actcon.get(hit[1])
+                    # a negative ACTCON and its cause 46/47 come in one burst: keep the one that says why
+                    says_why = old is not None and old[1] in COT_NEGATIVE and now - old[2] < 0.5
+                    if not (says_why and hit[3] == COT_ACTCON):
+                        self._actcon[hit[1]] = (hit[2], hit[3], now)
                 self._notify()
 
         def on_state(connection: c104.Connection, state: c104.ConnectionState) -> None:
@@ -177,7 +190,8 @@ class Iec104Link:
             ioa = getattr(e.points, attr)
             if ioa is None:
                 continue
-            kind = c104.Type.M_SP_NA_1 if name == "available" else c104.Type.M_ME_NC_1
+            kind = c104.Type.M_SP_NA_1 if name == "available" else (
+                c104.Type.M_ME_NB_1 if e.measured_type == "scaled" else c104.Type.M_ME_NC_1)
             points[name] = station.add_point(io_address=ioa, type=kind)
             points[name].on_receive(callable=on_point)
         points["setpoint"] = station.add_point(io_address=e.points.setpoint_ioa, type=c104.Type.C_SE_NC_1)
@@ -185,6 +199,14 @@ class Iec104Link:
         conn.on_state_change(callable=on_state)
         self._client, self._conn, self._points = client, conn, points
         client.start()
+
+    def _scale(self, name: str) -> float:
+        e = self.endpoint
+        return e.scale_of(QUANTITY[name]) if e.measured_type == "scaled" else 1.0
+
+    def _physical(self, name: str, raw: Any) -> float:
+        """A measured value as sent (a short float, or a scaled integer) in its physical unit."""
+        return float(raw) * self._scale(name)
 
     def _fresh_since(self, t0: float, names: list[str]) -> bool:
         with self._lock:
@@ -213,9 +235,30 @@ class Iec104Link:
             ioa = point.io_address
             t0 = time.monotonic()
             ok = await asyncio.to_thread(point.transmit, cause=c104.Cot.ACTIVATION)
-            if ok:
+            if ok:  # c104 2.2.1 also says True to some negative answers (cause 46): the frame on the wire decides
+                await self._wait(lambda: self._answer(ioa, t0) is not None, 0.1)
+                answer = self._answer(ioa, t0)
+                if answer is not None and answer[0]:
+                    return "rejected", await self._refusal(ioa, t0)
                 return "confirmed", ""
             return await self._settle_false(ioa, value_kw, t0)
+
+    def _answer(self, ioa: int, t0: float) -> tuple[bool, int] | None:
+        """(negative, cause) of the RTU's answer for ``ioa`` seen since ``t0``."""
+        with self._lock:
+            ack = self._actcon.get(ioa)
+        return (ack[0], ack[1]) if ack is not None and ack[2] >= t0 else None
+
+    async def _refusal(self, ioa: int, t0: float) -> str:
+        """The reason of a negative answer, with its cause when the RTU sends one (it follows the ACTCON)."""
+        await self._wait(lambda: (a := self._answer(ioa, t0)) is not None and a[1] in COT_NEGATIVE, 0.1)
+        answer = self._answer(ioa, t0)
+        cot = answer[1] if answer is not None else COT_ACTCON
+        e = self.endpoint
+        if cot in COT_NEGATIVE:
+            return (f"RTU answered with a negative confirmation, cause {cot} ({COT_NEGATIVE[cot]}: common address "
+                    f"{e.common_address}, IOA {e.points.setpoint_ioa}): check the endpoint's addresses")
+        return "RTU answered with a negative confirmation"
 
     async def _settle_false(self, ioa: int, value_kw: float, t0: float) -> tuple[CommandStatus, str]:
         """transmit() said False: find out whether the RTU refused, never answered, or we missed it."""
@@ -223,18 +266,19 @@ class Iec104Link:
 
         def evidence() -> str | None:
             with self._lock:
-                ack = self._actcon.get(ioa)
                 p = self._seen.get(p_ioa)
-            if ack is not None and ack[1] >= t0:
+            ack = self._answer(ioa, t0)
+            if ack is not None:
                 return "negative" if ack[0] else "positive"
-            if p is not None and p.at >= t0 and abs(float(p.value) - value_kw) <= 1e-3 * max(1.0, abs(value_kw)):
+            tolerance = max(1e-3 * max(1.0, abs(value_kw)), abs(self._scale("active_power_kw")) / 2)
+            if p is not None and p.at >= t0 and abs(self._physical("active_power_kw", p.value) - value_kw) <= tolerance:
                 return "readback"
             return None
 
         await self._wait(lambda: evidence() is not None, 0.3)
         found = evidence()
         if found == "negative":
-            return "rejected", "RTU answered with a negative confirmation"
+            return "rejected", await self._refusal(ioa, t0)
         if found == "positive":
             return "confirmed", "confirmation seen on the wire (c104 transmit() reported False)"
         if found == "readback":
@@ -269,7 +313,7 @@ class Iec104Link:
                     stale.append(name)
                 if not seen.good:
                     bad.append(name)
-                data[name] = bool(seen.value) if name == "available" else float(seen.value)
+                data[name] = bool(seen.value) if name == "available" else self._physical(name, seen.value)
         notes = "; ".join(
             s for s in (f"not refreshed: {', '.join(stale)}" if stale else "",
                         f"bad quality: {', '.join(bad)}" if bad else "") if s

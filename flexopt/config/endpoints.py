@@ -34,6 +34,7 @@ ModbusTimeoutS = number(0, 60, "s", lo_open=True)
 HttpTimeoutS = number(0, 120, "s", lo_open=True)
 CentralTimeoutS = number(0, 300, "s", lo_open=True)
 SecurityProfile = integer(0, 3)
+MeasuredScale = number(-1e6, 1e6, nonzero=True)
 PercentOfKw = number(0, 1e6, "kW", lo_open=True)
 ProfileValidityS = number(60, 7 * 86400, "s")
 BackoffS = number(0, 60, "s")
@@ -58,6 +59,9 @@ class Iec104Points(_Strict):
     availability_ioa: Ioa | None = Field(default=None, description="M_SP_NA_1, on = available")
 
 
+MeasuredQuantity = Literal["active_power", "reactive_power", "voltage", "soc"]
+
+
 class Iec104Endpoint(EndpointBase):
     protocol: Literal["iec104"]
     host: str
@@ -65,6 +69,22 @@ class Iec104Endpoint(EndpointBase):
     common_address: CommonAddress = 1
     points: Iec104Points
     command_timeout_ms: TimeoutMs = 2000
+    measured_type: Literal["short_float", "scaled"] = Field(
+        default="short_float", description="how the RTU sends P, Q, V and SoC: short_float (M_ME_NC_1) or scaled "
+        "(M_ME_NB_1, a 16-bit integer; physical = raw x measured_scale)")
+    measured_scale: dict[MeasuredQuantity, MeasuredScale] = Field(
+        default_factory=dict, description="scaled values: the physical value of one raw step per quantity, e.g. "
+        "{active_power: 0.1} for P in 0.1 kW (default 1)")
+
+    @model_validator(mode="after")
+    def _scale_only_for_scaled(self) -> Iec104Endpoint:
+        if self.measured_scale and self.measured_type != "scaled":
+            raise ValueError("measured_scale is for measured_type: scaled (M_ME_NB_1); short floats carry the value")
+        return self
+
+    def scale_of(self, quantity: str) -> float:
+        """Physical value per raw step of a scaled quantity (1 when not given)."""
+        return float(self.measured_scale.get(quantity, 1.0))  # type: ignore[call-overload]
 
     def device(self, k: int) -> Iec104Endpoint:
         """Station ``common_address + k - 1`` at the same RTU."""
