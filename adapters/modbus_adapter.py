@@ -8,7 +8,6 @@ A register's ``unit`` (W, kW, var, Wh, ...) is converted to the unit in the Tele
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -36,6 +35,7 @@ from flexopt.adapters.modbus_codec import (
     step,
     to_register,
 )
+from flexopt.adapters.modbus_link import ModbusLink, acquire, release
 from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
 POINTS = {
@@ -75,23 +75,18 @@ class ModbusAdapter(DeviceAdapter):
     def __init__(self, asset_id: str, endpoint: ModbusEndpoint, limits: SetpointLimits | None = None) -> None:
         super().__init__(asset_id, limits, call_timeout_s=max(3.0, 4 * endpoint.timeout_s + 2.0))
         self.endpoint = endpoint
-        self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
+        self._link: ModbusLink | None = None  # shared with the other units behind the same host:port
 
     # --- plumbing -----------------------------------------------------------------------------
+    @property
+    def link(self) -> ModbusLink:
+        if self._link is None:
+            self._link = acquire(self.endpoint.host, self.endpoint.port, self.endpoint.timeout_s, self)
+        return self._link
+
     async def _ensure(self) -> AsyncModbusTcpClient:
-        """Connect if needed; this is also how the adapter reconnects after a drop."""
-        if self._client is None:
-            self._client = AsyncModbusTcpClient(
-                self.endpoint.host,
-                port=self.endpoint.port,
-                timeout=self.endpoint.timeout_s,
-                retries=0,
-                reconnect_delay=0,  # we reconnect on the next call, not in the background
-            )
-        if not self._client.connected and not await self._client.connect():
-            raise AdapterError("unreachable", f"no Modbus server at {self.endpoint.host}:{self.endpoint.port}")
-        return self._client
+        """Connect if needed (call with the link's lock held); this is also how the adapter reconnects."""
+        return await self.link.ensure()
 
     async def _call(self, what: str, fn, *args, **kwargs):
         """Run one request; exception responses and transport failures become AdapterErrors."""
@@ -116,9 +111,7 @@ class ModbusAdapter(DeviceAdapter):
     async def _still_there(self) -> bool:
         """After a request got no answer: is the server there at all? A killed server is unreachable, a slow one a
         timeout. A fresh connection tells (the old one may hold a late answer)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.link.drop()
         try:
             await self._ensure()
         except AdapterError:
@@ -138,13 +131,13 @@ class ModbusAdapter(DeviceAdapter):
 
     # --- DeviceAdapter --------------------------------------------------------------------------
     async def _connect(self) -> None:
-        async with self._lock:
+        async with self.link.lock:
             await self._ensure()
 
     async def _close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._link is not None:
+            release(self._link, self)
+            self._link = None
 
     async def _send(self, command: Setpoint) -> tuple[CommandStatus, str]:
         reg = self.endpoint.registers.get("setpoint")
@@ -160,7 +153,7 @@ class ModbusAdapter(DeviceAdapter):
                 value = convert(value, command.unit, reg.unit)
             except ValueError as exc:
                 raise AdapterError("invalid", f"setpoint in {command.unit}, register in {reg.unit}") from exc
-        async with self._lock:
+        async with self.link.lock:
             client = await self._ensure()
             what = f"write setpoint@{reg.table}:{reg.address}"
             if reg.table == "coil":
@@ -183,7 +176,7 @@ class ModbusAdapter(DeviceAdapter):
     async def _read(self) -> Telemetry:
         data: dict[str, float | bool] = {}
         extra: dict[str, float] = {}
-        async with self._lock:
+        async with self.link.lock:
             client = await self._ensure()
             for name, reg in self.endpoint.registers.items():
                 value = await self._read_register(client, name, reg)

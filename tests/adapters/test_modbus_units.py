@@ -4,6 +4,7 @@ simulated BMS and a raw pymodbus client, real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -125,3 +126,33 @@ async def test_a_killed_server_is_unreachable_not_a_timeout():
         await ad.close()
     finally:
         server.kill()
+
+
+_faults_spec = importlib.util.spec_from_file_location("peers_faults_modbus", PEERS / "faults.py")
+faults = importlib.util.module_from_spec(_faults_spec)
+_faults_spec.loader.exec_module(faults)
+
+
+async def test_units_behind_one_gateway_share_one_connection():
+    """Two unit ids at one host:port: one TCP connection (counted by a proxy in front of the server), requests
+    taking turns; closing one adapter keeps the other's link, closing both closes it."""
+    sim = BmsSimulator(port=free_port())
+    proxy = await faults.FaultProxy(sim.port).start()
+    a = sim.add("b1", endpoint(proxy.port, BATTERY_W, unit=1), "battery", min_value=-50, max_value=50)
+    b = sim.add("b2", endpoint(proxy.port, BATTERY_W, unit=2), "battery", min_value=-50, max_value=50)
+    await sim.start()
+    try:
+        ad1 = ModbusAdapter("b1", a.endpoint, SetpointLimits(-50.0, 50.0, "kW"))
+        ad2 = ModbusAdapter("b2", b.endpoint, SetpointLimits(-50.0, 50.0, "kW"))
+        r1, r2 = await asyncio.gather(ad1.send_setpoint(Setpoint("b1", -7.0)), ad2.send_setpoint(Setpoint("b2", 9.0)))
+        assert r1.ok and r2.ok, (r1.reason, r2.reason)
+        t1, t2 = await asyncio.gather(ad1.read_telemetry(), ad2.read_telemetry())
+        assert t1.active_power_kw == pytest.approx(-7.0) and t2.active_power_kw == pytest.approx(9.0)
+        assert proxy.accepted == 1 and ad1.link is ad2.link
+        await ad1.close()
+        assert (await ad2.send_setpoint(Setpoint("b2", 3.0))).ok and proxy.accepted == 1
+        await ad2.close()
+        assert ad2._link is None
+    finally:
+        await proxy.stop()
+        await sim.stop()
