@@ -37,9 +37,11 @@ class Iec104Adapter(DeviceAdapter):
         asset_id: str,
         endpoint: Iec104Endpoint,
         limits: SetpointLimits | None = None,
-        link_wait_s: float = 2.0,
+        link_wait_s: float | None = None,
     ) -> None:
         cmd_s = endpoint.command_timeout_ms / 1000.0
+        if link_wait_s is None:  # how long a call waits for a dropped link to come back: 2 s, less for fast RTUs
+            link_wait_s = min(2.0, max(0.5, 2 * cmd_s))
         self.op_timeout_s = link_wait_s + 2 * cmd_s + 2.0 + START_S  # then the child is taken as hung and killed
         super().__init__(asset_id, limits, call_timeout_s=self.op_timeout_s + 1.0)
         self.endpoint = endpoint

@@ -85,7 +85,7 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
-        self._cut("rst")
+        self.cut("rst")
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -95,21 +95,28 @@ class FaultProxy:
         device's side of them is gone), ``refuse`` closes the port and ``pass`` opens it again."""
         self.mode = mode
         if mode in ("reset", "refuse"):
-            self._cut("rst")
+            self.cut("rst")
         elif mode in ("close", "garbage", "blackhole"):
-            self._cut("fin")
+            self.cut("fin")
+        elif mode == "pass":  # connections that were swallowed or answered with garbage never reached the device
+            self.cut("fin", only_unforwarded=True)
         if mode == "refuse" and self._server is not None:
             self._server.close()
             self._server = None
         elif mode != "refuse" and self._server is None:
             await self.start()
 
-    def _cut(self, how: str) -> None:
-        for client, upstream in list(self._conns):
+    def cut(self, how: str, only_unforwarded: bool = False) -> None:
+        """End every connection open now (or only those never forwarded to the device): ``rst`` or ``fin`` to the
+        client, FIN to the device."""
+        for entry in list(self._conns):
+            client, upstream = entry
+            if only_unforwarded and upstream is not None:
+                continue
             _abort(client, how)
             if upstream is not None:
                 _abort(upstream, "fin")
-        self._conns.clear()
+            self._conns.discard(entry)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
@@ -134,6 +141,8 @@ class FaultProxy:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         except (OSError, asyncio.IncompleteReadError):
             _abort(writer, "fin")
+        except asyncio.CancelledError:  # stop(): end quietly (asyncio logs a handler task that ends cancelled)
+            _abort(writer, "rst")
         finally:
             self._tasks.discard(task)
 
