@@ -179,12 +179,15 @@ class SimChargePoint:
                 await self._cp.plug_in()
         self._tasks.append(asyncio.create_task(self._meter_loop()))
 
-    async def run_forever(self, retry_s: float = 2.0) -> None:
-        """Stay connected: (re)connect whenever the central system is away, until cancelled."""
+    async def run_forever(self, retry_s: float = 2.0, reboot: bool = True) -> None:
+        """Stay connected: (re)connect whenever the central system is away, until cancelled. ``reboot=False`` is
+        a charger that only reconnects after the first time: no new BootNotification, its transaction goes on."""
         log = logging.getLogger("flexopt.sim.ocpp")
+        first = True
         while True:
             try:
-                await self.start()
+                await self.start(boot=reboot or first)
+                first = False
                 assert self._ws is not None
                 await self._ws.wait_closed()
                 log.info("%s: connection closed, reconnecting", self.cp_id)
@@ -192,7 +195,8 @@ class SimChargePoint:
                 log.info("%s: cannot reach the central system (%s), retrying", self.cp_id, exc)
             finally:
                 await self.stop()
-            self.transaction_id = None
+            if reboot:
+                self.transaction_id = None
             await asyncio.sleep(retry_s)
 
     async def stop(self) -> None:
