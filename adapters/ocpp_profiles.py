@@ -95,18 +95,20 @@ def max_periods_of(version: str, response: Any) -> int | None:
 
 def fit_periods(periods: tuple[tuple[int, float], ...], max_periods: int | None
                 ) -> tuple[tuple[tuple[int, float], ...], int | None, str]:
-    """A schedule the charger can take (ChargingScheduleMaxPeriods / PeriodsPerSchedule): adjacent periods with
-    the same limit merged (no change at all), then, if still too many, only the first ``max_periods`` sent, ending
-    where the next one would start. Dispatch sends a fresh profile every round, so the hours cut off are sent
-    before they begin; a ceiling is never changed. Returns (periods, the end in seconds when cut, a note)."""
+    """A schedule the charger can take (ChargingScheduleMaxPeriods / PeriodsPerSchedule). Within the limit (or
+    without one) it goes out as it is; beyond it, adjacent periods with the same limit are merged (no change at
+    all), then, if still too many, only the first ``max_periods`` are sent, ending where the next one would start.
+    Dispatch sends a fresh profile every round, so the hours cut off are sent before they begin; a ceiling is never
+    changed. Returns (periods, the end in seconds when cut, a note)."""
+    if max_periods is None or len(periods) <= max_periods:
+        return periods, None, ""
     merged: list[tuple[int, float]] = []
     for start, limit in periods:
         if merged and merged[-1][1] == limit:
             continue
         merged.append((start, limit))
-    if max_periods is None or len(merged) <= max_periods:
-        note = f"{len(periods)} periods merged to {len(merged)}" if len(merged) < len(periods) else ""
-        return tuple(merged), None, note
+    if len(merged) <= max_periods:
+        return tuple(merged), None, f"the charger takes {max_periods} periods: {len(periods)} merged to {len(merged)}"
     n = max(1, max_periods)
     end_s = merged[n][0]
     note = (f"the charger takes {max_periods} periods: sent the next {end_s / 3600:.2g} h "

@@ -99,6 +99,29 @@ async def test_a_charger_without_a_limit_gets_the_whole_profile(peer_installed, 
 
 def test_fitting_merges_equal_neighbours_before_it_cuts():
     periods = ((0, 5.0), (900, 5.0), (1800, 7.0), (2700, 7.0), (3600, 5.0))
-    assert fit_periods(periods, 3) == (((0, 5.0), (1800, 7.0), (3600, 5.0)), None, "5 periods merged to 3")
+    assert fit_periods(periods, 3) == (((0, 5.0), (1800, 7.0), (3600, 5.0)), None,
+                                       "the charger takes 3 periods: 5 merged to 3")
     assert fit_periods(periods, 2)[:2] == (((0, 5.0), (1800, 7.0)), 3600)
-    assert fit_periods(periods, None)[0] == ((0, 5.0), (1800, 7.0), (3600, 5.0))
+    assert fit_periods(periods, None) == (periods, None, "") == fit_periods(periods, 5)  # within the limit: as is
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_flexopts_simulated_charger_says_its_limit_too(monkeypatch, version):
+    from flexopt.adapters.sim.charge_point import SimChargePoint
+
+    monkeypatch.setenv("CP_PW", "limits-pw-1234")
+    async with CentralSystem() as central:
+        endpoint = OcppEndpoint.model_validate({"protocol": "ocpp", "charge_point_id": "CP-SIM", "version": version,
+                                                "password_env": "CP_PW"})
+        adapter = OcppAdapter("ev", endpoint, LIMITS, central)
+        sim = SimChargePoint("CP-SIM", central.url, version, password="limits-pw-1234", meter_interval_s=3600)
+        sim.max_periods = 3
+        await sim.start()
+        try:
+            res = await adapter.send_setpoint(day_of_periods(80))
+            assert res.ok, res.reason
+            schedule = sim.profile_calls[-1]["charging_schedule"]
+            schedule = schedule[0] if isinstance(schedule, list) else schedule
+            assert len(schedule["charging_schedule_period"]) == 3 and schedule["duration"] == 2700
+        finally:
+            await sim.stop()
