@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from flexopt.adapters.clock import current as current_clock
@@ -322,6 +323,11 @@ class SessionService(ABC):
     @abstractmethod
     async def open(self) -> list[str]:
         """Start serving; the problems (port taken, certificate unreadable), none when it serves."""
+
+    def use_state_dir(self, folder: Path) -> None:
+        """Keep what must outlive this process (sessions, transactions) in ``folder`` of the store, and start
+        from what an earlier process left there. Called before :meth:`open`; most services keep nothing."""
+        return None
 
     async def wait_for_devices(self, endpoints: Sequence[Any], timeout_s: float) -> None:
         """Give the devices at ``endpoints`` up to ``timeout_s`` to connect (at once when not serving)."""

@@ -17,6 +17,7 @@ import httpx
 from flexopt.adapters.base import (
     BOOL_FIELDS,
     TELEMETRY_FIELDS,
+    AdapterContext,
     AdapterError,
     CommandStatus,
     DeviceAdapter,
@@ -26,11 +27,15 @@ from flexopt.adapters.base import (
     convert,
     utcnow,
 )
-from flexopt.adapters.http_mapping import field_for, get_path, render
+from flexopt.adapters.http_mapping import field_for, get_path, render, render_path
 from flexopt.config.endpoints import HttpEndpoint, HttpRequestSpec
 from flexopt.config.redaction import excerpt, register_secret
 
 _ACCEPTED = {"accepted", "ok", "success", "succeeded", "applied", "done", "true"}
+MAX_REDIRECTS = 3
+# a redirect is followed only where repeating the request at the new place cannot do anything twice or change it:
+# GET (any redirect), PUT (307/308 keep the method and body); POST and PATCH are not idempotent
+_FOLLOW = {"GET": {301, 302, 303, 307, 308}, "PUT": {307, 308}}
 _SSL_CONTEXT: ssl.SSLContext | None = None
 
 
@@ -62,12 +67,22 @@ def _detail(response: httpx.Response) -> str:
 class HttpAdapter(DeviceAdapter):
     protocol = "http"
 
-    def __init__(self, asset_id: str, endpoint: HttpEndpoint, limits: SetpointLimits | None = None) -> None:
+    def __init__(self, asset_id: str, endpoint: HttpEndpoint, limits: SetpointLimits | None = None,
+                 portfolio_asset_id: str | None = None) -> None:
         e = endpoint
         worst_wait = max(e.backoff_s * 2 ** max(e.retries - 1, 0), e.max_retry_after_s)
         super().__init__(asset_id, limits, call_timeout_s=(e.retries + 1) * e.timeout_s + e.retries * worst_wait + 1)
         self.endpoint = endpoint
+        # {asset_id} is the portfolio asset's id, also for a device of a counted asset (whose adapter id is
+        # "<asset>/<device>"); the device is {device_id}
+        self.portfolio_asset_id = portfolio_asset_id or asset_id
         self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def for_endpoint(cls, asset_id: str, endpoint: HttpEndpoint, limits: SetpointLimits | None,
+                     context: AdapterContext) -> HttpAdapter:
+        """``{asset_id}`` in a path or body is the asset's own id, for every device of a counted asset."""
+        return cls(asset_id, endpoint, limits, getattr(context.asset, "id", None))
 
     # --- plumbing -----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -92,13 +107,13 @@ class HttpAdapter(DeviceAdapter):
         """One logical call with retries; returns the parsed JSON (None for an empty body)."""
         client = self._client_or_new()
         headers = self._headers()
-        path = spec.path.format(**values)
+        path = render_path(spec.path, values)
         body = render(spec.body, values) if spec.body is not None else None
         last: tuple[CommandStatus, str] = ("error", "no attempt made")
         for attempt in range(retries + 1):
             wait = self.endpoint.backoff_s * 2**attempt
             try:
-                r = await client.request(spec.method, path, json=body, headers=headers)
+                r = await self._follow(client, spec.method, path, body, headers)
             except httpx.TimeoutException as exc:
                 last = ("timeout", f"{type(exc).__name__} after {self.endpoint.timeout_s:g} s")
             except httpx.TransportError as exc:
@@ -118,6 +133,8 @@ class HttpAdapter(DeviceAdapter):
                     raise AdapterError("error", f"HTTP {code}: not authorised, check token {self.endpoint.token_env}")
                 elif code >= 400:
                     raise AdapterError("rejected", f"HTTP {code}: {_detail(r)}")
+                elif code >= 300:  # a redirect without a Location, or 300/304/305
+                    raise AdapterError("unconfirmed", f"HTTP {code} without a usable redirect: nothing confirmed")
                 else:
                     if not r.content.strip():
                         return None
@@ -131,8 +148,30 @@ class HttpAdapter(DeviceAdapter):
             last = (last[0], f"{last[1]} (after {retries + 1} attempts)")
         raise AdapterError(*last)
 
+    async def _follow(self, client: httpx.AsyncClient, method: str, path: str, body: Any,
+                      headers: dict[str, str]) -> httpx.Response:
+        """One request, following redirects only where that is safe (``_FOLLOW``, same origin, at most
+        ``MAX_REDIRECTS``). Any other redirect is ``unconfirmed``: a 307 with an empty body applied nothing."""
+        r = await client.request(method, path, json=body, headers=headers)
+        origin = r.request.url.copy_with(path="/", query=None, fragment=None)
+        for _ in range(MAX_REDIRECTS):
+            if not r.is_redirect:
+                return r
+            target = r.request.url.join(r.headers["location"])
+            if r.status_code not in _FOLLOW.get(method, set()):
+                raise AdapterError("unconfirmed", f"HTTP {r.status_code} redirect to {target} not followed for "
+                                   f"{method} (not idempotent): nothing was applied; set the endpoint's path to "
+                                   "the new location")
+            if target.copy_with(path="/", query=None, fragment=None) != origin:
+                raise AdapterError("unconfirmed", f"HTTP {r.status_code} redirect to another host ({target.host}) "
+                                   "not followed: the token is not sent there; change base_url if it moved")
+            r = await client.request(method, target, json=body, headers=headers)
+        if r.is_redirect:
+            raise AdapterError("unconfirmed", f"more than {MAX_REDIRECTS} redirects (last HTTP {r.status_code})")
+        return r
+
     def _values(self, command: Setpoint | None = None) -> dict[str, Any]:
-        values: dict[str, Any] = {"device_id": self.endpoint.device_id, "asset_id": self.asset_id}
+        values: dict[str, Any] = {"device_id": self.endpoint.device_id, "asset_id": self.portfolio_asset_id}
         if command is not None:
             unit = self.endpoint.setpoint_unit
             try:

@@ -6,7 +6,9 @@ Shared by the HTTP adapter and the simulated cloud, so a new vendor layout is co
 from __future__ import annotations
 
 import re
+import string
 from typing import Any
+from urllib.parse import quote
 
 _WHOLE = re.compile(r"^\{(\w+)\}$")
 
@@ -24,6 +26,22 @@ def render(template: Any, values: dict[str, Any]) -> Any:
             return values[m.group(1)]
         return template.format(**values)
     return template
+
+
+def render_path(template: str, values: dict[str, Any]) -> str:
+    """Fill a path template with every value percent-encoded as one path segment: an id holding ``/``, ``?``,
+    ``#``, spaces or non-ASCII letters never changes the route (``b-grp/1`` -> ``b-grp%2F1``). Placeholders not in
+    ``values`` stay as they are."""
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        if name in values:
+            out.append(quote(format(values[name], spec or ""), safe=""))
+        else:
+            out.append("{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}")
+    return "".join(out)
 
 
 def find_placeholder(template: Any, body: Any) -> tuple[str, Any] | None:

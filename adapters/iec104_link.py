@@ -26,6 +26,9 @@ from flexopt.config.endpoints import Iec104Endpoint
 
 C_SE_NC_1 = 50
 COT_ACTCON = 7
+# the causes of a negative answer that name what the RTU did not know (IEC 60870-5-101 7.2.3)
+COT_NEGATIVE = {44: "unknown type", 45: "unknown cause of transmission", 46: "unknown common address",
+                47: "unknown information object address"}
 _MEASURED = {
     "active_power_kw": "active_power_ioa",
     "reactive_power_kvar": "reactive_power_ioa",
@@ -33,6 +36,8 @@ _MEASURED = {
     "soc_pct": "soc_ioa",
     "available": "availability_ioa",
 }
+QUANTITY = {"active_power_kw": "active_power", "reactive_power_kvar": "reactive_power", "voltage_v": "voltage",
+            "soc_pct": "soc"}
 
 
 @dataclass
@@ -42,37 +47,54 @@ class _Seen:
     at: float  # time.monotonic() when received
 
 
-def parse_actcon(apdu: bytes) -> tuple[int, int, bool] | None:
-    """(common address, IOA, negative) of a C_SE_NC_1 activation confirmation in an I-frame."""
+def parse_actcon(apdu: bytes) -> tuple[int, int, bool, int] | None:
+    """(common address, IOA, negative, cause) of the RTU's answer to a C_SE_NC_1 in an I-frame: an activation
+    confirmation (negative when its P/N bit is set) or a mirror with cause 44-47 (unknown type, cause, common
+    address or IOA), which is always negative."""
     if len(apdu) < 15 or apdu[0] != 0x68 or apdu[2] & 0x01:  # too short, or an S/U frame
         return None
     asdu = apdu[6:]
-    if asdu[0] != C_SE_NC_1 or asdu[2] & 0x3F != COT_ACTCON:
+    cot = asdu[2] & 0x3F
+    if asdu[0] != C_SE_NC_1 or (cot != COT_ACTCON and cot not in COT_NEGATIVE):
         return None
-    negative = bool(asdu[2] & 0x40)
+    negative = bool(asdu[2] & 0x40) or cot in COT_NEGATIVE
     ca = asdu[4] | asdu[5] << 8
     ioa = asdu[6] | asdu[7] << 8 | asdu[8] << 16
-    return ca, ioa, negative
+    return ca, ioa, negative, cot
 
 
 class Iec104Link:
-    """One c104 client connection to one station. Calls raise :class:`AdapterError` with a status; ``on_state``
-    hears every connection state change (by name), from c104's threads."""
+    """One c104 client connection to an RTU or gateway (host:port) and the stations (common addresses) behind it,
+    added with :meth:`add`; every call names its station. Calls raise :class:`AdapterError` with a status;
+    ``on_state`` hears every connection state change (by name), from c104's threads."""
 
     def __init__(self, endpoint: Iec104Endpoint, link_wait_s: float = 2.0,
                  on_state: Callable[[str], None] | None = None) -> None:
-        self.endpoint = endpoint
+        self.endpoints: dict[int, Iec104Endpoint] = {endpoint.common_address: endpoint}
+        self.host, self.port = endpoint.host, endpoint.port
+        self.command_timeout_ms = endpoint.command_timeout_ms
         self.on_state = on_state
         self.link_wait_s = link_wait_s
         self._client: c104.Client | None = None
         self._conn: c104.Connection | None = None
-        self._points: dict[str, c104.Point] = {}
-        self._seen: dict[int, _Seen] = {}
-        self._actcon: dict[int, tuple[bool, float]] = {}
+        self._points: dict[int, dict[str, c104.Point]] = {}  # CA -> name -> point
+        self._seen: dict[tuple[int, int], _Seen] = {}  # (CA, IOA)
+        self._actcon: dict[tuple[int, int], tuple[bool, int, float]] = {}  # (CA, IOA) -> (negative, cause, at)
         self._lock = threading.Lock()  # c104 callbacks run on c104 threads
         self._cmd_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._callbacks: tuple[Any, Any, Any] | None = None
+
+    def add(self, endpoint: Iec104Endpoint) -> None:
+        """Serve another station behind the same host:port (also once the link runs)."""
+        if (endpoint.host, endpoint.port) != (self.host, self.port):
+            raise AdapterError("invalid", f"station {endpoint.common_address} is at {endpoint.host}:{endpoint.port}, "
+                               f"not {self.host}:{self.port}")
+        known = endpoint.common_address in self.endpoints
+        self.endpoints[endpoint.common_address] = endpoint
+        if self._conn is not None and not known:
+            self._add_station(endpoint)
 
     @property
     def is_open(self) -> bool:
@@ -92,15 +114,21 @@ class Iec104Link:
             quality = point.quality
             good = quality is None or quality.is_good()
             with self._lock:
-                self._seen[point.io_address] = _Seen(point.value, good, time.monotonic())
+                self._seen[(point.station.common_address, point.io_address)] = _Seen(point.value, good,
+                                                                                     time.monotonic())
             self._notify()
             return c104.ResponseState.SUCCESS
 
         def on_raw(connection: c104.Connection, data: bytes) -> None:
             hit = parse_actcon(data)
-            if hit is not None and hit[0] == self.endpoint.common_address:
+            if hit is not None and hit[0] in self.endpoints:
+                now, key = time.monotonic(), (hit[0], hit[1])
                 with self._lock:
-                    self._actcon[hit[1]] = (hit[2], time.monotonic())
+                    old = self._actcon.get(key)
+                    # a negative ACTCON and its cause 46/47 come in one burst: keep the one that says why
+                    says_why = old is not None and old[1] in COT_NEGATIVE and now - old[2] < 0.5
+                    if not (says_why and hit[3] == COT_ACTCON):
+                        self._actcon[key] = (hit[2], hit[3], now)
                 self._notify()
 
         def on_state(connection: c104.Connection, state: c104.ConnectionState) -> None:
@@ -151,10 +179,7 @@ class Iec104Link:
             else:
                 muted_since = None
             if now > deadline:
-                raise AdapterError(
-                    "unreachable",
-                    f"IEC 104 link to {self.endpoint.host}:{self.endpoint.port} not open ({state.name})",
-                )
+                raise AdapterError("unreachable", f"IEC 104 link to {self.host}:{self.port} not open ({state.name})")
             await asyncio.sleep(0.02)
 
     async def _ensure(self) -> None:
@@ -163,34 +188,56 @@ class Iec104Link:
         await self._wait_open(self.link_wait_s)
 
     async def _start_client(self) -> None:
-        e = self.endpoint
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        client = c104.Client(tick_rate_ms=50, command_timeout_ms=e.command_timeout_ms)
-        conn = client.add_connection(ip=e.host, port=e.port, init=c104.Init.NONE)
+        # one client for every station: its command timeout is the longest they ask for
+        timeout_ms = max(e.command_timeout_ms for e in self.endpoints.values())
+        client = c104.Client(tick_rate_ms=50, command_timeout_ms=timeout_ms)
+        conn = client.add_connection(ip=self.host, port=self.port, init=c104.Init.NONE)
         if conn is None:
-            raise AdapterError("error", f"c104 refused connection {e.host}:{e.port}")
-        station = conn.add_station(common_address=e.common_address)
-        on_point, on_raw, on_state = self._make_callbacks()
+            raise AdapterError("error", f"c104 refused connection {self.host}:{self.port}")
+        self._callbacks = self._make_callbacks()
+        self._client, self._conn, self._points = client, conn, {}
+        for e in self.endpoints.values():
+            self._add_station(e)
+        conn.on_receive_raw(callable=self._callbacks[1])
+        conn.on_state_change(callable=self._callbacks[2])
+        client.start()
+
+    def _add_station(self, e: Iec104Endpoint) -> None:
+        assert self._conn is not None and self._callbacks is not None
+        on_point = self._callbacks[0]
+        station = self._conn.add_station(common_address=e.common_address)
         points: dict[str, c104.Point] = {}
         for name, attr in _MEASURED.items():
             ioa = getattr(e.points, attr)
             if ioa is None:
                 continue
-            kind = c104.Type.M_SP_NA_1 if name == "available" else c104.Type.M_ME_NC_1
+            kind = c104.Type.M_SP_NA_1 if name == "available" else (
+                c104.Type.M_ME_NB_1 if e.measured_type == "scaled" else c104.Type.M_ME_NC_1)
             points[name] = station.add_point(io_address=ioa, type=kind)
             points[name].on_receive(callable=on_point)
         points["setpoint"] = station.add_point(io_address=e.points.setpoint_ioa, type=c104.Type.C_SE_NC_1)
-        conn.on_receive_raw(callable=on_raw)
-        conn.on_state_change(callable=on_state)
-        self._client, self._conn, self._points = client, conn, points
-        client.start()
+        self._points[e.common_address] = points
 
-    def _fresh_since(self, t0: float, names: list[str]) -> bool:
+    def _endpoint(self, ca: int) -> Iec104Endpoint:
+        e = self.endpoints.get(ca)
+        if e is None:
+            raise AdapterError("invalid", f"station {ca} was not added to the link to {self.host}:{self.port}")
+        return e
+
+    def _scale(self, ca: int, name: str) -> float:
+        e = self._endpoint(ca)
+        return e.scale_of(QUANTITY[name]) if e.measured_type == "scaled" else 1.0
+
+    def _physical(self, ca: int, name: str, raw: Any) -> float:
+        """A measured value as sent (a short float, or a scaled integer) in its physical unit."""
+        return float(raw) * self._scale(ca, name)
+
+    def _fresh_since(self, ca: int, t0: float, names: list[str]) -> bool:
+        points = self._points[ca]
         with self._lock:
-            return all(
-                (s := self._seen.get(self._points[n].io_address)) is not None and s.at >= t0 for n in names
-            )
+            return all((s := self._seen.get((ca, points[n].io_address))) is not None and s.at >= t0 for n in names)
 
     # --- the calls of the worker -----------------------------------------------------------------
     async def connect(self) -> None:
@@ -201,11 +248,14 @@ class Iec104Link:
         if client is not None:
             await asyncio.to_thread(client.stop)
 
-    async def send(self, value_kw: float) -> tuple[CommandStatus, str]:
-        """Send an active-power setpoint in kW; the status and reason of what the RTU made of it."""
+    async def send(self, value_kw: float, ca: int | None = None) -> tuple[CommandStatus, str]:
+        """Send an active-power setpoint in kW to station ``ca`` (the first one added when None); the status and
+        reason of what the RTU made of it."""
+        ca = next(iter(self.endpoints)) if ca is None else ca
+        self._endpoint(ca)
         async with self._cmd_lock:
             await self._ensure()
-            point = self._points["setpoint"]
+            point = self._points[ca]["setpoint"]
             try:
                 point.value = float(value_kw)
             except (TypeError, IndexError, ValueError) as exc:
@@ -213,28 +263,52 @@ class Iec104Link:
             ioa = point.io_address
             t0 = time.monotonic()
             ok = await asyncio.to_thread(point.transmit, cause=c104.Cot.ACTIVATION)
-            if ok:
+            if ok:  # c104 2.2.1 also says True to some negative answers (cause 46): the frame on the wire decides
+                await self._wait(lambda: self._answer(ca, ioa, t0) is not None, 0.1)
+                answer = self._answer(ca, ioa, t0)
+                if answer is not None and answer[0]:
+                    return "rejected", await self._refusal(ca, ioa, t0)
                 return "confirmed", ""
-            return await self._settle_false(ioa, value_kw, t0)
+            return await self._settle_false(ca, ioa, value_kw, t0)
 
-    async def _settle_false(self, ioa: int, value_kw: float, t0: float) -> tuple[CommandStatus, str]:
+    def _answer(self, ca: int, ioa: int, t0: float) -> tuple[bool, int] | None:
+        """(negative, cause) of the RTU's answer for station ``ca``, ``ioa`` seen since ``t0``."""
+        with self._lock:
+            ack = self._actcon.get((ca, ioa))
+        return (ack[0], ack[1]) if ack is not None and ack[2] >= t0 else None
+
+    async def _refusal(self, ca: int, ioa: int, t0: float) -> str:
+        """The reason of a negative answer, with its cause when the RTU sends one (it follows the ACTCON)."""
+        await self._wait(lambda: (a := self._answer(ca, ioa, t0)) is not None and a[1] in COT_NEGATIVE, 0.1)
+        answer = self._answer(ca, ioa, t0)
+        cot = answer[1] if answer is not None else COT_ACTCON
+        e = self._endpoint(ca)
+        if cot in COT_NEGATIVE:
+            return (f"RTU answered with a negative confirmation, cause {cot} ({COT_NEGATIVE[cot]}: common address "
+                    f"{e.common_address}, IOA {e.points.setpoint_ioa}): check the endpoint's addresses")
+        return "RTU answered with a negative confirmation"
+
+    async def _settle_false(self, ca: int, ioa: int, value_kw: float, t0: float) -> tuple[CommandStatus, str]:
         """transmit() said False: find out whether the RTU refused, never answered, or we missed it."""
-        p_ioa = self.endpoint.points.active_power_ioa
+        e = self._endpoint(ca)
+        p_ioa = e.points.active_power_ioa
 
         def evidence() -> str | None:
             with self._lock:
-                ack = self._actcon.get(ioa)
-                p = self._seen.get(p_ioa)
-            if ack is not None and ack[1] >= t0:
+                p = self._seen.get((ca, p_ioa))
+            ack = self._answer(ca, ioa, t0)
+            if ack is not None:
                 return "negative" if ack[0] else "positive"
-            if p is not None and p.at >= t0 and abs(float(p.value) - value_kw) <= 1e-3 * max(1.0, abs(value_kw)):
+            tolerance = max(1e-3 * max(1.0, abs(value_kw)), abs(self._scale(ca, "active_power_kw")) / 2)
+            if p is not None and p.at >= t0 and abs(self._physical(ca, "active_power_kw", p.value) - value_kw
+                                                    ) <= tolerance:
                 return "readback"
             return None
 
         await self._wait(lambda: evidence() is not None, 0.3)
         found = evidence()
         if found == "negative":
-            return "rejected", "RTU answered with a negative confirmation"
+            return "rejected", await self._refusal(ca, ioa, t0)
         if found == "positive":
             return "confirmed", "confirmation seen on the wire (c104 transmit() reported False)"
         if found == "readback":
@@ -242,26 +316,28 @@ class Iec104Link:
         if not self.is_open:
             return "unreachable", "link dropped during the command"
         waited = time.monotonic() - t0
-        if waited >= 0.9 * self.endpoint.command_timeout_ms / 1000.0:
-            return "timeout", f"no confirmation within {self.endpoint.command_timeout_ms} ms"
+        if waited >= 0.9 * e.command_timeout_ms / 1000.0:
+            return "timeout", f"no confirmation within {e.command_timeout_ms} ms"
         return "unconfirmed", "no confirmation and no P read-back"
 
-    async def read(self) -> dict[str, Any]:
-        """Interrogate the station: ``{"data": {field: value}, "quality": ..., "notes": ...}`` (Telemetry fields)."""
+    async def read(self, ca: int | None = None) -> dict[str, Any]:
+        """Interrogate station ``ca`` (the first one added when None): ``{"data": {field: value}, "quality": ...,
+        "notes": ...}`` (Telemetry fields)."""
+        ca = next(iter(self.endpoints)) if ca is None else ca
+        e = self._endpoint(ca)
         async with self._cmd_lock:
             await self._ensure()
             assert self._conn is not None
             t0 = time.monotonic()
-            await asyncio.to_thread(
-                self._conn.interrogation, common_address=self.endpoint.common_address, cause=c104.Cot.ACTIVATION
-            )
-            names = [n for n in _MEASURED if n in self._points]
-            await self._wait(lambda: self._fresh_since(t0, names), self.endpoint.command_timeout_ms / 1000.0)
+            await asyncio.to_thread(self._conn.interrogation, common_address=ca, cause=c104.Cot.ACTIVATION)
+            points = self._points[ca]
+            names = [n for n in _MEASURED if n in points]
+            await self._wait(lambda: self._fresh_since(ca, t0, names), e.command_timeout_ms / 1000.0)
         data: dict[str, float | bool] = {}
         stale, bad = [], []
         with self._lock:
             for name in names:
-                seen = self._seen.get(self._points[name].io_address)
+                seen = self._seen.get((ca, points[name].io_address))
                 if seen is None:
                     stale.append(name)
                     continue
@@ -269,7 +345,7 @@ class Iec104Link:
                     stale.append(name)
                 if not seen.good:
                     bad.append(name)
-                data[name] = bool(seen.value) if name == "available" else float(seen.value)
+                data[name] = bool(seen.value) if name == "available" else self._physical(ca, name, seen.value)
         notes = "; ".join(
             s for s in (f"not refreshed: {', '.join(stale)}" if stale else "",
                         f"bad quality: {', '.join(bad)}" if bad else "") if s

@@ -1,8 +1,10 @@
 """The child process of one IEC 104 connection: ``python -m flexopt.adapters.iec104_worker ENDPOINT_JSON LINK_WAIT_S``.
 
-It holds the c104 client (:class:`~flexopt.adapters.iec104_link.Iec104Link`) and answers the adapter's calls over
-its stdin and stdout (:func:`flexopt.adapters.worker.serve`), and tells the adapter every link state change (event
-``state``). If c104 crashes, only this process dies; the adapter reports it and starts another.
+It holds the c104 client (:class:`~flexopt.adapters.iec104_link.Iec104Link`) and answers the adapters' calls over
+its stdin and stdout (:func:`flexopt.adapters.worker.serve`), and tells them every link state change (event
+``state``). One connection serves every station (common address) behind its host:port: each call carries its
+station's ``endpoint`` (added on first sight) and ``ca``. If c104 crashes, only this process dies; the
+adapters report it and start another.
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ def main(argv: list[str]) -> None:
 
         async def handle(op: str, args: dict[str, Any]) -> Any:
             assert link is not None
+            if "endpoint" in args:  # the station the call is for (added once; a restarted child learns it again)
+                link.add(Iec104Endpoint.model_validate_json(args["endpoint"]))
             if op == "connect":
                 await link.connect()
                 return {"open": link.is_open}
             if op == "send":
-                status, reason = await link.send(float(args["value_kw"]))
+                status, reason = await link.send(float(args["value_kw"]), args.get("ca"))
                 return {"status": status, "reason": reason, "open": link.is_open}
             if op == "read":
-                return await link.read() | {"open": link.is_open}
+                return await link.read(args.get("ca")) | {"open": link.is_open}
             if op == "close":
                 await link.close()
                 return {}

@@ -8,7 +8,6 @@ A register's ``unit`` (W, kW, var, Wh, ...) is converted to the unit in the Tele
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -26,7 +25,17 @@ from flexopt.adapters.base import (
     convert,
     utcnow,
 )
-from flexopt.adapters.modbus_codec import decode, encode, is_bit, register_count, step
+from flexopt.adapters.modbus_codec import (
+    decode,
+    encode,
+    from_register,
+    is_bit,
+    is_power,
+    register_count,
+    step,
+    to_register,
+)
+from flexopt.adapters.modbus_link import ModbusLink, acquire, release
 from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
 POINTS = {
@@ -66,23 +75,18 @@ class ModbusAdapter(DeviceAdapter):
     def __init__(self, asset_id: str, endpoint: ModbusEndpoint, limits: SetpointLimits | None = None) -> None:
         super().__init__(asset_id, limits, call_timeout_s=max(3.0, 4 * endpoint.timeout_s + 2.0))
         self.endpoint = endpoint
-        self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
+        self._link: ModbusLink | None = None  # shared with the other units behind the same host:port
 
     # --- plumbing -----------------------------------------------------------------------------
+    @property
+    def link(self) -> ModbusLink:
+        if self._link is None:
+            self._link = acquire(self.endpoint.host, self.endpoint.port, self.endpoint.timeout_s, self)
+        return self._link
+
     async def _ensure(self) -> AsyncModbusTcpClient:
-        """Connect if needed; this is also how the adapter reconnects after a drop."""
-        if self._client is None:
-            self._client = AsyncModbusTcpClient(
-                self.endpoint.host,
-                port=self.endpoint.port,
-                timeout=self.endpoint.timeout_s,
-                retries=0,
-                reconnect_delay=0,  # we reconnect on the next call, not in the background
-            )
-        if not self._client.connected and not await self._client.connect():
-            raise AdapterError("unreachable", f"no Modbus server at {self.endpoint.host}:{self.endpoint.port}")
-        return self._client
+        """Connect if needed (call with the link's lock held); this is also how the adapter reconnects."""
+        return await self.link.ensure()
 
     async def _call(self, what: str, fn, *args, **kwargs):
         """Run one request; exception responses and transport failures become AdapterErrors."""
@@ -91,6 +95,9 @@ class ModbusAdapter(DeviceAdapter):
         except ConnectionException as exc:
             raise AdapterError("unreachable", f"{what}: connection lost ({exc})") from exc
         except ModbusIOException as exc:
+            if not await self._still_there():
+                raise AdapterError("unreachable", f"{what}: the connection was lost and "
+                                   f"{self.endpoint.host}:{self.endpoint.port} no longer accepts one") from exc
             raise AdapterError("timeout", f"{what}: no answer within {self.endpoint.timeout_s:g} s") from exc
         except ModbusException as exc:
             raise AdapterError("error", f"{what}: {exc}") from exc
@@ -100,6 +107,16 @@ class ModbusAdapter(DeviceAdapter):
             status: CommandStatus = "rejected" if code == 3 else "error"
             raise AdapterError(status, f"{what}: exception {code} ({text})")
         return rr
+
+    async def _still_there(self) -> bool:
+        """After a request got no answer: is the server there at all? A killed server is unreachable, a slow one a
+        timeout. A fresh connection tells (the old one may hold a late answer)."""
+        self.link.drop()
+        try:
+            await self._ensure()
+        except AdapterError:
+            return False
+        return True
 
     async def _read_register(self, client: AsyncModbusTcpClient, name: str, reg: ModbusRegister) -> float:
         n = register_count(reg)
@@ -114,13 +131,13 @@ class ModbusAdapter(DeviceAdapter):
 
     # --- DeviceAdapter --------------------------------------------------------------------------
     async def _connect(self) -> None:
-        async with self._lock:
+        async with self.link.lock:
             await self._ensure()
 
     async def _close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._link is not None:
+            release(self._link, self)
+            self._link = None
 
     async def _send(self, command: Setpoint) -> tuple[CommandStatus, str]:
         reg = self.endpoint.registers.get("setpoint")
@@ -129,12 +146,14 @@ class ModbusAdapter(DeviceAdapter):
         if reg.table in ("input", "discrete"):
             raise AdapterError("invalid", f"setpoint register is in the read-only {reg.table} table")
         value = command.value
-        if reg.unit and reg.unit != command.unit:
+        if command.unit in ("kW", "W") and is_power(reg):  # W/kW/MW, % of a rated kW, generator sign
+            value = to_register(reg, convert(value, command.unit, "kW"))
+        elif reg.unit and reg.unit != command.unit:
             try:
                 value = convert(value, command.unit, reg.unit)
             except ValueError as exc:
                 raise AdapterError("invalid", f"setpoint in {command.unit}, register in {reg.unit}") from exc
-        async with self._lock:
+        async with self.link.lock:
             client = await self._ensure()
             what = f"write setpoint@{reg.table}:{reg.address}"
             if reg.table == "coil":
@@ -157,12 +176,14 @@ class ModbusAdapter(DeviceAdapter):
     async def _read(self) -> Telemetry:
         data: dict[str, float | bool] = {}
         extra: dict[str, float] = {}
-        async with self._lock:
+        async with self.link.lock:
             client = await self._ensure()
             for name, reg in self.endpoint.registers.items():
                 value = await self._read_register(client, name, reg)
                 if name == "setpoint":
-                    if reg.unit and self.limits is not None:
+                    if self.limits is not None and self.limits.unit in ("kW", "W") and is_power(reg):
+                        value = convert(from_register(reg, value), "kW", self.limits.unit)
+                    elif reg.unit and self.limits is not None:
                         with contextlib.suppress(ValueError):  # e.g. a degC register with on_off limits
                             value = convert(value, reg.unit, self.limits.unit)
                     data["setpoint"] = value
@@ -172,6 +193,8 @@ class ModbusAdapter(DeviceAdapter):
                     extra[name] = value
                 elif target in BOOL_FIELDS:
                     data[target] = value != 0
+                elif reg.unit == "%" and reg.percent_of_kw is not None:
+                    data[target] = from_register(reg, value)
                 else:
-                    data[target] = value * _TO_K.get(reg.unit, 1.0)
+                    data[target] = value * _TO_K.get(reg.unit, 1.0) * (-1.0 if reg.power_sign == "generator" else 1.0)
         return Telemetry(asset_id=self.asset_id, at=utcnow(), connected=True, extra=extra, **data)

@@ -52,6 +52,32 @@ def decode(reg: ModbusRegister, words: list[int]) -> float:
     return raw * reg.scale + reg.offset
 
 
+POWER_UNITS = {"W": 0.001, "kW": 1.0, "MW": 1000.0}
+
+
+def to_register(reg: ModbusRegister, value_kw: float) -> float:
+    """A power in kW (load convention) as the register's physical value: its unit (W, kW, MW, or % of
+    ``percent_of_kw``) and sign (``power_sign``). Other units pass through."""
+    value = -value_kw if reg.power_sign == "generator" else value_kw
+    if reg.unit == "%" and reg.percent_of_kw:
+        return value / reg.percent_of_kw * 100.0
+    return value / POWER_UNITS[reg.unit] if reg.unit in POWER_UNITS else value
+
+
+def from_register(reg: ModbusRegister, value: float) -> float:
+    """The inverse of :func:`to_register`: the register's physical value as kW, load convention."""
+    if reg.unit == "%" and reg.percent_of_kw:
+        value = value * reg.percent_of_kw / 100.0
+    elif reg.unit in POWER_UNITS:
+        value = value * POWER_UNITS[reg.unit]
+    return -value if reg.power_sign == "generator" else value
+
+
+def is_power(reg: ModbusRegister) -> bool:
+    """A register that carries a power flexopt can convert (W, kW, MW or % of a kW)."""
+    return reg.unit in POWER_UNITS or (reg.unit == "%" and reg.percent_of_kw is not None)
+
+
 def step(reg: ModbusRegister) -> float:
     """The smallest change the register can carry, for read-back comparisons."""
     return 0.0 if reg.data_type == "float32" else abs(reg.scale)

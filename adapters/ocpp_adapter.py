@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import logging
 import os
 import time
 
@@ -33,11 +34,20 @@ from flexopt.adapters.base import (
 )
 from flexopt.adapters.ocpp_auth import auth_for
 from flexopt.adapters.ocpp_central import CentralSystem, ConnectorState
-from flexopt.adapters.ocpp_profiles import ChargingProfileSpec, Purpose, clear_profile_call, set_profile_call
+from flexopt.adapters.ocpp_profiles import (
+    ChargingProfileSpec,
+    Purpose,
+    clear_profile_call,
+    fit_periods,
+    limits_call,
+    max_periods_of,
+    set_profile_call,
+)
 from flexopt.config.endpoints import OcppEndpoint
 from flexopt.config.redaction import register_secret
 
 TX_START_GRACE_S = 2.0
+log = logging.getLogger("flexopt.adapters.ocpp")
 
 
 class OcppAdapter(DeviceAdapter):
@@ -52,7 +62,8 @@ class OcppAdapter(DeviceAdapter):
         voltage_v: float = 230.0,
         phases: int = 3,
     ) -> None:
-        super().__init__(asset_id, limits, call_timeout_s=2 * central.response_timeout_s + TX_START_GRACE_S + 2.0)
+        # the limits query, the profile and its one repetition after the transaction's start
+        super().__init__(asset_id, limits, call_timeout_s=3 * central.response_timeout_s + TX_START_GRACE_S + 2.0)
         self.endpoint = endpoint
         self.central = central
         self.voltage_v = voltage_v
@@ -109,7 +120,25 @@ class OcppAdapter(DeviceAdapter):
     def _connector(self) -> ConnectorState:
         return self.central.chargers[self.cp_id].connector(self.endpoint.connector_id)
 
-    def _spec(self, command: Setpoint) -> ChargingProfileSpec:
+    async def _max_periods(self) -> int | None:
+        """How many periods the charger's schedules may have, asked once (GetConfiguration / GetVariables) and
+        kept with its state; None when it cannot say (then profiles go out as they are)."""
+        state = self.central.chargers[self.cp_id]
+        if state.max_periods is not None or state.limits_asked:
+            return state.max_periods
+        state.limits_asked = True
+        try:
+            response = await self.central.call(self.cp_id, limits_call(self._version()))
+        except (OCPPError, TimeoutError) as exc:
+            log.info("%s: charger %s does not say how many profile periods it takes: %s", self.asset_id, self.cp_id,
+                     getattr(exc, "code", type(exc).__name__))
+            return None
+        state.max_periods = max_periods_of(self._version(), response)
+        self.central.save_state()
+        return state.max_periods
+
+    def _spec(self, command: Setpoint, max_periods: int | None = None) -> tuple[ChargingProfileSpec, str]:
+        """The profile of a setpoint, fitted to the charger's period limit, and what the fitting did."""
         tx = self._connector().transaction_id
         purpose: Purpose
         if command.profile == "tx" or (command.profile == "auto" and tx is not None):
@@ -129,6 +158,10 @@ class OcppAdapter(DeviceAdapter):
         if any(b[0] <= a[0] for a, b in itertools.pairwise(periods)):
             raise AdapterError("invalid", "profile periods must start in increasing order")
         duration = int((command.valid_until - start).total_seconds()) if command.valid_until else None
+        periods, end_s, note = fit_periods(periods, max_periods)
+        if end_s is not None:
+            duration = end_s if duration is None else min(duration, end_s)
+        validity = self.endpoint.profile_validity_s
         return ChargingProfileSpec(
             connector_id=self.endpoint.connector_id,
             purpose=purpose,
@@ -137,7 +170,8 @@ class OcppAdapter(DeviceAdapter):
             rate_unit=self.endpoint.charging_rate_unit,
             duration_s=duration,
             transaction_id=tx if purpose == "TxProfile" else None,
-        )
+            valid_to=utcnow() + dt.timedelta(seconds=validity) if validity else None,
+        ), note
 
     async def _call(self, payload) -> str:
         try:
@@ -159,9 +193,9 @@ class OcppAdapter(DeviceAdapter):
 
     async def _send(self, command: Setpoint) -> tuple[CommandStatus, str]:
         self._require_connected()
-        spec = self._spec(command)
+        spec, note = self._spec(command, await self._max_periods() if len(command.periods) > 1 else None)
         status = await self._call(set_profile_call(self._version(), spec))
-        detail = f"{spec.purpose} {spec.periods[0][1]:g} {spec.rate_unit}"
+        detail = f"{spec.purpose} {spec.periods[0][1]:g} {spec.rate_unit}" + (f" ({note})" if note else "")
         if status == "Rejected" and (wait_s := self._tx_grace_left(spec)) is not None:
             await asyncio.sleep(wait_s)
             status = await self._call(set_profile_call(self._version(), spec))
@@ -224,7 +258,7 @@ class OcppAdapter(DeviceAdapter):
             ev_plugged=c.plugged,
             ev_charging=c.charging,
             ev_energy_kwh=c.session_energy_wh / 1000.0 if c.session_energy_wh is not None else None,
-            quality="good" if state.booted else "questionable",
-            notes="" if state.booted else "connected but no BootNotification yet",
+            quality="good" if state.known else "questionable",
+            notes="" if state.known else "connected but no BootNotification or other message yet",
             extra={"energy_register_kwh": r["energy_wh"] / 1000.0} if "energy_wh" in r else {},
         )

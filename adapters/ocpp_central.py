@@ -18,6 +18,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ocpp.routing import on
@@ -33,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from flexopt.adapters import ocpp_state
 from flexopt.adapters.base import SessionService
 from flexopt.adapters.ocpp_auth import REFUSED, UNKNOWN, ChargerAuth, charger_id, server_tls_context
 from flexopt.adapters.ocpp_meter import parse_meter_values
@@ -83,12 +85,15 @@ class ChargerState:
     charge_point_id: str
     version: str
     connected: bool = False
-    booted: bool = False
+    booted: bool = False  # it booted with us, in this process or (from the store) an earlier one
+    heard: bool = False  # it sent something since it last connected
     vendor: str = ""
     model: str = ""
     connected_at: dt.datetime | None = None
     last_seen: dt.datetime | None = None
     messages: int = 0  # calls received from the charger since flexopt started
+    max_periods: int | None = None  # ChargingScheduleMaxPeriods (1.6) / PeriodsPerSchedule (2.0.1), when read
+    limits_asked: bool = False  # asked in this process (a charger that cannot say is not asked every round)
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
 
     def connector(self, connector_id: int) -> ConnectorState:
@@ -97,6 +102,13 @@ class ChargerState:
     def touch(self) -> None:
         self.last_seen = dt.datetime.now(dt.UTC)
         self.messages += 1
+        self.heard = True
+
+    @property
+    def known(self) -> bool:
+        """Registered with us: booted (now or in an earlier process), or talking since it reconnected. A charger
+        that only reconnects sends no BootNotification (OCPP boots once per power-up)."""
+        return self.booted or self.heard
 
 
 class _Csms16(Cp16):
@@ -110,7 +122,7 @@ class _Csms16(Cp16):
     def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
         self.state.touch()
         self.state.booted, self.state.vendor, self.state.model = True, charge_point_vendor, charge_point_model
-        self.central._changed()
+        self.central._changed(persist=True)
         return r16.BootNotification(
             current_time=_now_iso(), interval=self.central.heartbeat_interval_s, status=RegistrationStatus.accepted
         )
@@ -125,7 +137,7 @@ class _Csms16(Cp16):
         self.state.touch()
         c = self.state.connector(connector_id)
         c.status, c.error_code, c.updated_at = status, error_code, dt.datetime.now(dt.UTC)
-        self.central._changed()
+        self.central._changed(persist=True)
         return r16.StatusNotification()
 
     @on(A16.authorize)
@@ -140,7 +152,7 @@ class _Csms16(Cp16):
         c.transaction_assigned_at = time.monotonic()
         c.meter_start_wh, c.session_energy_wh = float(meter_start), 0.0
         c.readings["energy_wh"] = float(meter_start)
-        self.central._changed()
+        self.central._changed(persist=True)  # before the answer: the id is never handed out twice
         return r16.StartTransaction(
             transaction_id=c.transaction_id, id_tag_info={"status": AuthorizationStatus.accepted}
         )
@@ -155,7 +167,7 @@ class _Csms16(Cp16):
                 c.transaction_id = None
                 c.readings["energy_wh"] = float(meter_stop)
                 c.readings["power_w"] = 0.0
-        self.central._changed()
+        self.central._changed(persist=True)
         return r16.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
 
     @on(A16.meter_values)
@@ -164,6 +176,8 @@ class _Csms16(Cp16):
         c = self.state.connector(connector_id)
         c.readings.update(parse_meter_values(meter_value))
         c.updated_at = dt.datetime.now(dt.UTC)
+        if c.transaction_id is None and transaction_id is not None:  # a transaction started before we knew it
+            c.transaction_id = transaction_id
         if c.transaction_id is not None and c.meter_start_wh is not None and "energy_wh" in c.readings:
             c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
         self.central._changed()
@@ -183,7 +197,7 @@ class _Csms201(Cp201):
         self.state.booted = True
         self.state.vendor = charging_station.get("vendor_name", "")
         self.state.model = charging_station.get("model", "")
-        self.central._changed()
+        self.central._changed(persist=True)
         return r201.BootNotification(
             current_time=_now_iso(),
             interval=self.central.heartbeat_interval_s,
@@ -200,7 +214,7 @@ class _Csms201(Cp201):
         self.state.touch()
         c = self.state.connector(evse_id)
         c.status, c.updated_at = connector_status, dt.datetime.now(dt.UTC)
-        self.central._changed()
+        self.central._changed(persist=True)
         return r201.StatusNotification()
 
     @on(A201.authorize)
@@ -231,7 +245,8 @@ class _Csms201(Cp201):
         readings = parse_meter_values(meter_value or [])
         c.readings.update(readings)
         c.charging_state = transaction_info.get("charging_state", c.charging_state)
-        if event_type == "Started":
+        started = event_type == "Started" or (event_type == "Updated" and c.transaction_id is None)
+        if started:  # an Updated event of a transaction we did not know: it runs, adopt it
             c.transaction_id = transaction_info["transaction_id"]
             c.meter_start_wh = readings.get("energy_wh", c.readings.get("energy_wh"))
             c.session_energy_wh = 0.0
@@ -241,7 +256,7 @@ class _Csms201(Cp201):
             c.transaction_id, c.charging_state = None, None
             c.readings["power_w"] = 0.0
         c.updated_at = dt.datetime.now(dt.UTC)
-        self.central._changed()
+        self.central._changed(persist=started or event_type == "Ended")
         if event_type == "Started":
             return r201.TransactionEvent(id_token_info={"status": AuthorizationStatusEnumType.accepted})
         return r201.TransactionEvent()
@@ -278,6 +293,7 @@ class CentralSystem(SessionService):
         self._change = asyncio.Event()
         self._config: OcppCentralSystem | None = None
         self._notes: list[str] = []
+        self.state_path: Path | None = None  # where chargers' state survives this process (``use_state_dir``)
 
     @classmethod
     def for_portfolio(cls, portfolio: Any) -> CentralSystem:
@@ -292,6 +308,37 @@ class CentralSystem(SessionService):
         return central
 
     # --- as dispatch's session service: never raising -----------------------------------------
+    def use_state_dir(self, folder: Path) -> None:
+        """Keep the chargers' state (booted, transactions, the next 1.6 transaction id) in ``folder`` and start
+        from what an earlier process left there."""
+        self.state_path = Path(folder) / ocpp_state.STATE_FILE
+        saved, problem = ocpp_state.read(self.state_path)
+        if problem:
+            self._notes.append(problem)
+        if saved is not None:
+            self._restore(saved)
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self._tx = max(self._tx, int(saved["next_transaction_id"]) - 1)
+        for cp_id, s in saved["chargers"].items():
+            if cp_id in self.chargers:
+                continue
+            state = ChargerState(cp_id, str(s.get("version", "1.6")), booted=bool(s.get("booted")),
+                                 vendor=s.get("vendor") or "", model=s.get("model") or "",
+                                 last_seen=ocpp_state.parse_time(s.get("last_seen")),
+                                 max_periods=s.get("max_periods"))
+            for k, c in (s.get("connectors") or {}).items():
+                state.connectors[int(k)] = ConnectorState(**ocpp_state.connector_fields(c))
+            self.chargers[cp_id] = state
+
+    def save_state(self) -> None:
+        """Write the chargers' state to the store (when there is one); a failure is logged, never raised."""
+        if self.state_path is None:
+            return
+        problem = ocpp_state.write(self.state_path, ocpp_state.dump(self._tx + 1, self.chargers))
+        if problem:
+            log.warning("%s", problem)
+
     async def open(self) -> list[str]:
         """Listen (with TLS when the configuration names a certificate); the problems, none when listening.
         When it cannot listen, the chargers' adapters report them unreachable."""
@@ -307,14 +354,16 @@ class CentralSystem(SessionService):
         return problems
 
     async def wait_for_devices(self, endpoints: Sequence[Any], timeout_s: float) -> None:
-        """Chargers connect to us: wait until every one of them is connected and booted (not when not listening)."""
+        """Chargers connect to us: wait until every one of them is connected and known (booted, now or in an
+        earlier process, or talking); not when not listening. A charger that only reconnects never boots again."""
         ids = [e.charge_point_id for e in endpoints]
         if self._server is None or not ids:
             return
-        await self.wait_for(lambda: all(self.is_connected(i) and self.chargers[i].booted for i in ids), timeout_s)
+        await self.wait_for(lambda: all(self.is_connected(i) and self.chargers[i].known for i in ids), timeout_s)
 
     async def close(self) -> None:
         await self.stop()
+        self.save_state()
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -368,8 +417,10 @@ class CentralSystem(SessionService):
             return False
         return True
 
-    def _changed(self) -> None:
+    def _changed(self, persist: bool = False) -> None:
         self._change.set()
+        if persist:
+            self.save_state()
 
     def _next_transaction_id(self) -> int:
         self._tx += 1
@@ -427,7 +478,8 @@ class CentralSystem(SessionService):
         state = self.chargers.get(cp_id)
         if state is None or state.version != version:
             state = self.chargers[cp_id] = ChargerState(cp_id, version)
-        state.connected, state.booted, state.connected_at = True, False, dt.datetime.now(dt.UTC)
+        # a known charger stays booted: one that only reconnects sends no new BootNotification
+        state.connected, state.heard, state.connected_at = True, False, dt.datetime.now(dt.UTC)
         session = (_Csms16 if version == "1.6" else _Csms201)(cp_id, ws, state, self)
         self._sessions[cp_id] = session
         self._changed()

@@ -24,6 +24,7 @@ class ChargingProfileSpec:
     duration_s: int | None = None
     transaction_id: int | str | None = None
     stack_level: int = 1
+    valid_to: dt.datetime | None = None  # the charger drops the profile then (flexopt's failsafe)
 
     @property
     def profile_id(self) -> int:
@@ -55,6 +56,8 @@ def set_profile_call(version: str, spec: ChargingProfileSpec) -> Any:
         "charging_profile_purpose": spec.purpose,
         "charging_profile_kind": "Absolute",
     }
+    if spec.valid_to is not None:
+        profile["valid_to"] = _iso(spec.valid_to)
     if spec.purpose == "TxProfile":
         profile["transaction_id"] = spec.transaction_id if version == "1.6" else str(spec.transaction_id)
     if version == "1.6":
@@ -62,6 +65,55 @@ def set_profile_call(version: str, spec: ChargingProfileSpec) -> Any:
         return c16.SetChargingProfile(connector_id=spec.connector_id, cs_charging_profiles=profile)
     profile["charging_schedule"] = [{"id": spec.profile_id, **_schedule_core(spec)}]
     return c201.SetChargingProfile(evse_id=spec.connector_id, charging_profile=profile)
+
+
+def limits_call(version: str) -> Any:
+    """Ask how many periods a charging schedule may have: GetConfiguration (1.6) / GetVariables (2.0.1)."""
+    if version == "1.6":
+        return c16.GetConfiguration(key=["ChargingScheduleMaxPeriods"])
+    return c201.GetVariables(get_variable_data=[{"component": {"name": "SmartChargingCtrlr"},
+                                                 "variable": {"name": "PeriodsPerSchedule"}}])
+
+
+def max_periods_of(version: str, response: Any) -> int | None:
+    """The number in the answer to :func:`limits_call`; None when the charger does not say."""
+    if version == "1.6":
+        items = [(k.get("key"), k.get("value")) for k in (response.configuration_key or [])]
+        values = [v for key, v in items if key == "ChargingScheduleMaxPeriods"]
+    else:
+        values = [r.get("attribute_value") for r in (response.get_variable_result or [])
+                  if r.get("attribute_status") == "Accepted"]
+    for value in values:
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            continue
+        if n >= 1:
+            return n
+    return None
+
+
+def fit_periods(periods: tuple[tuple[int, float], ...], max_periods: int | None
+                ) -> tuple[tuple[tuple[int, float], ...], int | None, str]:
+    """A schedule the charger can take (ChargingScheduleMaxPeriods / PeriodsPerSchedule). Within the limit (or
+    without one) it goes out as it is; beyond it, adjacent periods with the same limit are merged (no change at
+    all), then, if still too many, only the first ``max_periods`` are sent, ending where the next one would start.
+    Dispatch sends a fresh profile every round, so the hours cut off are sent before they begin; a ceiling is never
+    changed. Returns (periods, the end in seconds when cut, a note)."""
+    if max_periods is None or len(periods) <= max_periods:
+        return periods, None, ""
+    merged: list[tuple[int, float]] = []
+    for start, limit in periods:
+        if merged and merged[-1][1] == limit:
+            continue
+        merged.append((start, limit))
+    if len(merged) <= max_periods:
+        return tuple(merged), None, f"the charger takes {max_periods} periods: {len(periods)} merged to {len(merged)}"
+    n = max(1, max_periods)
+    end_s = merged[n][0]
+    note = (f"the charger takes {max_periods} periods: sent the next {end_s / 3600:.2g} h "
+            f"({n} of {len(merged)} periods), renewed every round")
+    return tuple(merged[:n]), end_s, note
 
 
 def clear_profile_call(version: str, connector_id: int, purpose: Purpose | None = None) -> Any:

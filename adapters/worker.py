@@ -81,6 +81,7 @@ class WorkerProcess:
         self._backoff_s = backoff_s
         self._next_start = 0.0
         self._proc: asyncio.subprocess.Process | None = None
+        self._starting = asyncio.Lock()
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
@@ -105,7 +106,8 @@ class WorkerProcess:
     async def call(self, op: str, timeout_s: float, **args: Any) -> Any:
         """Ask the child; its result. Raises :class:`WorkerFailed` when it answered with a failure,
         :class:`WorkerDied` when it is gone (killed after ``timeout_s`` without an answer)."""
-        proc = await self._ensure()
+        async with self._starting:  # calls of several adapters sharing the child never start two
+            proc = await self._ensure()
         assert proc.stdin is not None
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

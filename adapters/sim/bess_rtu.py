@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import c104
@@ -34,6 +34,8 @@ class BessState:
     voltage_v: float = 400.0
     available: bool = True
     time_scale: float = 1.0  # > 1 runs the battery faster than the wall clock
+    measured_type: str = "short_float"  # or scaled: M_ME_NB_1 integers of physical / measured_scale[quantity]
+    measured_scale: dict[str, float] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic  # seconds; a replay's simulated clock
     last: float | None = None
 
@@ -103,9 +105,10 @@ class BessRtu:
             "v": p.voltage_ioa,
             "soc": p.soc_ioa,
         }
+        kind = c104.Type.M_ME_NB_1 if bess.measured_type == "scaled" else c104.Type.M_ME_NC_1
         for key, ioa in measured.items():
             if ioa is not None:
-                pts[key] = station.add_point(io_address=ioa, type=c104.Type.M_ME_NC_1, report_ms=1000)
+                pts[key] = station.add_point(io_address=ioa, type=kind, report_ms=1000)
         if p.availability_ioa is not None:
             pts["avail"] = station.add_point(io_address=p.availability_ioa, type=c104.Type.M_SP_NA_1, report_ms=1000)
         pts["sp"] = station.add_point(
@@ -151,9 +154,14 @@ class BessRtu:
         bess.advance()
         pts = self._points.get(asset_id, {})
         values = {"p": bess.power_kw, "q": 0.0, "v": bess.voltage_v, "soc": bess.soc_pct, "avail": bess.available}
+        quantity = {"p": "active_power", "q": "reactive_power", "v": "voltage", "soc": "soc"}
         for key, value in values.items():
-            if key in pts:
-                pts[key].value = value
+            if key not in pts:
+                continue
+            if key in quantity and bess.measured_type == "scaled":
+                raw = round(float(value) / bess.measured_scale.get(quantity[key], 1.0))
+                value = c104.Int16(max(-32768, min(32767, raw)))
+            pts[key].value = value
 
 
 class Iec104Simulator(ProtocolSimulator):
@@ -169,8 +177,8 @@ class Iec104Simulator(ProtocolSimulator):
         power = max(abs(lo), abs(hi)) if (lo, hi) != NO_LIMITS else 100.0
         clock = self.options.get("clock")
         rtu.add(name, e.points, e.common_address, energy_kwh=getattr(asset, "energy_kwh", 100.0),
-                max_power_kw=power, soc_pct=getattr(asset, "initial_soc_pct", 50.0),
-                **({"clock": clock.monotonic} if clock is not None else {}))
+                max_power_kw=power, soc_pct=getattr(asset, "initial_soc_pct", 50.0), measured_type=e.measured_type,
+                measured_scale=dict(e.measured_scale), **({"clock": clock.monotonic} if clock is not None else {}))
         return f"{e.host}:{e.port}"
 
     async def start(self) -> None:

@@ -20,7 +20,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from flexopt.adapters.modbus_adapter import field_of
-from flexopt.adapters.modbus_codec import decode, encode, is_bit, register_count
+from flexopt.adapters.modbus_codec import decode, encode, from_register, is_bit, is_power, register_count, to_register
 from flexopt.adapters.sim.base import ProtocolSimulator
 from flexopt.config.endpoints import ModbusEndpoint, ModbusRegister
 
@@ -32,7 +32,8 @@ _TABLES = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "ho
 
 @dataclass
 class BmsAsset:
-    """State in physical units; ``setpoint`` is in the setpoint register's unit (kW or degC)."""
+    """State in physical units; ``setpoint`` is in kW (load convention) for a power register (W, kW, MW, % of a
+    kW), else in the register's unit (degC, A, on/off). Registers carry their own unit and sign."""
 
     asset_id: str
     endpoint: ModbusEndpoint
@@ -106,9 +107,13 @@ class BmsAsset:
             "ev_charging": float(self.power_kw > 0),
             "ev_energy_kwh": self.ev_energy_kwh,
         }.get(target or "")
-        if v is None or name == "setpoint":
-            return v
-        return v * _FROM_K.get(reg.unit, 1.0)
+        if v is None:
+            return None
+        if name == "setpoint":
+            return to_register(reg, v) if is_power(reg) else v
+        if reg.unit == "%" and reg.percent_of_kw:
+            return to_register(reg, v)
+        return v * _FROM_K.get(reg.unit, 1.0) * (-1.0 if reg.power_sign == "generator" else 1.0)
 
 
 class BmsSimulator:
@@ -188,7 +193,9 @@ class BmsSimulator:
                     if 0 <= address + i - reg.address < n:
                         words[address + i - reg.address] = w
                 new = decode(reg, words)
-            if not a.min_value <= new <= a.max_value or not a.available:
+            if is_power(reg):  # the register's unit and sign, as its map declares
+                new = from_register(reg, new)
+            if not a.min_value - 1e-9 <= new <= a.max_value + 1e-9 or not a.available:
                 return ExcCodes.ILLEGAL_VALUE
             a.setpoint = new
             self.writes.append((a.asset_id, new))

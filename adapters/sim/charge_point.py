@@ -122,6 +122,7 @@ class SimChargePoint:
         self.call_error_profiles = False
         self.silent_profiles = False  # never answer SetChargingProfile (the CSMS times out)
         self.start_ack_delay_s = 0.0  # 1.6: time to take in the StartTransaction answer (its transaction id)
+        self.max_periods: int | None = None  # ChargingScheduleMaxPeriods / PeriodsPerSchedule; longer is Rejected
         self.energy_wh = 0.0
         self.power_w = 0.0
         self.transaction_id: int | str | None = None
@@ -147,8 +148,10 @@ class SimChargePoint:
         self.power_w = max(0.0, ceiling) if charging else 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Connect, boot, plug in the EV if it is plugged, and start reporting."""
+    async def start(self, boot: bool = True) -> None:
+        """Connect, boot, plug in the EV if it is plugged, and start reporting. ``boot=False`` is a charger that
+        only reconnects (a network cut, a new central system process): no BootNotification, and a running
+        transaction goes on."""
         t0 = time.perf_counter()
         headers = {}
         if self.password is not None:  # HTTP Basic: base64 of the id, a colon and the password's bytes
@@ -167,20 +170,25 @@ class SimChargePoint:
         cls = _Cp16 if self.version == "1.6" else _Cp201
         self._cp = cls(self.cp_id, self._ws, self, response_timeout=self.response_timeout_s)
         self._tasks = [asyncio.create_task(self._cp.start())]
-        await self._cp.boot()
+        if boot:
+            await self._cp.boot()
         self.connect_s = time.perf_counter() - t0
         self.booted.set()
-        await self._cp.report_status("Available")
-        if self.ev.plugged:
-            await self._cp.plug_in()
+        if self.transaction_id is None:
+            await self._cp.report_status("Available")
+            if self.ev.plugged:
+                await self._cp.plug_in()
         self._tasks.append(asyncio.create_task(self._meter_loop()))
 
-    async def run_forever(self, retry_s: float = 2.0) -> None:
-        """Stay connected: (re)connect whenever the central system is away, until cancelled."""
+    async def run_forever(self, retry_s: float = 2.0, reboot: bool = True) -> None:
+        """Stay connected: (re)connect whenever the central system is away, until cancelled. ``reboot=False`` is
+        a charger that only reconnects after the first time: no new BootNotification, its transaction goes on."""
         log = logging.getLogger("flexopt.sim.ocpp")
+        first = True
         while True:
             try:
-                await self.start()
+                await self.start(boot=reboot or first)
+                first = False
                 assert self._ws is not None
                 await self._ws.wait_closed()
                 log.info("%s: connection closed, reconnecting", self.cp_id)
@@ -188,7 +196,8 @@ class SimChargePoint:
                 log.info("%s: cannot reach the central system (%s), retrying", self.cp_id, exc)
             finally:
                 await self.stop()
-            self.transaction_id = None
+            if reboot:
+                self.transaction_id = None
             await asyncio.sleep(retry_s)
 
     async def stop(self) -> None:
@@ -233,6 +242,11 @@ class SimChargePoint:
         if self.reject_profiles:
             return "Rejected"
         purpose = profile["charging_profile_purpose"]
+        schedules = profile["charging_schedule"]
+        schedules = schedules if isinstance(schedules, list) else [schedules]
+        if self.max_periods is not None and any(len(s["charging_schedule_period"]) > self.max_periods
+                                                for s in schedules):
+            return "Rejected"
         if purpose == "TxProfile" and str(profile.get("transaction_id")) != str(self.transaction_id):
             return "Rejected"
         self.advance()
@@ -292,6 +306,14 @@ class _Cp16(Cp16):
     @after(A16.set_charging_profile)
     def after_set_profile(self, **_: Any):
         self.sim.after_profile()
+
+    @on(A16.get_configuration)
+    def on_get_configuration(self, key: list | None = None, **_: Any):
+        known = {} if self.sim.max_periods is None else {"ChargingScheduleMaxPeriods": str(self.sim.max_periods)}
+        asked = key if key is not None else list(known)
+        return r16.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": True, "value": known[k]} for k in asked if k in known],
+            unknown_key=[k for k in asked if k not in known] or None)
 
     @on(A16.clear_charging_profile)
     def on_clear_profile(self, charging_profile_purpose: str | None = None, **_: Any):
@@ -360,6 +382,19 @@ class _Cp201(Cp201):
     @after(A201.set_charging_profile)
     def after_set_profile(self, **_: Any):
         self.sim.after_profile()
+
+    @on(A201.get_variables)
+    def on_get_variables(self, get_variable_data: list, **_: Any):
+        results = []
+        for item in get_variable_data:
+            component, variable = item["component"], item["variable"]
+            ours = (component.get("name"), variable.get("name")) == ("SmartChargingCtrlr", "PeriodsPerSchedule")
+            if ours and self.sim.max_periods is not None:
+                results.append({"attribute_status": "Accepted", "component": component, "variable": variable,
+                                "attribute_value": str(self.sim.max_periods)})
+            else:
+                results.append({"attribute_status": "UnknownVariable", "component": component, "variable": variable})
+        return r201.GetVariables(get_variable_result=results)
 
     @on(A201.clear_charging_profile)
     def on_clear_profile(self, charging_profile_id: int | None = None, charging_profile_criteria: dict | None = None,

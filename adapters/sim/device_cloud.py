@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from flexopt.adapters.base import TELEMETRY_FIELDS, convert
-from flexopt.adapters.http_mapping import field_for, find_placeholder, set_path
+from flexopt.adapters.http_mapping import field_for, find_placeholder, render_path, set_path
 from flexopt.adapters.sim.base import ProtocolSimulator
 from flexopt.adapters.sim.http_server import HttpServer, Request, Response
 from flexopt.config.endpoints import HttpEndpoint
@@ -114,11 +114,13 @@ class DeviceCloud:
         return self.server.url
 
     def add_device(self, asset_id: str, endpoint: HttpEndpoint, kind: Kind, min_value: float, max_value: float,
-                   **state: float) -> CloudDevice:
+                   path_asset_id: str | None = None, **state: float) -> CloudDevice:
+        """A device at the routes its endpoint names; ``{asset_id}`` there is ``path_asset_id`` (the portfolio
+        asset's id, the same for every device of a counted asset), else ``asset_id``."""
         dev = CloudDevice(asset_id, endpoint, kind, min_value, max_value, **state)
-        values = {"device_id": endpoint.device_id, "asset_id": asset_id}
+        values = {"device_id": endpoint.device_id, "asset_id": path_asset_id or asset_id}
         for spec, role in ((endpoint.setpoint, "setpoint"), (endpoint.telemetry, "telemetry")):
-            path = spec.path.format_map(_Keep(values))
+            path = render_path(spec.path, values)
             self.devices[(spec.method, path)] = (dev, role)
         return dev
 
@@ -173,13 +175,6 @@ class DeviceCloud:
         return Response.json(reply)
 
 
-class _Keep(dict):
-    """format_map helper that leaves unknown placeholders in place."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 class HttpSimulator(ProtocolSimulator):
     """The portfolio's cloud devices: one simulated cloud per base URL (plain http), each device at its own
     routes; a cloud takes the token from its ``token_env`` variable, else :data:`DEFAULT_TOKEN`."""
@@ -198,7 +193,7 @@ class HttpSimulator(ProtocolSimulator):
         if kind == "pv" and asset.id in (self.options.get("pv_profiles") or {}):
             state["pv_profile"] = self.options["pv_profiles"][asset.id]
         routes = len(cloud.devices)
-        cloud.add_device(name, e, kind, min_value=lo, max_value=hi, **state)
+        cloud.add_device(name, e, kind, min_value=lo, max_value=hi, path_asset_id=asset.id, **state)
         if len(cloud.devices) != routes + 2:
             raise ValueError(f"{name}: its setpoint/telemetry paths at {e.base_url} are another device's too "
                              "(put {device_id} in the paths)")

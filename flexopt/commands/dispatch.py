@@ -84,7 +84,7 @@ async def _rounds(portfolio: Any, *, store: Path, run: Path | None, at: dt.datet
             return ops.load_schedule_run(run)
         return ops.find_schedule_run(store, name, t.astimezone(tz).date(), t)
 
-    session = ops.DispatchSession(portfolio, connect_wait_s=connect_wait_s)
+    session = ops.DispatchSession(portfolio, connect_wait_s=connect_wait_s, state_dir=ops.state_folder(store, name))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

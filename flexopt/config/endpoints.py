@@ -34,6 +34,9 @@ ModbusTimeoutS = number(0, 60, "s", lo_open=True)
 HttpTimeoutS = number(0, 120, "s", lo_open=True)
 CentralTimeoutS = number(0, 300, "s", lo_open=True)
 SecurityProfile = integer(0, 3)
+MeasuredScale = number(-1e6, 1e6, nonzero=True)
+PercentOfKw = number(0, 1e6, "kW", lo_open=True)
+ProfileValidityS = number(60, 7 * 86400, "s")
 BackoffS = number(0, 60, "s")
 RetryAfterS = number(0, 600, "s")
 
@@ -56,6 +59,9 @@ class Iec104Points(_Strict):
     availability_ioa: Ioa | None = Field(default=None, description="M_SP_NA_1, on = available")
 
 
+MeasuredQuantity = Literal["active_power", "reactive_power", "voltage", "soc"]
+
+
 class Iec104Endpoint(EndpointBase):
     protocol: Literal["iec104"]
     host: str
@@ -63,6 +69,22 @@ class Iec104Endpoint(EndpointBase):
     common_address: CommonAddress = 1
     points: Iec104Points
     command_timeout_ms: TimeoutMs = 2000
+    measured_type: Literal["short_float", "scaled"] = Field(
+        default="short_float", description="how the RTU sends P, Q, V and SoC: short_float (M_ME_NC_1) or scaled "
+        "(M_ME_NB_1, a 16-bit integer; physical = raw x measured_scale)")
+    measured_scale: dict[MeasuredQuantity, MeasuredScale] = Field(
+        default_factory=dict, description="scaled values: the physical value of one raw step per quantity, e.g. "
+        "{active_power: 0.1} for P in 0.1 kW (default 1)")
+
+    @model_validator(mode="after")
+    def _scale_only_for_scaled(self) -> Iec104Endpoint:
+        if self.measured_scale and self.measured_type != "scaled":
+            raise ValueError("measured_scale is for measured_type: scaled (M_ME_NB_1); short floats carry the value")
+        return self
+
+    def scale_of(self, quantity: str) -> float:
+        """Physical value per raw step of a scaled quantity (1 when not given)."""
+        return float(self.measured_scale.get(quantity, 1.0))  # type: ignore[call-overload]
 
     def device(self, k: int) -> Iec104Endpoint:
         """Station ``common_address + k - 1`` at the same RTU."""
@@ -92,7 +114,20 @@ class ModbusRegister(_Strict):
     offset: RegisterOffset = 0.0
     table: Literal["holding", "input", "coil", "discrete"] = "holding"
     word_order: Literal["big", "little"] = "big"
-    unit: str = Field(default="", description="physical unit after scaling, e.g. kW, degC, %")
+    unit: str = Field(default="", description="physical unit after scaling, e.g. kW, W, degC, %")
+    percent_of_kw: PercentOfKw | None = Field(
+        default=None, description="for a register in %: the kW that 100 % stands for (a PV inverter's rated "
+        "power), so a kW schedule drives a % limit register")
+    power_sign: Literal["load", "generator"] = Field(
+        default="load", description="generator: the device counts power fed in as positive; flexopt negates this "
+        "register's value both ways (flexopt's load convention: positive = drawn from the grid)")
+
+    @model_validator(mode="after")
+    def _percent_needs_its_base(self) -> ModbusRegister:
+        if self.percent_of_kw is not None and self.unit != "%":
+            raise ValueError(f"percent_of_kw is for a register in %, this one is in {self.unit or 'no unit'!r}: "
+                             "set unit: \"%\" or remove percent_of_kw")
+        return self
 
 
 class ModbusEndpoint(EndpointBase):
@@ -105,6 +140,14 @@ class ModbusEndpoint(EndpointBase):
         description="named points: setpoint, active_power, reactive_power, voltage, soc, temperature, "
         "availability, ...",
     )
+
+    @model_validator(mode="after")
+    def _setpoint_in_percent_has_a_base(self) -> ModbusEndpoint:
+        reg = self.registers.get("setpoint")
+        if reg is not None and reg.unit == "%" and reg.percent_of_kw is None:
+            raise ValueError("registers.setpoint is in %: give percent_of_kw (the kW that 100 % stands for, e.g. the "
+                             "inverter's rated power) so the kW schedule can be written to it")
+        return self
 
     def device(self, k: int) -> ModbusEndpoint:
         """Unit ``device_id + k - 1`` behind the same gateway."""
@@ -150,6 +193,10 @@ class OcppEndpoint(EndpointBase):
         default="utf-8", description="hex: the variable holds the password's bytes hex-encoded (an OCPP 1.6 "
         "AuthorizationKey of 20 raw bytes)")
     charging_rate_unit: Literal["W", "A"] = "W"
+    profile_validity_s: ProfileValidityS | None = Field(
+        default=None, description="failsafe: each charging profile is valid until this long after it is sent "
+        "(validTo); when flexopt stops sending, the charger falls back to its own limits. Longer than the "
+        "dispatch interval, e.g. 2 intervals")
 
     @field_validator("charge_point_id")
     @classmethod

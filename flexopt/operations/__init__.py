@@ -5,7 +5,7 @@ sends, settles, reads and compares, ``audit`` writes the round records, ``sessio
 rounds (the OCPP central system, the adapters).
 """
 
-from flexopt.operations.audit import append_summary, dispatch_folder, read_rounds, write_round
+from flexopt.operations.audit import append_summary, dispatch_folder, read_rounds, state_folder, write_round
 from flexopt.operations.round import RoundOptions, deviation_alarm, run_round
 from flexopt.operations.schedules import (
     ScheduleNotFound,
@@ -34,6 +34,7 @@ __all__ = [
     "read_rounds",
     "rows_at",
     "run_round",
+    "state_folder",
     "to_device_unit",
     "write_round",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flexopt.config.redaction import redact_obj
-from flexopt.runs.store import day_dir
+from flexopt.runs.store import day_dir, portfolio_slug
 from flexopt.runs.tempdirs import TempDir, fsync_path
 
 DISPATCH_DIR = "dispatch"
@@ -104,3 +104,12 @@ def dispatch_folder(store: Path, portfolio_name: str, day: dt.date) -> Path:
     """Rounds of a local day live beside that day's schedule runs: ``<store>/<portfolio>/<day>/dispatch/``
     (the same safe portfolio folder name as the runs; whichever run each round used is named in the record)."""
     return day_dir(store, portfolio_name, day) / DISPATCH_DIR
+
+
+STATE_DIR = ".state"
+
+
+def state_folder(store: Path, portfolio_name: str) -> Path:
+    """What dispatch keeps across processes (OCPP chargers' transactions and boot state), one folder per session
+    service: ``<store>/<portfolio>/.state/<protocol>/``; hidden, so no day or run listing ever sees it."""
+    return store / portfolio_slug(portfolio_name) / STATE_DIR

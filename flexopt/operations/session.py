@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+from pathlib import Path
 from typing import Any
 
 from flexopt.adapters.alarms import Alarm
@@ -21,8 +22,9 @@ from flexopt.operations.schedules import ScheduleRun
 class DispatchSession:
     """What lives across rounds: the session services, the adapters and their connections."""
 
-    def __init__(self, portfolio: Any, connect_wait_s: float = 15.0) -> None:
+    def __init__(self, portfolio: Any, connect_wait_s: float = 15.0, state_dir: Path | None = None) -> None:
         self.portfolio = portfolio
+        self.state_dir = state_dir  # where session services keep what outlives the process (OCPP transactions)
         self.assets = {a.id: a for _, a in portfolio.assets()}
         self.connect_wait_s = connect_wait_s
         self.services: dict[str, SessionService] = {}
@@ -67,6 +69,8 @@ class DispatchSession:
                 continue
             # kept even when it cannot serve: the protocol's adapters then report their devices unreachable
             self.services[name] = service
+            if self.state_dir is not None:
+                service.use_state_dir(self.state_dir / name)
             for problem in await service.open():
                 self.startup_alarms.append(Alarm("critical", "*", service.alarm_kind, problem))
 

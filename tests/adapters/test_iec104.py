@@ -3,6 +3,7 @@ accept the TCP connection and close it (which crash c104's client process, never
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from pathlib import Path
 
@@ -138,8 +139,11 @@ async def test_connect_to_nothing_fails_then_connects_when_rtu_appears():
 def test_parse_actcon():
     # I-frame: 68 len, 4 control bytes, ASDU type 50, VSQ 1, COT 0x47 (ACTCON|negative), OA 0, CA 7, IOA 100
     frame = bytes([0x68, 0x12, 0, 0, 0, 0, 50, 1, 0x47, 0, 7, 0, 100, 0, 0, 0, 0, 0x20, 0x41, 0])
-    assert parse_actcon(frame) == (7, 100, True)
-    assert parse_actcon(frame[:8] + bytes([0x07]) + frame[9:]) == (7, 100, False)
+    assert parse_actcon(frame) == (7, 100, True, 7)
+    assert parse_actcon(frame[:8] + bytes([0x07]) + frame[9:]) == (7, 100, False, 7)
+    # cause 47 (unknown IOA) and 46 (unknown common address): negative with or without the P/N bit
+    assert parse_actcon(frame[:8] + bytes([0x2F]) + frame[9:]) == (7, 100, True, 47)
+    assert parse_actcon(frame[:8] + bytes([0x6E]) + frame[9:]) == (7, 100, True, 46)
     assert parse_actcon(bytes([0x68, 4, 0x43, 0, 0, 0])) is None  # TESTFR act
 
 
@@ -161,7 +165,7 @@ async def test_device_that_accepts_and_closes_is_an_alarm_then_recovers(mode):
             t = await adapter.read_telemetry()
             assert not t.connected and t.quality == "unreachable"
             crashes.extend(adapter.take_events())
-            # with FIN the client dies: wait for a death and the new client process after it
+            # one child may be connected to several times before it dies: wait for a restart too
             return device.accepted >= 4 and (mode == "rst" or (crashes and adapter.worker.starts >= 2))
 
         await wait_until(many_connections, timeout_s=90, interval_s=0.2)
@@ -187,3 +191,75 @@ async def test_device_that_accepts_and_closes_is_an_alarm_then_recovers(mode):
     finally:
         await adapter.close()
         rtu.stop()
+
+
+@pytest.mark.parametrize(("wrong", "cause"), [({"common_address": CA + 1}, "cause 46 (unknown common address"),
+                                              ({"setpoint_ioa": 999}, "cause 47 (unknown information object")])
+async def test_an_unknown_address_is_rejected_with_its_cause(rtu, wrong, cause):
+    """The RTU answers a command to an address it does not have with cause 46/47 (and the P/N bit); c104's
+    transmit() says True to some of those: the frame on the wire decides."""
+    e = endpoint(rtu.port)
+    if "setpoint_ioa" in wrong:
+        e = e.model_copy(update={"points": e.points.model_copy(update=wrong)})
+    else:
+        e = e.model_copy(update=wrong)
+    ad = Iec104Adapter("bess1", e, SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
+    try:
+        res = await ad.send_setpoint(Setpoint("bess1", 5.0, "kW"))
+        assert res.status == "rejected" and cause in res.reason, res
+        assert rtu.commands == []
+    finally:
+        await ad.close()
+
+
+async def test_scaled_measured_values_are_read():
+    """An RTU that sends P, V and SoC as scaled values (M_ME_NB_1): read with the endpoint's point type and scale."""
+    port = free_port()
+    scale = {"active_power": 0.1, "voltage": 0.1, "soc": 0.01}
+    e = endpoint(port, measured_type="scaled", measured_scale=scale)
+    sim = BessRtu(port=port)
+    sim.add("bess1", e.points, common_address=CA, max_power_kw=50.0, soc_pct=55.5, voltage_v=401.2,
+            measured_type="scaled", measured_scale=scale)
+    sim.start()
+    ad = Iec104Adapter("bess1", e, SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
+    try:
+        res = await ad.send_setpoint(Setpoint("bess1", -12.3, "kW"))
+        assert res.ok, res.reason
+        t = await ad.read_telemetry()
+        assert t.quality == "good", t.notes
+        assert t.active_power_kw == pytest.approx(-12.3, abs=0.051)
+        assert t.voltage_v == pytest.approx(401.2, abs=0.051) and t.soc_pct == pytest.approx(55.5, abs=0.01)
+    finally:
+        await ad.close()
+        sim.stop()
+    with pytest.raises(ValueError, match="measured_scale is for measured_type: scaled"):
+        endpoint(port, measured_scale=scale)
+
+
+async def test_stations_behind_one_rtu_share_one_connection():
+    """Two batteries at common addresses 7 and 8 of one RTU: one TCP connection (counted by a proxy in front of
+    it) and one child process; each station gets its own setpoint and readings."""
+    port = free_port()
+    sim = BessRtu(port=port)
+    sim.add("b7", endpoint(port).points, common_address=CA, max_power_kw=50.0)
+    sim.add("b8", endpoint(port).points, common_address=CA + 1, max_power_kw=50.0)
+    sim.start()
+    proxy = await faults.FaultProxy(port).start()
+    limits = SetpointLimits(-20.0, 20.0, "kW")
+    ad7 = Iec104Adapter("b7", endpoint(proxy.port), limits, link_wait_s=1.0)
+    ad8 = Iec104Adapter("b8", endpoint(proxy.port, common_address=CA + 1), limits, link_wait_s=1.0)
+    try:
+        r7, r8 = await asyncio.gather(ad7.send_setpoint(Setpoint("b7", -5.0)), ad8.send_setpoint(Setpoint("b8", 8.0)))
+        assert r7.ok and r8.ok, (r7.reason, r8.reason)
+        t7, t8 = await asyncio.gather(ad7.read_telemetry(), ad8.read_telemetry())
+        assert t7.active_power_kw == pytest.approx(-5.0) and t8.active_power_kw == pytest.approx(8.0)
+        assert sorted(sim.commands) == [("b7", -5.0), ("b8", 8.0)]
+        assert ad7.worker is ad8.worker and ad7.worker.starts == 1, ad7.worker.starts
+        assert proxy.accepted == 1, proxy.accepted
+        await ad7.close()
+        assert (await ad8.send_setpoint(Setpoint("b8", 2.0))).ok and proxy.accepted == 1
+    finally:
+        await ad7.close()
+        await ad8.close()
+        await proxy.stop()
+        sim.stop()

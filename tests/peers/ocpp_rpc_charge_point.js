@@ -4,7 +4,8 @@
 // node ocpp_rpc_charge_point.js '{"endpoint": "ws://127.0.0.1:9000", "identity": "CP-1", "protocol": "ocpp1.6",
 //   "password": "...", "passwordHex": "...", "ca": "ca.pem", "cert": "cp.pem", "key": "cp.key"}'
 // Prints one JSON line per event: refused (with the HTTP status or the TLS error), connected, booted, call (each
-// SetChargingProfile / ClearChargingProfile received, answered Accepted), closed. Stays up until stdin closes.
+// SetChargingProfile / ClearChargingProfile received, answered Accepted; GetConfiguration / GetVariables), closed.
+// Option maxPeriods: the longest schedule it takes (others are Rejected). Stays up until stdin closes.
 'use strict';
 const fs = require('fs');
 const { RPCClient, createRPCError } = require('ocpp-rpc');
@@ -29,7 +30,40 @@ async function main() {
         emit({ event: 'call', method, params });
         return { status: 'Accepted' };
     };
-    client.handle('SetChargingProfile', accept('SetChargingProfile'));
+    // maxPeriods: the charger's ChargingScheduleMaxPeriods (1.6) / SmartChargingCtrlr.PeriodsPerSchedule (2.0.1);
+    // a profile with more periods is Rejected, as the chargers in issue 12 did
+    const maxPeriods = opts.maxPeriods ?? null;
+    const periodsOf = (params) => {
+        const profile = params.csChargingProfiles ?? params.chargingProfile;
+        const schedules = [].concat(profile.chargingSchedule);
+        return Math.max(...schedules.map((s) => s.chargingSchedulePeriod.length));
+    };
+    client.handle('SetChargingProfile', ({ params }) => {
+        const tooMany = maxPeriods != null && periodsOf(params) > maxPeriods;
+        emit({ event: 'call', method: 'SetChargingProfile', params, rejected: tooMany });
+        return { status: tooMany ? 'Rejected' : 'Accepted' };
+    });
+    client.handle('GetConfiguration', ({ params }) => {
+        emit({ event: 'call', method: 'GetConfiguration', params });
+        const known = maxPeriods == null ? [] : [
+            { key: 'ChargingScheduleMaxPeriods', readonly: true, value: String(maxPeriods) }];
+        const asked = params.key ?? known.map((k) => k.key);
+        return {
+            configurationKey: known.filter((k) => asked.includes(k.key)),
+            unknownKey: asked.filter((key) => !known.some((k) => k.key === key)),
+        };
+    });
+    client.handle('GetVariables', ({ params }) => {
+        emit({ event: 'call', method: 'GetVariables', params });
+        return {
+            getVariableResult: params.getVariableData.map(({ component, variable }) => {
+                const ours = component.name === 'SmartChargingCtrlr' && variable.name === 'PeriodsPerSchedule'
+                    && maxPeriods != null;
+                return ours ? { attributeStatus: 'Accepted', component, variable, attributeValue: String(maxPeriods) }
+                    : { attributeStatus: 'UnknownVariable', component, variable };
+            }),
+        };
+    });
     client.handle('ClearChargingProfile', accept('ClearChargingProfile'));
     client.handle(({ method }) => {
         emit({ event: 'call', method });
