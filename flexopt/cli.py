@@ -12,7 +12,8 @@ app = typer.Typer(
 )
 
 # Each module has register(app); a group whose module is not there yet is simply absent.
-_COMMAND_MODULES = ("portfolio_cmds", "schedule", "forecast", "simulate", "dispatch", "check", "telemetry")
+_COMMAND_MODULES = ("portfolio_cmds", "schedule", "forecast", "simulate", "dispatch", "check", "telemetry",
+                    "uftp")
 
 
 @app.command()

@@ -38,8 +38,9 @@ ALLOWED: dict[str, set[str]] = {
     "telemetry": {"config"},  # not runs: runs (intraday from measured state) may import telemetry
     "runs": {"config", "data", "models", "scheduling", "solver", "telemetry", "version"},
     "operations": {"config", "data", "adapters", "runs", "telemetry", "version"},
+    "uftp": {"config", "data", "scheduling", "solver", "runs", "telemetry", "operations"},
     "commands": {"config", "data", "forecasts", "solver", "scheduling", "runs", "operations", "adapters", "check",
-                 "models", "telemetry", "version"},
+                 "models", "telemetry", "version", "uftp"},
     "cli": {"commands", "version"},
     "package": {"version", "config", "data", "solver", "scheduling", "models", "runs", "check"},
 }

@@ -66,6 +66,7 @@ from flexopt.config.quantities import (
     WaterTemperatureC,
     integer,
 )
+from flexopt.config.uftp import Uftp
 
 ResolutionMin = integer(1, 60)
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -676,6 +677,20 @@ class Portfolio(Strict):
     )
     sites: list[Site] = Field(min_length=1)
     risk: Risk = Field(default_factory=Risk, description="forecast risk the schedule guards against")
+    uftp: Uftp | None = Field(default=None, description="flexopt as the UFTP aggregator of DSOs (docs/uftp.md)")
+
+    @model_validator(mode="after")
+    def _uftp_points(self) -> Portfolio:
+        """Every congestion point UFTP trades is one of the portfolio's."""
+        if self.uftp is None:
+            return self
+        known = {cp.id for cp in self.congestion_points}
+        unknown = sorted({cp for cp in self.uftp.congestion_points.values() if cp not in known})
+        if unknown:
+            raise ValueError(f"uftp.congestion_points: {', '.join(map(repr, unknown))} is not a congestion point of "
+                             f"the portfolio (defined: {', '.join(sorted(known)) or 'none'}); map each entity address "
+                             "to one of congestion_points[].id")
+        return self
 
     @model_validator(mode="after")
     def _weather_sources(self) -> Portfolio:

@@ -74,6 +74,8 @@ class Inputs:
     _cache: dict[object, np.ndarray] = field(default_factory=dict)
     _first: dict[object, str] = field(default_factory=dict)  # cache key -> the name it was first read for
     _quantiles: dict[object, dict[float, np.ndarray]] = field(default_factory=dict)  # cache key -> q -> values
+    # limit windows beside the DSO limits file: orders in force (UFTP) and, for an offer, the requested limits
+    limit_windows: list = field(default_factory=list)
 
     @property
     def congestion_quantile(self) -> float | None:

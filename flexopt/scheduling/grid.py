@@ -78,6 +78,8 @@ def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData],
     if pf.dso_limits_file is not None:
         path = pf.dso_limits_file if pf.dso_limits_file.is_absolute() else base_dir / pf.dso_limits_file
         windows = read_dso_limits(path, {cp.id for cp in pf.congestion_points})
+    if inputs is not None:
+        windows = [*windows, *inputs.limit_windows]  # ordered and requested limits are windows like the file's
     out = []
     for cp in pf.congestion_points:
         members = [k for k, s in enumerate(sites) if s.congestion_point == cp.id]

@@ -1,0 +1,87 @@
+"""``flexopt uftp``: the aggregator side of UFTP (keygen, serve, prognosis, settle; docs/uftp.md)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from flexopt.commands.exit_codes import EXIT_INVALID, EXIT_PORT_IN_USE
+from flexopt.commands.portfolio_cmds import load_or_exit
+
+uftp_app = typer.Typer(no_args_is_help=True, help="UFTP (Shapeshifter) aggregator: flexibility for DSOs.")
+DB_HELP = ("telemetry database (default: $FLEXOPT_DB, else <store>/telemetry.sqlite3 when it exists): the start "
+           "states of offers and order reschedules, and settlement")
+
+
+def context_or_exit(portfolio: Path, store: Path, db: str | None):
+    """The AGR context, or the reason (portfolio, missing section, signing key) and exit 2."""
+    from flexopt.uftp.context import AgrContext
+    from flexopt.uftp.keys import SigningKeyError
+
+    loaded = load_or_exit(portfolio)
+    if loaded.portfolio.uftp is None:
+        typer.echo(f"{portfolio}: no uftp: section; add one (docs/uftp.md)", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        return AgrContext(portfolio, store, db)
+    except SigningKeyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except OSError as exc:
+        typer.echo(f"error: --store {store}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+@uftp_app.command("keygen")
+def keygen() -> None:
+    """Print a new signing key pair: the private key goes into uftp.signing_key_env's variable, the public key to
+    the DSO."""
+    from flexopt.uftp.keys import new_key_pair
+
+    private, public = new_key_pair()
+    typer.echo(f"private (signing) key: {private}")
+    typer.echo(f"public key:            {public}")
+
+
+@uftp_app.command("serve")
+def serve(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file with a uftp: section"),
+    store: Path = typer.Option(Path("runs"), "--store", help="schedule runs, the message log and the order ledger"),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Run the AGR service until stopped (Ctrl-C or SIGTERM): FlexRequests are answered with priced offers,
+    FlexOrders become binding limits and a new intraday schedule."""
+    import socket
+
+    from flexopt.config.redaction import install_log_filter
+    from flexopt.uftp.service import AgrService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_filter()
+    ctx = context_or_exit(portfolio, store, db)
+    uftp = ctx.uftp
+    with socket.socket() as probe:
+        try:
+            probe.bind((uftp.host, uftp.port))
+        except OSError as exc:
+            typer.echo(f"error: uftp.listen {uftp.listen}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(EXIT_PORT_IN_USE) from None
+    service = AgrService(ctx)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    service.run_in_thread()
+    typer.echo(f"UFTP AGR {uftp.domain} listening on http://{uftp.listen}{uftp.path}; log {ctx.log.path}")
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+        ctx.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(uftp_app, name="uftp")
