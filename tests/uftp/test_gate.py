@@ -3,25 +3,12 @@ replays are refused and logged; a good message is logged as it came."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from shapeshifter_uftp.exceptions import ClientTransportException
-from shapeshifter_uftp.uftp import FlexRequest, FlexRequestISP, TestMessage
-from uftp_peer import AGR_DOMAIN, DSO_DOMAIN, ENTITY, TZ, eventually, isp_now, new_id
-from xsdata.models.datatype import XmlDate
+from shapeshifter_uftp.uftp import TestMessage
+from uftp_peer import AGR_DOMAIN, DSO_DOMAIN, eventually, flex_request, isp_now
 
 from flexopt.uftp.keys import new_key_pair
-
-
-def flex_request(day: dt.date, first: int, count: int, max_w: int, expires_s: float = 120.0,
-                 conversation: str | None = None) -> FlexRequest:
-    return FlexRequest(
-        isp_duration="PT15M", time_zone=TZ, period=XmlDate(day.year, day.month, day.day), congestion_point=ENTITY,
-        revision=1, conversation_id=conversation or new_id(), message_id=new_id(),
-        expiration_date_time=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_s)).isoformat(timespec="seconds"),
-        isps=[FlexRequestISP(disposition="Requested", min_power=-10_000_000, max_power=max_w, start=first,
-                             duration=count)])
 
 
 def rejected(agr, reason_part: str) -> list:

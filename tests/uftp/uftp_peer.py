@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from shapeshifter_uftp import ShapeshifterDsoAgrClient, ShapeshifterDsoService
+from shapeshifter_uftp.uftp import FlexRequest, FlexRequestISP
+from xsdata.models.datatype import XmlDate
 
 from flexopt.adapters.sim.util import free_port
 
@@ -158,3 +160,13 @@ def eventually(probe, timeout_s: float = 20.0):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+def flex_request(day: dt.date, first: int, count: int, max_w: int, expires_s: float = 120.0,
+                 conversation: str | None = None, min_w: int = -10_000_000, entity: str = ENTITY) -> FlexRequest:
+    return FlexRequest(
+        isp_duration="PT15M", time_zone=TZ, period=XmlDate(day.year, day.month, day.day), congestion_point=entity,
+        revision=1, conversation_id=conversation or new_id(), message_id=new_id(),
+        expiration_date_time=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_s)).isoformat(timespec="seconds"),
+        isps=[FlexRequestISP(disposition="Requested", min_power=min_w, max_power=max_w, start=first,
+                             duration=count)])
