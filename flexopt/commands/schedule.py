@@ -66,7 +66,20 @@ def execute(request: RunRequest, console: Console) -> dict:
     print_kpis(outcome.kpis, console)
     # one line whatever its length: scripts and parallel cron jobs read the folder from it
     console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
+    send_prognosis(request, outcome.directory, warn)
     return outcome.kpis
+
+
+def send_prognosis(request: RunRequest, run_dir: Path, warn) -> None:
+    """A portfolio that trades over UFTP sends the run's D-Prognoses; a failure is a warning, the run stands."""
+    from flexopt.uftp.prognosis import after_run
+
+    try:
+        problems = after_run(request.portfolio_path, request.store, run_dir)
+    except Exception as exc:  # the schedule is written and in force: nothing here may fail the command
+        problems = [f"D-Prognosis not sent: {type(exc).__name__}: {exc}"]
+    for problem in problems:
+        warn(problem)
 
 
 def in_force_note(request: RunRequest) -> str:

@@ -85,3 +85,60 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(uftp_app, name="uftp")
+
+
+@uftp_app.command("prognosis")
+def prognosis(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file with a uftp: section"),
+    run: Path = typer.Option(..., "--run", help="the schedule run folder whose D-Prognoses to send"),
+    store: Path = typer.Option(Path("runs"), "--store", help="the store holding the message log"),
+) -> None:
+    """Send a run's D-Prognoses (scheduled net power per traded congestion point and ISP) to the DSOs again;
+    `flexopt schedule` sends them itself after each run."""
+    ctx = context_or_exit(portfolio, store, None)
+    try:
+        if not (run / "sites.parquet").is_file():
+            typer.echo(f"--run {run}: no sites.parquet; give a run folder of flexopt schedule", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        from flexopt.uftp.prognosis import send_prognoses
+
+        for problem in send_prognoses(ctx, run):
+            typer.echo(f"warning: {problem}", err=True)
+    finally:
+        ctx.close()
+
+
+@uftp_app.command("settle")
+def settle(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file with a uftp: section"),
+    date: str = typer.Option(..., "--date", help="local day to settle, YYYY-MM-DD"),
+    store: Path = typer.Option(Path("runs"), "--store", help="runs, telemetry, the order ledger"),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    send: bool = typer.Option(True, "--send/--no-send", help="send the measured power to the DSOs (Metering)"),
+) -> None:
+    """Delivered flexibility of every order of the day per ISP, from telemetry against the order's baseline:
+    a new settlement version (Parquet and CSV) in the store, and the measurements to the DSO."""
+    from flexopt.commands.args import parse_day
+    from flexopt.uftp.resolve import open_telemetry
+    from flexopt.uftp.settlement import send_metering, settle_day, write_settlement
+
+    day = parse_day(date, "--date")
+    ctx = context_or_exit(portfolio, store, db)
+    database = open_telemetry(db, store)
+    try:
+        frame = settle_day(ctx.loaded, store, ctx.ledger, database, day)
+        if frame.empty:
+            typer.echo(f"no order in force on {day}: nothing to settle")
+            return
+        folder = write_settlement(ctx.loaded, store, day, frame)
+        for r in frame.itertuples():
+            typer.echo(f"{r.order_id[:8]} ISP {r.isp:3d} baseline {r.baseline_kw:8.2f} kW  ordered "
+                       f"{r.ordered_flex_kw:+8.2f}  delivered {r.delivered_flex_kw:+8.2f}  {r.status} {r.note}")
+        typer.echo(f"settlement written to {folder}")
+        if send:
+            for problem in send_metering(ctx, frame, day):
+                typer.echo(f"warning: {problem}", err=True)
+    finally:
+        if database is not None:
+            database.close()
+        ctx.close()

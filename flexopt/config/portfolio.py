@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -66,7 +67,7 @@ from flexopt.config.quantities import (
     WaterTemperatureC,
     integer,
 )
-from flexopt.config.uftp import Uftp
+from flexopt.config.uftp import UFTP_ZONE, Uftp
 
 ResolutionMin = integer(1, 60)
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -690,6 +691,12 @@ class Portfolio(Strict):
             raise ValueError(f"uftp.congestion_points: {', '.join(map(repr, unknown))} is not a congestion point of "
                              f"the portfolio (defined: {', '.join(sorted(known)) or 'none'}); map each entity address "
                              "to one of congestion_points[].id")
+        if self.portfolio.resolution_min != 15:
+            raise ValueError(f"uftp: UFTP trades 15-minute ISPs; set portfolio.resolution_min to 15 (is "
+                             f"{self.portfolio.resolution_min})")
+        if not re.fullmatch(UFTP_ZONE, self.portfolio.timezone):
+            raise ValueError(f"uftp: messages name the time zone as Region/City; portfolio.timezone "
+                             f"{self.portfolio.timezone!r} is not one (e.g. Europe/Madrid)")
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from flexopt.config.quantities import integer, number
 
 DOMAIN_PATTERN = r"^([a-z0-9]+(-[a-z0-9]+)*\.)+[a-z]{2,}$"  # the library's SenderDomain pattern
 ENTITY_PATTERN = r"^(ea1\.[0-9]{4}-[0-9]{2}\..{1,244}:.{1,244}|ean\.[0-9]{12,34})$"  # UFTP CongestionPoint
+UFTP_ZONE = r"(Africa|America|Australia|Europe|Pacific)/[a-zA-Z0-9_/]{3,}"  # the TimeZone UFTP messages carry
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DEFAULT_PATH = "/shapeshifter/api/v3/message"
 PUBLIC_KEY_BYTES = 32

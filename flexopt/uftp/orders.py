@@ -23,6 +23,7 @@ from flexopt.data.limit_ledger import active_orders, record_order, record_revoca
 from flexopt.runs.runner import RunRequest, run_schedule
 from flexopt.uftp import resolve
 from flexopt.uftp.isp import expand
+from flexopt.uftp.prognosis import send_prognoses
 
 LOG = logging.getLogger("flexopt.uftp")
 
@@ -92,6 +93,8 @@ def reschedule(ctx, until_utc: dt.datetime | None, why: str) -> str | None:
         with ctx.solve_lock:
             outcome = run_schedule(request)
         LOG.info("intraday schedule after %s: %s", why, outcome.directory)
+        for problem in send_prognoses(ctx, outcome.directory):  # the DSO sees the new plan; a failure only warns
+            LOG.warning("D-Prognosis not delivered: %s", problem)
         return str(outcome.directory)
     finally:
         if database is not None:
