@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from flexopt.commands.exit_codes import EXIT_INVALID, EXIT_PORT_IN_USE
+from flexopt.commands.exit_codes import EXIT_INVALID, EXIT_PORT_IN_USE, EXIT_SOLVER
 from flexopt.commands.portfolio_cmds import load_or_exit
 
 uftp_app = typer.Typer(no_args_is_help=True, help="UFTP (Shapeshifter) aggregator: flexibility for DSOs.")
@@ -83,8 +83,6 @@ def serve(
         ctx.close()
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(uftp_app, name="uftp")
 
 
 @uftp_app.command("prognosis")
@@ -142,3 +140,58 @@ def settle(
         if database is not None:
             database.close()
         ctx.close()
+
+
+def flexibility(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file"),
+    date: str = typer.Option(..., "--date", help="local day, YYYY-MM-DD"),
+    out: Path | None = typer.Option(None, "--out", help="new directory for the files (never overwritten)"),
+    store: Path = typer.Option(Path("runs"), "--store", help="without --out: kept as a new version here; the "
+                               "orders in force are read from it"),
+    block_h: float = typer.Option(24.0, "--block-h", min=0.25, max=24.0,
+                                  help="hours solved together per direction (0.25: each ISP alone; slower)"),
+    point: list[str] = typer.Option([], "--point", help="congestion point id (repeat; default: all)"),
+    time_limit: float | None = typer.Option(None, "--time-limit", min=0.1, help="solver seconds per solve"),
+) -> None:
+    """Per congestion point and ISP: how far the portfolio can move up and down from its schedule, and at what
+    cost per kWh (envelope.parquet and envelope.csv)."""
+    from flexopt.commands.args import parse_day
+    from flexopt.runs.files import write_frame, write_json
+    from flexopt.runs.store import StorageError, check_new_dir, new_run
+    from flexopt.solver.highs import SolveError
+    from flexopt.uftp.envelope import envelope
+
+    day = parse_day(date, "--date")
+    loaded = load_or_exit(portfolio)
+    known = {cp.id for cp in loaded.portfolio.congestion_points}
+    unknown = sorted(set(point) - known)
+    if unknown or not known:
+        typer.echo(f"--point {', '.join(unknown)}: not a congestion point of the portfolio (defined: "
+                   f"{', '.join(sorted(known)) or 'none'})" if unknown else f"{portfolio}: no congestion points",
+                   err=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        if out is not None:
+            check_new_dir(out)
+        frame = envelope(loaded, store, day, block_h=block_h, time_limit_s=time_limit, points=point or None)
+        with new_run(store, loaded.portfolio.portfolio.name, day, "flexibility", out) as target:
+            write_frame(frame, target.tmp, "envelope")
+            write_json({"date": day.isoformat(), "block_h": block_h, "points": sorted(set(frame["congestion_point"]))},
+                       target.tmp / "envelope.json")
+            folder = target.commit()
+    except StorageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except SolveError as exc:
+        typer.echo(f"solver failed: {exc}", err=True)
+        raise typer.Exit(EXIT_SOLVER) from None
+    for name, part in frame.groupby("congestion_point"):
+        typer.echo(f"{name}: up to {part['up_kw'].max():.1f} kW up, {part['down_kw'].max():.1f} kW down "
+                   f"(median cost {part['up_cost_eur_per_kwh'].median():.4f} / "
+                   f"{part['down_cost_eur_per_kwh'].median():.4f} EUR/kWh)")
+    typer.echo(f"envelope written to {folder}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(uftp_app, name="uftp")
+    app.command("flexibility")(flexibility)
