@@ -9,6 +9,7 @@ UFTP rejection ("Duplicate Identifier") so the DSO knows."""
 
 import datetime as dt
 import logging
+import threading
 
 from fastapi import Response
 from fastapi.exceptions import HTTPException
@@ -43,6 +44,7 @@ class AgrService(ShapeshifterAgrService):
 
     def __init__(self, ctx: AgrContext) -> None:
         self.ctx = ctx
+        self._gate = threading.Lock()
         uftp = ctx.uftp
         for handler in library_logger.handlers:  # the library logs message bodies: never a secret in them
             handler.addFilter(RedactingFilter())
@@ -94,6 +96,10 @@ class AgrService(ShapeshifterAgrService):
         if type(payload) not in self.acceptable_messages:
             self._refuse(400, f"an AGR does not take {type(payload).__name__}", message, payload, signed_xml)
         kind = type(payload).__name__
+        with self._gate:  # the replay check and the record of acceptance are one step
+            return self._admit(message, payload, kind, received, signed_xml)
+
+    def _admit(self, message: SignedMessage, payload, kind: str, received: dt.datetime, signed_xml: str) -> Response:
         replay = self.ctx.log.seen(payload.message_id, payload.sender_domain, kind, payload.conversation_id)
         try:
             age = received - parse_time(payload.time_stamp)

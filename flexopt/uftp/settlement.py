@@ -49,15 +49,14 @@ def measured_point_kw(loaded, store: Path, db, point_id: str, start: dt.datetime
     for site, asset in pf.assets():
         if site.congestion_point != point_id:
             continue
-        if asset.endpoint is not None and db is not None:
-            series = power_series(db, pf.portfolio.name, asset.id, start, end,
-                                  resolution_min=pf.portfolio.resolution_min)
+        if asset.endpoint is not None:  # a device flexopt controls and reads: only its measurement counts
+            series = [] if db is None else power_series(db, pf.portfolio.name, asset.id, start, end,
+                                                        resolution_min=pf.portfolio.resolution_min)
             if series:
                 total += float(np.mean([s.measured_kw for s in series]))
-                continue
-            if asset.flexible:
+            else:
                 missing.append(asset.id)
-                continue
+            continue
         if run is None:
             try:
                 run = find_schedule_run(store, pf.portfolio.name, day, start)

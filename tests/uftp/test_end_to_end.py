@@ -39,7 +39,7 @@ class SimThread:
         self.thread.join(5)
 
 
-def current_isp_with_time_left(min_left_s: float = 150.0) -> dt.datetime:
+def current_isp_with_time_left(min_left_s: float = 60.0) -> dt.datetime:
     """The start (UTC) of the ISP we are in, waiting for the next one when too little of it is left."""
     now = dt.datetime.now(dt.UTC)
     start = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
