@@ -39,7 +39,8 @@ def envelope(loaded, store: Path, day: dt.date, *, block_h: float = 24.0, mip_ga
     where = resolve.Situation(start.astimezone(loaded.portfolio.tz), day,
                               len(horizon.index) * loaded.portfolio.portfolio.resolution_min / 60, StartStates())
     penalty, dt_h = loaded.portfolio.penalties.limit_eur_per_kwh, loaded.portfolio.portfolio.resolution_min / 60
-    reference = resolve.solve(loaded, store, where, [], mip_gap=mip_gap, time_limit_s=time_limit_s)
+    inputs = resolve.inputs_for(loaded, where, "day-ahead")
+    reference = resolve.solve(loaded, store, where, [], mip_gap=mip_gap, time_limit_s=time_limit_s, inputs=inputs)
     base_cost = resolve.economic_cost(reference, penalty, dt_h)
     uftp = loaded.portfolio.uftp
     ids = points or [cp.id for cp in loaded.portfolio.congestion_points]
@@ -57,7 +58,8 @@ def envelope(loaded, store: Path, day: dt.date, *, block_h: float = 24.0, mip_ga
                 windows = [LimitWindow(point_id, p0.index[i], p0.index[i] + pd.Timedelta(hours=dt_h),
                                        float(p0.iloc[i]) - reach if sign < 0 else None,
                                        -(float(p0.iloc[i]) + reach) if sign > 0 else None) for i in idx]
-                result = resolve.solve(loaded, store, where, windows, mip_gap=mip_gap, time_limit_s=time_limit_s)
+                result = resolve.solve(loaded, store, where, windows, mip_gap=mip_gap, time_limit_s=time_limit_s,
+                                       inputs=inputs)
                 net = resolve.point_net(result, point_id)
                 move = np.clip(sign * (net.iloc[idx].to_numpy() - p0.iloc[idx].to_numpy()), 0.0, None)
                 moved[idx] = move

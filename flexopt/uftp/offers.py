@@ -143,7 +143,9 @@ def price_request(ctx, point_id: str, isps: list[RequestedIsp], deadline: dt.dat
             remaining = (deadline - ctx.now()).total_seconds() - SAFETY_S
             return max(cfg.min_solve_s, remaining / max(solves, 1))
 
-        reference = resolve.solve(loaded, ctx.store, where, [], mip_gap=ctx.mip_gap, time_limit_s=budget())
+        inputs = resolve.inputs_for(loaded, where)
+        reference = resolve.solve(loaded, ctx.store, where, [], mip_gap=ctx.mip_gap, time_limit_s=budget(),
+                                  inputs=inputs)
         solves -= 1
         pricing.timings_s["reference"] = time.perf_counter() - t0
         base_cost = resolve.economic_cost(reference, penalty, dt_h)
@@ -154,7 +156,7 @@ def price_request(ctx, point_id: str, isps: list[RequestedIsp], deadline: dt.dat
             if not windows:
                 break
             result = resolve.solve(loaded, ctx.store, where, list(windows.values()), mip_gap=ctx.mip_gap,
-                                   time_limit_s=budget())
+                                   time_limit_s=budget(), inputs=inputs)
             solves -= 1
             option = _option(point_id, fraction, windows, baseline, resolve.point_net(result, point_id),
                              resolve.economic_cost(result, penalty, dt_h) - base_cost, cfg)

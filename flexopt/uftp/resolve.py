@@ -79,11 +79,15 @@ def situation(loaded: LoadedPortfolio, store: Path, now: dt.datetime, until_utc:
     return Situation(start, start.date(), horizon_to(start, until_utc, info.resolution_min), states)
 
 
+def inputs_for(loaded: LoadedPortfolio, where: Situation, kind: str = "intraday") -> Inputs:
+    """The inputs of the what-ifs from ``where``: read (and forecast) once, shared by all of them."""
+    return Inputs(loaded, plan_horizon(loaded, kind, where.day, where.start, where.horizon_h).horizon)
+
+
 def solve(loaded: LoadedPortfolio, store: Path, where: Situation, extra: list[LimitWindow], *,
-          mip_gap: float, time_limit_s: float | None) -> ScheduleResult:
+          mip_gap: float, time_limit_s: float | None, inputs: Inputs | None = None) -> ScheduleResult:
     """The schedule from ``where`` with the orders in force and ``extra`` windows."""
-    horizon = plan_horizon(loaded, "intraday", where.day, where.start, where.horizon_h).horizon
-    inputs = Inputs(loaded, horizon)
+    inputs = inputs or inputs_for(loaded, where)
     inputs.limit_windows = [*ordered_windows(loaded, store), *extra]
     options = SolveOptions(mip_gap=mip_gap, time_limit_s=time_limit_s)
     return schedule(loaded, inputs, options, initial_state=where.states.values or None)
