@@ -60,11 +60,13 @@ def handle_flex_request(ctx, msg: FlexRequest, received_utc: dt.datetime) -> Pri
     if not pricing.options:
         reply(AcceptedRejected.REJECTED, pricing.reason)
         return pricing
-    reply(AcceptedRejected.ACCEPTED)
     now = ctx.now()
+    if now >= deadline:  # an offer after the request's expiry is worth nothing to the DSO: say so instead
+        reply(AcceptedRejected.REJECTED, f"priced only after the request expired at {msg.expiration_date_time} "
+                                         f"(the solves took {pricing.timings_s.get('total', 0):.1f} s)")
+        return pricing
+    reply(AcceptedRejected.ACCEPTED)
     expires = min(deadline, now + dt.timedelta(minutes=ctx.uftp.offers.validity_min))
-    if expires <= now:
-        expires = now + dt.timedelta(minutes=ctx.uftp.offers.validity_min)
     offer = FlexOffer(
         flex_request_message_id=msg.message_id, conversation_id=msg.conversation_id, isp_duration=ISP_DURATION,
         time_zone=msg.time_zone, period=msg.period, congestion_point=msg.congestion_point,

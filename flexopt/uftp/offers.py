@@ -134,6 +134,11 @@ def price_request(ctx, point_id: str, isps: list[RequestedIsp], deadline: dt.dat
         return pricing
     t0 = time.perf_counter()
     with ctx.solve_lock:
+        left_s = (deadline - ctx.now()).total_seconds() - SAFETY_S  # another solve may have held the lock
+        if left_s < cfg.min_solve_s * solves:
+            pricing.reason = (f"the request expires at {deadline.isoformat(timespec='seconds')}: after waiting for "
+                              f"another solve, {max(left_s, 0):.1f} s are left, too few for {solves} solves")
+            return pricing
         where = resolve.situation(loaded, ctx.store, now, max(i.end for i in usable), ctx.db)
         pricing.timings_s["states"] = time.perf_counter() - t0
         penalty = loaded.portfolio.penalties.limit_eur_per_kwh

@@ -73,3 +73,13 @@ def test_serve_without_the_key_is_exit_2(tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "not-base64!")
     res = CliRunner().invoke(app, ["uftp", "serve", _write(tmp_path, _data()), "--store", str(tmp_path / "s")])
     assert res.exit_code == 2 and "is not base64" in res.output and "not-base64!" not in res.output
+
+
+def test_the_pilots_example_validates():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "uftp_pilots.yaml"
+    res = CliRunner().invoke(app, ["validate", str(example)])
+    assert res.exit_code == 0, res.output
+    uftp = load_portfolio(example).portfolio.uftp
+    assert uftp.congestion_points["ean.871685900012345678"] == "IDE-GUADALIX-CAMPUS-MV"
