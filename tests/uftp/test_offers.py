@@ -60,3 +60,35 @@ def test_nothing_to_offer_is_said(agr):
     day, last = isp_now(-1)
     response, _ = _offer(agr, flex_request(day, last, 1, 10_000))
     assert response.result == "Rejected" and "reschedule" in response.rejection_reason
+
+
+def test_a_request_that_cannot_be_priced_is_answered_with_why(agr):
+    agr.ctx.ledger.parent.mkdir(parents=True, exist_ok=True)
+    agr.ctx.ledger.write_text("{damaged\n")  # every solve reads the orders in force: this one cannot
+    day, first = isp_now(2)
+    response, _ = _offer(agr, flex_request(day, first, 1, 10_000))
+    assert response.result == "Rejected"
+    assert "could not price" in response.rejection_reason and "line 1 is not JSON" in response.rejection_reason
+
+
+def test_an_expired_offer_cannot_be_ordered(agr):
+    from shapeshifter_uftp.uftp import FlexOrder, FlexOrderISP
+    from uftp_peer import ENTITY, TZ, new_id
+    from xsdata.models.datatype import XmlDate
+
+    day, first = isp_now(2)
+    request = flex_request(day, first, 1, 10_000, expires_s=60)
+    _response, offer = _offer(agr, request)
+    option = offer.offer_options[0]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    agr.ctx.now = lambda: later  # the offer expired with the request
+    order = FlexOrder(
+        flex_offer_message_id=offer.message_id, conversation_id=offer.conversation_id, isp_duration="PT15M",
+        time_zone=TZ, period=XmlDate(day.year, day.month, day.day), congestion_point=ENTITY,
+        isps=[FlexOrderISP(power=i.power, start=i.start, duration=i.duration) for i in option.isps],
+        price=option.price, currency="EUR", order_reference="O-2", option_reference=option.option_reference,
+        message_id=new_id())
+    agr.dso.client().send_flex_order(order)
+    response = agr.dso.wait_for("FlexOrderResponse", flex_order_message_id=order.message_id)
+    assert response.result == "Rejected" and "Expired" in response.rejection_reason
+    assert not agr.ctx.ledger.exists()
