@@ -66,7 +66,8 @@ def execute(request: RunRequest, console: Console) -> dict:
     print_kpis(outcome.kpis, console)
     # one line whatever its length: scripts and parallel cron jobs read the folder from it
     console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
-    send_prognosis(request, outcome.directory, warn)
+    if outcome.loaded is not None and outcome.loaded.portfolio.uftp is not None:
+        send_prognosis(request, outcome.directory, warn)
     return outcome.kpis
 
 

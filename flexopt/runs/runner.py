@@ -65,6 +65,7 @@ class RunOutcome:
     result: Any
     kpis: dict
     timings_s: dict[str, float]
+    loaded: LoadedPortfolio | None = None  # the portfolio the run was made from
 
 
 def horizon_for(loaded: LoadedPortfolio, request: RunRequest) -> Horizon:
@@ -174,7 +175,7 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
         except OSError as exc:
             raise StorageError(f"cannot write the run in {tmp.parent}: {exc.strerror or exc}") from None
         directory = target.commit()
-    return RunOutcome(directory=directory, result=result, kpis=kpis, timings_s=timings)
+    return RunOutcome(directory=directory, result=result, kpis=kpis, timings_s=timings, loaded=loaded)
 
 
 def ordered_windows(loaded: LoadedPortfolio, store: Path) -> list:
