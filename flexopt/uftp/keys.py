@@ -35,8 +35,9 @@ def signing_key(uftp: Uftp) -> str:
     if not value:
         raise SigningKeyError(f"environment variable {uftp.signing_key_env} (uftp.signing_key_env) is not set; put the "
                         "private key of `flexopt uftp keygen` there")
-    register_secret(value, base64.b64decode(value) if signing_key_problem(value) is None else None)
     why = signing_key_problem(value)
+    # the key's text, and its secret half (the seed; the other half is the public key, which may be shown)
+    register_secret(value, base64.b64decode(value)[:32] if why is None else None)
     if why is not None:
         raise SigningKeyError(f"environment variable {uftp.signing_key_env} {why}")
     return value

@@ -7,6 +7,7 @@ message id, or a message of the same type in the same conversation, seen before,
 ``uftp.max_message_age_min``. Transport failures are answered with an HTTP error; a replay is answered with the
 UFTP rejection ("Duplicate Identifier") so the DSO knows."""
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -125,7 +126,9 @@ class AgrService(ShapeshifterAgrService):
             return
         fields = {"conversation_id": payload.conversation_id, "result": AcceptedRejected.REJECTED,
                   "rejection_reason": reason, f"{_snake(type(payload).__name__)}_message_id": payload.message_id}
-        self.ctx.outbound.send(payload.sender_domain, response_type(**fields), reference_id=payload.message_id)
+        known = {f.name for f in dataclasses.fields(response_type)}
+        response = response_type(**{k: v for k, v in fields.items() if k in known})
+        self.ctx.outbound.send(payload.sender_domain, response, reference_id=payload.message_id)
 
     def _handle(self, payload, received: dt.datetime) -> None:
         try:

@@ -83,3 +83,16 @@ def test_the_pilots_example_validates():
     assert res.exit_code == 0, res.output
     uftp = load_portfolio(example).portfolio.uftp
     assert uftp.congestion_points["ean.871685900012345678"] == "IDE-GUADALIX-CAMPUS-MV"
+
+
+def test_the_signing_key_is_redacted_and_the_public_key_is_not(monkeypatch):
+    from flexopt.config.redaction import redact
+    from flexopt.config.uftp import Uftp
+    from flexopt.uftp.keys import signing_key
+
+    private, public = new_key_pair()
+    monkeypatch.setenv(KEY_ENV, private)
+    uftp = Uftp.model_validate({**_data()["uftp"]})
+    assert signing_key(uftp) == private
+    assert redact(f"key={private}") == "key=***" and redact(f"pub={public}") == f"pub={public}"
+    assert redact(f"seed {base64.b64decode(private)[:32].hex()}") == "seed ***"
