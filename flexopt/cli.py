@@ -13,7 +13,7 @@ app = typer.Typer(
 
 # Each module has register(app); a group whose module is not there yet is simply absent.
 _COMMAND_MODULES = ("portfolio_cmds", "schedule", "forecast", "simulate", "dispatch", "check", "telemetry",
-                    "replay")
+                    "replay", "uftp")
 
 
 @app.command()

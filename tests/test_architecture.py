@@ -41,7 +41,8 @@ ALLOWED: dict[str, set[str]] = {
     # a replayed day: perturbations, the simulated truth, the day summary, the HTML report (commands run it)
     "replay": {"config", "data", "models", "adapters", "runs", "operations", "telemetry"},
     "commands": {"config", "data", "forecasts", "solver", "scheduling", "runs", "operations", "adapters", "check",
-                 "models", "telemetry", "replay", "version"},
+                 "models", "telemetry", "replay", "version", "uftp"},
+    "uftp": {"config", "data", "scheduling", "solver", "runs", "telemetry", "operations"},
     "cli": {"commands", "version"},
     "package": {"version", "config", "data", "solver", "scheduling", "models", "runs", "check"},
 }

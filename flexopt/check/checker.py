@@ -25,6 +25,7 @@ from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfoli
 from flexopt.data.inputs import Horizon, Inputs
 from flexopt.data.timeseries import SeriesError
 
+ORDERED_WINDOWS_FILE = "limit_windows.csv"  # written by flexopt.runs.runner beside the schedule
 __all__ = ["CHECKS", "CheckResult", "check_run"]  # CHECKS: asset type -> its physics check (check.registry)
 
 
@@ -56,6 +57,10 @@ def check_run(portfolio_path: str | Path, run_dir: str | Path) -> CheckResult:
     violations = parse_violations(folder.violations, str(folder.path / "kpis.json"))
     windows = (read_windows(pf.dso_limits_file, {c.id for c in pf.congestion_points}) if pf.dso_limits_file
                else pd.DataFrame(columns=list(COLUMNS)))
+    ordered = folder.path / ORDERED_WINDOWS_FILE  # limits the DSO ordered (UFTP), as the run was held to them
+    if ordered.is_file():
+        extra = read_windows(ordered, {c.id for c in pf.congestion_points}, signed=True)
+        windows = extra if windows.empty else pd.concat([windows, extra], ignore_index=True)
     inputs = Inputs(loaded, Horizon(horizon.index, horizon.tz))
     clocks = {s.id: LocalClock.of(horizon.index, horizon.ends, s.timezone or pf.portfolio.timezone)
               for s in pf.sites}

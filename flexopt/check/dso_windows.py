@@ -16,8 +16,9 @@ from flexopt.check.run_folder import CheckInputError
 COLUMNS = ("congestion_point", "start", "end", "max_import_kw", "max_export_kw")
 
 
-def read_windows(path: Path, points: set[str]) -> pd.DataFrame:
-    """One row per window: congestion_point, start, end (UTC), max_import_kw, max_export_kw (NaN: none)."""
+def read_windows(path: Path, points: set[str], signed: bool = False) -> pd.DataFrame:
+    """One row per window: congestion_point, start, end (UTC), max_import_kw, max_export_kw (NaN: none).
+    ``signed``: a run's ``limit_windows.csv`` (ordered limits may ask for a minimum import or export)."""
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, ValueError) as exc:
@@ -35,7 +36,8 @@ def read_windows(path: Path, points: set[str]) -> pd.DataFrame:
         if end <= start:
             raise CheckInputError(f"{where}: end must be after start")
         rows.append({"congestion_point": cp, "start": start, "end": end,
-                     "max_import_kw": _kw(r["max_import_kw"], where), "max_export_kw": _kw(r["max_export_kw"], where)})
+                     "max_import_kw": _kw(r["max_import_kw"], where, signed),
+                     "max_export_kw": _kw(r["max_export_kw"], where, signed)})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -49,14 +51,14 @@ def _time(text: str, where: str) -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
-def _kw(text: str, where: str) -> float:
+def _kw(text: str, where: str, signed: bool = False) -> float:
     if not text.strip():
         return np.nan
     try:
         value = float(text)
     except ValueError:
         raise CheckInputError(f"{where}: {text!r} is not a number of kW") from None
-    if not np.isfinite(value) or value < 0:
+    if not np.isfinite(value) or (value < 0 and not signed):
         raise CheckInputError(f"{where}: {text!r} must be a finite number >= 0 (kW)")
     return value
 

@@ -74,6 +74,8 @@ def execute_run(request: RunRequest, console: Console):
     print_kpis(outcome.kpis, console)
     # one line whatever its length: scripts and parallel cron jobs read the folder from it
     console.print(f"schedule written to [bold]{outcome.directory}[/bold]", highlight=False, soft_wrap=True)
+    if outcome.loaded is not None and outcome.loaded.portfolio.uftp is not None:
+        send_prognosis(request, outcome.directory, warn)
     return outcome
 
 
@@ -108,6 +110,18 @@ def cluster_or_model(cluster: str | None, write_model: Path | None) -> None:
         typer.echo("error: --write-model writes one model; with --cluster each zone is its own: leave one out",
                    err=True)
         raise typer.Exit(EXIT_INVALID)
+
+
+def send_prognosis(request: RunRequest, run_dir: Path, warn) -> None:
+    """A portfolio that trades over UFTP sends the run's D-Prognoses; a failure is a warning, the run stands."""
+    from flexopt.uftp.prognosis import after_run
+
+    try:
+        problems = after_run(request.portfolio_path, request.store, run_dir)
+    except Exception as exc:  # the schedule is written and in force: nothing here may fail the command
+        problems = [f"D-Prognosis not sent: {type(exc).__name__}: {exc}"]
+    for problem in problems:
+        warn(problem)
 
 
 def in_force_note(request: RunRequest) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -66,6 +67,7 @@ from flexopt.config.quantities import (
     WaterTemperatureC,
     integer,
 )
+from flexopt.config.uftp import UFTP_ZONE, Uftp
 
 ResolutionMin = integer(1, 60)
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -709,6 +711,26 @@ class Portfolio(Strict):
     )
     sites: list[Site] = Field(min_length=1)
     risk: Risk = Field(default_factory=Risk, description="forecast risk the schedule guards against")
+    uftp: Uftp | None = Field(default=None, description="flexopt as the UFTP aggregator of DSOs (docs/uftp.md)")
+
+    @model_validator(mode="after")
+    def _uftp_points(self) -> Portfolio:
+        """Every congestion point UFTP trades is one of the portfolio's."""
+        if self.uftp is None:
+            return self
+        known = {cp.id for cp in self.congestion_points}
+        unknown = sorted({cp for cp in self.uftp.congestion_points.values() if cp not in known})
+        if unknown:
+            raise ValueError(f"uftp.congestion_points: {', '.join(map(repr, unknown))} is not a congestion point of "
+                             f"the portfolio (defined: {', '.join(sorted(known)) or 'none'}); map each entity address "
+                             "to one of congestion_points[].id")
+        if self.portfolio.resolution_min != 15:
+            raise ValueError(f"uftp: UFTP trades 15-minute ISPs; set portfolio.resolution_min to 15 (is "
+                             f"{self.portfolio.resolution_min})")
+        if not re.fullmatch(UFTP_ZONE, self.portfolio.timezone):
+            raise ValueError(f"uftp: messages name the time zone as Region/City; portfolio.timezone "
+                             f"{self.portfolio.timezone!r} is not one (e.g. Europe/Madrid)")
+        return self
 
     @model_validator(mode="after")
     def _weather_sources(self) -> Portfolio:

@@ -81,6 +81,8 @@ class Inputs:
     # DSO limit windows read once (flexopt.scheduling.grid reads the file when None); a cluster worker has no files
     dso_windows: list | None = None
     frozen: bool = False  # a worker's inputs: every series was sent with them, none is read here
+    # limit windows beside the DSO limits file: orders in force (UFTP) and, for an offer, the requested limits
+    limit_windows: list = field(default_factory=list)
 
     def portable(self) -> dict:
         """Every series this run has read or forecast, by data-source name, with its quantiles, reports and models
@@ -92,14 +94,15 @@ class Inputs:
             if key in self._quantiles:
                 quantiles[name] = self._quantiles[key]
         return {"values": values, "quantiles": quantiles, "reports": dict(self.reports), "models": dict(self.models),
-                "corrections_kw": dict(self.corrections_kw), "dso_windows": self.dso_windows}
+                "corrections_kw": dict(self.corrections_kw), "dso_windows": self.dso_windows,
+                "limit_windows": list(self.limit_windows)}
 
     @classmethod
     def from_portable(cls, loaded: LoadedPortfolio, horizon: Horizon, data: dict) -> Inputs:
         """Inputs on ``horizon`` from :meth:`portable`'s data, for ``loaded`` (e.g. some of the sites); frozen: a
         series that was not sent is an error, never a file read on the worker."""
         inputs = cls(loaded, horizon, corrections_kw=dict(data["corrections_kw"]), dso_windows=data["dso_windows"],
-                     frozen=True)
+                     limit_windows=list(data["limit_windows"]), frozen=True)
         for name, values in data["values"].items():
             key = inputs._key(name)
             inputs._cache.setdefault(key, values)

@@ -17,14 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from flexopt.config.loader import LoadedPortfolio, PortfolioError, load_portfolio, series_refs
 from flexopt.data.checks import check_inputs
+from flexopt.data.dso_limits import COLUMNS
 from flexopt.data.inputs import Horizon, Inputs
+from flexopt.data.limit_ledger import LEDGER_NAME, active_windows, window_record
 from flexopt.runs.files import write_frame, write_json
 from flexopt.runs.horizon import HorizonPlan, plan_horizon
 from flexopt.runs.intraday import StartStates
 from flexopt.runs.locks import held
-from flexopt.runs.store import StorageError, check_writable, new_run, schedule_lock_path, sha256_of
+from flexopt.runs.store import StorageError, check_writable, new_run, schedule_lock_path, sha256_of, uftp_dir
 from flexopt.scheduling.gc_pause import gc_paused
 from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.version import __version__
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 StateResolver = Callable[[LoadedPortfolio], StartStates]  # intraday: the start states, read under the lock
 Corrector = Callable[[LoadedPortfolio, Inputs], "Corrections"]  # intraday: forecast corrections from telemetry
 DEFAULT_WAIT_S = 60.0
+LIMIT_WINDOWS_FILE = "limit_windows.csv"
 
 
 @dataclass
@@ -68,6 +73,7 @@ class RunOutcome:
     result: Any
     kpis: dict
     timings_s: dict[str, float]
+    loaded: LoadedPortfolio | None = None  # the portfolio the run was made from
 
 
 def horizon_for(loaded: LoadedPortfolio, request: RunRequest) -> Horizon:
@@ -135,6 +141,9 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
     for note in plan.notes:
         progress(f"horizon {note}")
     inputs = Inputs(loaded, horizon)
+    inputs.limit_windows = ordered_windows(loaded, request.store)
+    if inputs.limit_windows:
+        progress(f"{len(inputs.limit_windows)} limit windows ordered by the DSO (UFTP) in force")
     with new_run(request.store, loaded.portfolio.portfolio.name, request.day, request.kind,
                  request.out) as target:
         for leftover in target.cleaned:
@@ -185,6 +194,8 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
                        + write_frame(result.states, tmp, "states"))
             if corrections is not None and len(corrections.frame):
                 written += write_frame(corrections.frame, tmp, "corrections")
+            if inputs.limit_windows:  # flexopt check holds the run to them as to the DSO limits file
+                written.append(write_limit_windows(inputs.limit_windows, tmp))
             timings["write"] = time.perf_counter() - t_write
             timings["total"] = time.perf_counter() - t0
             kpis["timings_s"] = {**kpis.get("timings_s", {}), **timings}
@@ -199,7 +210,23 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
         except OSError as exc:
             raise StorageError(f"cannot write the run in {tmp.parent}: {exc.strerror or exc}") from None
         directory = target.commit()
-    return RunOutcome(directory=directory, result=result, kpis=kpis, timings_s=timings)
+    return RunOutcome(directory=directory, result=result, kpis=kpis, timings_s=timings, loaded=loaded)
+
+
+def ordered_windows(loaded: LoadedPortfolio, store: Path) -> list:
+    """The limit windows of the DSO's orders in force (UFTP), for a portfolio that trades; none otherwise."""
+    if loaded.portfolio.uftp is None:
+        return []
+    ledger = uftp_dir(store, loaded.portfolio.portfolio.name) / LEDGER_NAME
+    return active_windows(ledger, {cp.id for cp in loaded.portfolio.congestion_points})
+
+
+def write_limit_windows(windows: list, directory: Path) -> Path:
+    """``limit_windows.csv`` in the DSO limits file's columns: the ordered limits the run was held to."""
+    frame = pd.DataFrame([window_record(w) for w in windows], columns=list(COLUMNS))
+    path = directory / LIMIT_WINDOWS_FILE
+    frame.to_csv(path, index=False)
+    return path
 
 
 def _run_record(loaded: LoadedPortfolio, request: RunRequest, plan: HorizonPlan, inputs: Inputs, options,

@@ -253,6 +253,11 @@ def schedule_lock_path(store: Path, portfolio: str) -> Path:
     return path
 
 
+def uftp_dir(store: Path, portfolio: str) -> Path:
+    """``<store>/<portfolio slug>/uftp``: the UFTP message log, the ledger of ordered limits, settlements."""
+    return store / portfolio_slug(portfolio) / "uftp"
+
+
 def sha256_of(paths: list[Path]) -> str:
     """One hash over the contents of several files, in order (the portfolio and its includes)."""
     digest = hashlib.sha256()

@@ -84,6 +84,8 @@ def point_data(pf: Portfolio, base_dir, horizon: Horizon, sites: list[SiteData],
                inputs: Inputs | None = None) -> list[PointData]:
     given = inputs.dso_windows if inputs is not None else None
     windows = given if given is not None else dso_windows(pf, base_dir)
+    if inputs is not None:
+        windows = [*windows, *inputs.limit_windows]  # ordered and requested limits are windows like the file's
     out = []
     for cp in pf.congestion_points:
         members = [k for k, s in enumerate(sites) if s.congestion_point == cp.id]
