@@ -36,17 +36,61 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("state", "load", "inputs", "correction", "build", "translate", "solve", "extract", "write", "total")
 
 def intraday_request(portfolio: Path, store: Path, start: dt.datetime, horizon_h: float | None = None):
-    """The request `flexopt schedule intraday PORTFOLIO --from START --store STORE [--horizon-h H]` makes."""
+    """The request `flexopt schedule intraday PORTFOLIO --from START --store STORE [--horizon-h H]` makes: states
+    and forecast corrections from the store's telemetry database when it has one (``--telemetry``)."""
     from flexopt.config.loader import load_portfolio
     from flexopt.runs.correction import correct_forecasts
     from flexopt.runs.intraday import start_states
     from flexopt.runs.runner import RunRequest
+    from flexopt.telemetry import open_db, resolve_url
 
     local = start.replace(tzinfo=load_portfolio(portfolio).portfolio.tz)
+    db = open_db(resolve_url(None, store)) if (store / "telemetry.sqlite3").is_file() else None
+    age = dt.timedelta(minutes=30)
     return RunRequest(portfolio_path=portfolio, kind="intraday", day=local.date(), start=local, store=store,
                       horizon_h=horizon_h,
-                      resolve_state=lambda loaded: start_states(loaded, store, local.date(), local),
-                      correct=lambda loaded, inputs: correct_forecasts(loaded, inputs, None))
+                      resolve_state=lambda loaded: start_states(loaded, store, local.date(), local, db=db,
+                                                                max_age=age if db else None),
+                      correct=lambda loaded, inputs: correct_forecasts(loaded, inputs, db))
+
+
+def fill_telemetry(portfolio: Path, store: Path, start: dt.datetime) -> int:
+    """Rounds as dispatch records them for the hour before ``start``: every asset with an endpoint measured at
+    1.1 x its day-ahead power, batteries at 55 % SoC, into the store's telemetry database. The readings stored."""
+    from flexopt.config.loader import load_portfolio
+    from flexopt.operations import dispatch_folder, find_schedule_run, write_round
+    from flexopt.operations.schedules import rows_at
+    from flexopt.runs.files import jsonable
+    from flexopt.telemetry import import_folder, open_db, resolve_url
+
+    loaded = load_portfolio(portfolio)
+    name, local = loaded.portfolio.portfolio.name, start.replace(tzinfo=loaded.portfolio.tz)
+    run = find_schedule_run(store, name, local.date())
+    folder = dispatch_folder(store, name, local.date())
+    readings = 0
+    for k in range(4):
+        at = (local - dt.timedelta(minutes=60 - 15 * k - 7)).astimezone(dt.UTC)
+        rows = rows_at(run.frame, at)
+        assets = {}
+        for site, asset in loaded.portfolio.assets():
+            if asset.endpoint is None:
+                continue
+            row = rows[rows["asset_id"] == asset.id]
+            power = float(row["power_kw"].iloc[0]) if len(row) else 0.0
+            tele = {"asset_id": asset.id, "at": at, "connected": True, "quality": "good", "notes": "", "extra": {},
+                    "active_power_kw": 1.1 * power, **({"soc_pct": 55.0} if asset.type == "battery" else {})}
+            assets[asset.id] = {"asset_type": asset.type, "site_id": site.id, "devices": 1,
+                                "scheduled_power_kw": power, "telemetry": tele, "command": None}
+            readings += 1
+        record = {"at": at, "interval_start": at - dt.timedelta(minutes=7), "summary": {"assets": len(assets)},
+                  "assets": assets, "alarms": []}
+        write_round(folder, jsonable(record), at)
+    db = open_db(resolve_url(None, store))
+    try:
+        import_folder(db, name, local.date(), folder)
+    finally:
+        db.close()
+    return readings
 
 
 def one_run(portfolio: Path, store: Path, start: dt.datetime, horizon_h: float | None = None) -> dict:
@@ -87,12 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warm", type=int, default=3, help="runs in this process after a first one")
     ap.add_argument("--horizon-h", type=float, default=None, help="as the command's option (default 24 h)")
     ap.add_argument("--profile", action="store_true", help="cProfile one warm run instead")
+    ap.add_argument("--telemetry", action="store_true",
+                    help="states and forecast corrections from a telemetry database of the hour before the start")
     ap.add_argument("--one-run", metavar="STORE", help=argparse.SUPPRESS)  # what a cold run's process does
     args = ap.parse_args(argv)
     start, portfolio = dt.datetime.fromisoformat(args.start), Path(args.portfolio)
 
+    import statsmodels.regression.linear_model
+    import statsmodels.regression.quantile_regression
+    import statsmodels.tsa.holtwinters  # imported by the first fit (flexopt imports it lazily)
+
     import flexopt.forecasts.api
     import flexopt.scheduling.problem  # imports are not part of a run's time
+
+    del statsmodels
 
     del flexopt
     from flexopt.runs.runner import RunRequest, run_schedule
@@ -104,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     run_schedule(RunRequest(portfolio_path=portfolio, kind="day-ahead", day=start.date(), store=store))
     print(f"day-ahead of {start.date()} written in {time.perf_counter() - t0:.2f} s")
+    if args.telemetry:
+        print(f"telemetry: {fill_telemetry(portfolio, store, start)} readings of the hour before the start")
 
     show("cold (a fresh process per run, imports excluded)",
          [cold_run(args.portfolio, store, args.start, args.horizon_h) for _ in range(args.cold)])
