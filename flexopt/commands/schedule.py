@@ -180,6 +180,15 @@ def print_kpis(kpis: dict, console: Console) -> None:
                           f" {v.get('detail', '')}", highlight=False)
 
 
+CLUSTER_OPTION = typer.Option(
+    None, "--cluster", callback=cluster_spec,
+    help="solve the independent zones (congestion points, sites in none) on a Dask cluster: local:N starts N worker "
+         "processes here, tcp://HOST:PORT uses a running dask scheduler (docs/scale.md)")
+WRITE_MODEL_OPTION = typer.Option(
+    None, "--write-model", callback=model_file,
+    help="also write the whole model before it is solved, as FILE.lp or FILE.mps (a new file), for debugging")
+
+
 @schedule_app.command("day-ahead")
 def day_ahead(
     portfolio: Path = typer.Argument(..., help="portfolio YAML file"),
@@ -195,13 +204,8 @@ def day_ahead(
         help=f"hours to schedule from local midnight (default: the local day; at most {MAX_HORIZON_H:g}); shortened "
              "to the end of the known prices, never below the day's end"),
     wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
-    cluster: str | None = typer.Option(
-        None, "--cluster", callback=cluster_spec,
-        help="solve the independent zones (congestion points, sites in none) on a Dask cluster: local:N starts N "
-             "worker processes here, tcp://HOST:PORT uses a running dask scheduler (docs/scale.md)"),
-    write_model: Path | None = typer.Option(
-        None, "--write-model", callback=model_file,
-        help="also write the whole model before it is solved, as FILE.lp or FILE.mps (a new file), for debugging"),
+    cluster: str | None = CLUSTER_OPTION,
+    write_model: Path | None = WRITE_MODEL_OPTION,
 ) -> None:
     """Schedule every device of the portfolio for one local day (or --horizon-h hours from its midnight)."""
     day = parse_day(date, "--date")
@@ -252,13 +256,8 @@ def intraday(
     wait_s: float = typer.Option(DEFAULT_WAIT_S, "--wait-s", callback=WAIT_S, help=WAIT_HELP),
     correct: bool = typer.Option(True, "--correct/--no-correct",
                                  help="correct the load and PV forecasts from the telemetry before the start"),
-    cluster: str | None = typer.Option(
-        None, "--cluster", callback=cluster_spec,
-        help="solve the independent zones (congestion points, sites in none) on a Dask cluster: local:N starts N "
-             "worker processes here, tcp://HOST:PORT uses a running dask scheduler (docs/scale.md)"),
-    write_model: Path | None = typer.Option(
-        None, "--write-model", callback=model_file,
-        help="also write the whole model before it is solved, as FILE.lp or FILE.mps (a new file), for debugging"),
+    cluster: str | None = CLUSTER_OPTION,
+    write_model: Path | None = WRITE_MODEL_OPTION,
     lookback_min: float = typer.Option(
         60.0, "--correct-lookback-min", callback=in_range("--correct-lookback-min", 1.0, 24 * 60.0),
         help="minutes of telemetry before the start compared with the forecast"),
