@@ -34,6 +34,7 @@ ModbusTimeoutS = number(0, 60, "s", lo_open=True)
 HttpTimeoutS = number(0, 120, "s", lo_open=True)
 CentralTimeoutS = number(0, 300, "s", lo_open=True)
 SecurityProfile = integer(0, 3)
+RevertS = number(1, 86400, "s")
 MeasuredScale = number(-1e6, 1e6, nonzero=True)
 PercentOfKw = number(0, 1e6, "kW", lo_open=True)
 ProfileValidityS = number(60, 7 * 86400, "s")
@@ -138,8 +139,24 @@ class ModbusEndpoint(EndpointBase):
     timeout_s: ModbusTimeoutS = 1.0
     registers: dict[str, ModbusRegister] = Field(
         description="named points: setpoint, active_power, reactive_power, voltage, soc, temperature, "
-        "availability, ...",
+        "availability, setpoint_revert, ...",
     )
+    setpoint_revert_s: RevertS | None = Field(
+        default=None, description="failsafe: written to the 'setpoint_revert' register with every setpoint (a "
+        "revert timeout such as SunSpec WMaxLimPct_RvrtTms): the device returns to its own default when no new "
+        "setpoint comes within it, e.g. when flexopt stops. Longer than the dispatch interval")
+
+    @model_validator(mode="after")
+    def _revert_register_and_time(self) -> ModbusEndpoint:
+        has_register = "setpoint_revert" in self.registers
+        if self.setpoint_revert_s is not None and not has_register:
+            raise ValueError("setpoint_revert_s needs a register named setpoint_revert (where the device takes its "
+                             "revert timeout)")
+        if has_register and self.setpoint_revert_s is None:
+            raise ValueError("registers.setpoint_revert needs setpoint_revert_s (the timeout to write to it)")
+        if has_register and self.registers["setpoint_revert"].table not in ("holding", "coil"):
+            raise ValueError("registers.setpoint_revert must be writable: a holding register")
+        return self
 
     @model_validator(mode="after")
     def _setpoint_in_percent_has_a_base(self) -> ModbusEndpoint:
