@@ -43,6 +43,7 @@ from flexopt.config.endpoints import OcppCentralSystem
 log = logging.getLogger("flexopt.adapters.ocpp")
 
 SUBPROTOCOLS = {"ocpp1.6": "1.6", "ocpp2.0.1": "2.0.1"}
+SAVE_DELAY_S = 0.5  # state changes within this are written to the store once
 PLUGGED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"}
 UNAVAILABLE = {"Unavailable", "Faulted"}
 
@@ -152,7 +153,8 @@ class _Csms16(Cp16):
         c.transaction_assigned_at = time.monotonic()
         c.meter_start_wh, c.session_energy_wh = float(meter_start), 0.0
         c.readings["energy_wh"] = float(meter_start)
-        self.central._changed(persist=True)  # before the answer: the id is never handed out twice
+        self.central._changed()
+        self.central.save_state()  # now, before the answer: the id is never handed out twice
         return r16.StartTransaction(
             transaction_id=c.transaction_id, id_tag_info={"status": AuthorizationStatus.accepted}
         )
@@ -294,6 +296,7 @@ class CentralSystem(SessionService):
         self._config: OcppCentralSystem | None = None
         self._notes: list[str] = []
         self.state_path: Path | None = None  # where chargers' state survives this process (``use_state_dir``)
+        self._save_handle: asyncio.TimerHandle | None = None
 
     @classmethod
     def for_portfolio(cls, portfolio: Any) -> CentralSystem:
@@ -333,6 +336,9 @@ class CentralSystem(SessionService):
 
     def save_state(self) -> None:
         """Write the chargers' state to the store (when there is one); a failure is logged, never raised."""
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
         if self.state_path is None:
             return
         problem = ocpp_state.write(self.state_path, ocpp_state.dump(self._tx + 1, self.chargers))
@@ -418,9 +424,18 @@ class CentralSystem(SessionService):
         return True
 
     def _changed(self, persist: bool = False) -> None:
+        """Wake who waits for chargers; with ``persist``, write the state soon (writes within SAVE_DELAY_S are
+        one: a fleet booting at once is one write, not hundreds with an fsync each)."""
         self._change.set()
-        if persist:
-            self.save_state()
+        if persist and self.state_path is not None and self._save_handle is None:
+            try:
+                self._save_handle = asyncio.get_running_loop().call_later(SAVE_DELAY_S, self._save_later)
+            except RuntimeError:  # no loop (never in a handler): at once
+                self.save_state()
+
+    def _save_later(self) -> None:
+        self._save_handle = None
+        self.save_state()
 
     def _next_transaction_id(self) -> int:
         self._tx += 1
