@@ -63,6 +63,7 @@ class ConnectorState:
     # later (in 2.0.1 the charger picks the id itself)
     transaction_assigned_at: float | None = None
     charging_state: str | None = None  # 2.0.1 TransactionEvent chargingState
+    ended_transaction_id: int | str | None = None  # the last one that ended: a late message never revives it
     meter_start_wh: float | None = None
     session_energy_wh: float | None = None
     readings: dict[str, float] = field(default_factory=dict)
@@ -164,6 +165,7 @@ class _Csms16(Cp16):
         self.state.touch()
         for c in self.state.connectors.values():
             if c.transaction_id == transaction_id:
+                c.ended_transaction_id = transaction_id
                 if c.meter_start_wh is not None:
                     c.session_energy_wh = meter_stop - c.meter_start_wh
                 c.transaction_id = None
@@ -178,8 +180,8 @@ class _Csms16(Cp16):
         c = self.state.connector(connector_id)
         c.readings.update(parse_meter_values(meter_value))
         c.updated_at = dt.datetime.now(dt.UTC)
-        if c.transaction_id is None and transaction_id is not None:  # a transaction started before we knew it
-            c.transaction_id = transaction_id
+        if c.transaction_id is None and transaction_id not in (None, c.ended_transaction_id):
+            c.transaction_id = transaction_id  # a transaction that started before we knew it
         if c.transaction_id is not None and c.meter_start_wh is not None and "energy_wh" in c.readings:
             c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
         self.central._changed()
@@ -247,7 +249,9 @@ class _Csms201(Cp201):
         readings = parse_meter_values(meter_value or [])
         c.readings.update(readings)
         c.charging_state = transaction_info.get("charging_state", c.charging_state)
-        started = event_type == "Started" or (event_type == "Updated" and c.transaction_id is None)
+        tx = transaction_info["transaction_id"]
+        started = event_type == "Started" or (event_type == "Updated" and c.transaction_id is None
+                                              and tx != c.ended_transaction_id)
         if started:  # an Updated event of a transaction we did not know: it runs, adopt it
             c.transaction_id = transaction_info["transaction_id"]
             c.meter_start_wh = readings.get("energy_wh", c.readings.get("energy_wh"))
@@ -255,6 +259,7 @@ class _Csms201(Cp201):
         if c.meter_start_wh is not None and "energy_wh" in c.readings:
             c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
         if event_type == "Ended":
+            c.ended_transaction_id = tx
             c.transaction_id, c.charging_state = None, None
             c.readings["power_w"] = 0.0
         c.updated_at = dt.datetime.now(dt.UTC)
