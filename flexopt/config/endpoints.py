@@ -76,15 +76,27 @@ class Iec104Endpoint(EndpointBase):
     measured_scale: dict[MeasuredQuantity, MeasuredScale] = Field(
         default_factory=dict, description="scaled values: the physical value of one raw step per quantity, e.g. "
         "{active_power: 0.1} for P in 0.1 kW (default 1)")
+    point_types: dict[MeasuredQuantity, Literal["short_float", "scaled"]] = Field(
+        default_factory=dict, description="the type of single quantities where it differs from measured_type, e.g. "
+        "{soc: short_float} for an RTU that sends P scaled and SoC as a float")
 
     @model_validator(mode="after")
     def _scale_only_for_scaled(self) -> Iec104Endpoint:
-        if self.measured_scale and self.measured_type != "scaled":
-            raise ValueError("measured_scale is for measured_type: scaled (M_ME_NB_1); short floats carry the value")
+        floats = [q for q in self.measured_scale if self.type_of(q) != "scaled"]
+        if floats:
+            raise ValueError(f"measured_scale of {', '.join(floats)}: that quantity is a short float (M_ME_NC_1), "
+                             "which carries its value; scale only scaled quantities (measured_type / point_types: "
+                             "scaled)")
         return self
 
+    def type_of(self, quantity: str) -> str:
+        """short_float or scaled: how the RTU sends this quantity."""
+        return self.point_types.get(quantity, self.measured_type)  # type: ignore[call-overload]
+
     def scale_of(self, quantity: str) -> float:
-        """Physical value per raw step of a scaled quantity (1 when not given)."""
+        """Physical value per raw step of a scaled quantity (1 when not given; 1 for short floats)."""
+        if self.type_of(quantity) != "scaled":
+            return 1.0
         return float(self.measured_scale.get(quantity, 1.0))  # type: ignore[call-overload]
 
     def device(self, k: int) -> Iec104Endpoint:

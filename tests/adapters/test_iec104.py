@@ -233,7 +233,7 @@ async def test_scaled_measured_values_are_read():
     finally:
         await ad.close()
         sim.stop()
-    with pytest.raises(ValueError, match="measured_scale is for measured_type: scaled"):
+    with pytest.raises(ValueError, match="measured_scale of active_power, voltage, soc: that quantity is a short"):
         endpoint(port, measured_scale=scale)
 
 
@@ -284,6 +284,7 @@ async def test_against_an_rtu_that_is_not_lib60870():
                                        "common_address": CA, "command_timeout_ms": 500, "points": points,
                                        "measured_type": "scaled", "measured_scale": {"active_power": 0.1,
                                                                                      "voltage": 0.1}})
+    mixed = e.model_copy(update={"point_types": {"soc": "short_float"}})
     ad = Iec104Adapter("bess1", e, SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
     try:
         res = await ad.send_setpoint(Setpoint("bess1", -12.5, "kW"))
@@ -292,6 +293,13 @@ async def test_against_an_rtu_that_is_not_lib60870():
         t = await ad.read_telemetry()
         assert t.active_power_kw == pytest.approx(-12.5) and t.voltage_v == pytest.approx(398.7)
         assert t.quality == "questionable" and "soc_pct" in t.notes  # SoC comes as a short float: not this type
+    finally:
+        await ad.close()
+    ad = Iec104Adapter("bess1", mixed, SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
+    try:  # with the SoC's own type: every point read
+        t = await ad.read_telemetry()
+        assert t.quality == "good", t.notes
+        assert t.soc_pct == pytest.approx(61.5) and t.active_power_kw == pytest.approx(-12.5)
     finally:
         await ad.close()
     for wrong, cause in (({"common_address": CA + 1}, "cause 46"), ({"setpoint_ioa": 999}, "cause 47")):
