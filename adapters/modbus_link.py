@@ -20,6 +20,7 @@ class ModbusLink:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
+        self.loop = asyncio.get_running_loop()  # its client lives in this loop
         self.timeout_s = 1.0
         self.lock = asyncio.Lock()
         self.users: set[int] = set()
@@ -57,9 +58,10 @@ _LINKS: dict[tuple[int, str, int], ModbusLink] = {}
 
 def acquire(host: str, port: int, timeout_s: float, user: object) -> ModbusLink:
     """The link to host:port in this event loop (made on first use); its timeout is the longest of its users'."""
-    key = (id(asyncio.get_running_loop()), host, port)
+    loop = asyncio.get_running_loop()
+    key = (id(loop), host, port)
     link = _LINKS.get(key)
-    if link is None:
+    if link is None or link.loop is not loop:  # none yet, or one left by a loop that is gone (its id reused)
         link = _LINKS[key] = ModbusLink(host, port)
     longest = max(link.timeout_s if link.users else 0.0, timeout_s)
     if longest != link.timeout_s:
