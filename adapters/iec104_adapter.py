@@ -39,6 +39,7 @@ class _Gateway:
 
     def __init__(self, worker: WorkerProcess) -> None:
         self.worker = worker
+        self.loop = asyncio.get_running_loop()  # its child's pipes live in this loop
         self.users: set[int] = set()
         self.deaths: list[Death] = []
 
@@ -51,9 +52,10 @@ _GATEWAYS: dict[tuple[int, str, int], _Gateway] = {}
 
 
 def _gateway(endpoint: Iec104Endpoint, link_wait_s: float, user: object) -> _Gateway:
-    key = (id(asyncio.get_running_loop()), endpoint.host, endpoint.port)
+    loop = asyncio.get_running_loop()
+    key = (id(loop), endpoint.host, endpoint.port)
     gateway = _GATEWAYS.get(key)
-    if gateway is None:
+    if gateway is None or gateway.loop is not loop:  # none yet, or one left by a loop that is gone (its id reused)
         e = endpoint
         worker = WorkerProcess(WORKER_MODULE, [e.model_dump_json(), repr(link_wait_s)],
                                name=f"IEC 104 client for {e.host}:{e.port}")

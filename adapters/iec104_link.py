@@ -214,7 +214,7 @@ class Iec104Link:
             if ioa is None:
                 continue
             kind = c104.Type.M_SP_NA_1 if name == "available" else (
-                c104.Type.M_ME_NB_1 if e.measured_type == "scaled" else c104.Type.M_ME_NC_1)
+                c104.Type.M_ME_NB_1 if e.type_of(QUANTITY[name]) == "scaled" else c104.Type.M_ME_NC_1)
             points[name] = station.add_point(io_address=ioa, type=kind)
             points[name].on_receive(callable=on_point)
         points["setpoint"] = station.add_point(io_address=e.points.setpoint_ioa, type=c104.Type.C_SE_NC_1)
@@ -227,8 +227,7 @@ class Iec104Link:
         return e
 
     def _scale(self, ca: int, name: str) -> float:
-        e = self._endpoint(ca)
-        return e.scale_of(QUANTITY[name]) if e.measured_type == "scaled" else 1.0
+        return self._endpoint(ca).scale_of(QUANTITY[name])
 
     def _physical(self, ca: int, name: str, raw: Any) -> float:
         """A measured value as sent (a short float, or a scaled integer) in its physical unit."""

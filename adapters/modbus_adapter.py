@@ -118,6 +118,22 @@ class ModbusAdapter(DeviceAdapter):
             return False
         return True
 
+    async def _arm_revert(self, client: AsyncModbusTcpClient) -> None:
+        """The failsafe, before every setpoint: the device's revert timeout (``setpoint_revert_s``), so it falls
+        back to its own default when flexopt stops sending."""
+        reg = self.endpoint.registers.get("setpoint_revert")
+        if reg is None or self.endpoint.setpoint_revert_s is None:
+            return
+        what = f"write setpoint_revert@{reg.table}:{reg.address}"
+        try:
+            words = encode(reg, self.endpoint.setpoint_revert_s)
+        except ValueError as exc:
+            raise AdapterError("invalid", f"setpoint_revert_s: {exc}") from exc
+        if len(words) == 1:
+            await self._call(what, client.write_register, reg.address, words[0])
+        else:
+            await self._call(what, client.write_registers, reg.address, words)
+
     async def _read_register(self, client: AsyncModbusTcpClient, name: str, reg: ModbusRegister) -> float:
         n = register_count(reg)
         what = f"read {name}@{reg.table}:{reg.address}"
@@ -155,6 +171,7 @@ class ModbusAdapter(DeviceAdapter):
                 raise AdapterError("invalid", f"setpoint in {command.unit}, register in {reg.unit}") from exc
         async with self.link.lock:
             client = await self._ensure()
+            await self._arm_revert(client)
             what = f"write setpoint@{reg.table}:{reg.address}"
             if reg.table == "coil":
                 await self._call(what, client.write_coil, reg.address, value >= 0.5)

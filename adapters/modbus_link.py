@@ -20,9 +20,11 @@ class ModbusLink:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
+        self.loop = asyncio.get_running_loop()  # its client lives in this loop
         self.timeout_s = 1.0
         self.lock = asyncio.Lock()
         self.users: set[int] = set()
+        self.stale = False  # the timeout changed: make a new client before the next request
         self._client: AsyncModbusTcpClient | None = None
 
     @property
@@ -30,7 +32,10 @@ class ModbusLink:
         return self._client
 
     async def ensure(self) -> AsyncModbusTcpClient:
-        """Connect if needed; this is also how every adapter on the link reconnects after a drop."""
+        """Connect if needed (with ``lock`` held); this is also how every adapter on the link reconnects."""
+        if self.stale:
+            self.stale = False
+            self.drop()
         if self._client is None:
             self._client = AsyncModbusTcpClient(
                 self.host, port=self.port, timeout=self.timeout_s, retries=0,
@@ -53,11 +58,15 @@ _LINKS: dict[tuple[int, str, int], ModbusLink] = {}
 
 def acquire(host: str, port: int, timeout_s: float, user: object) -> ModbusLink:
     """The link to host:port in this event loop (made on first use); its timeout is the longest of its users'."""
-    key = (id(asyncio.get_running_loop()), host, port)
+    loop = asyncio.get_running_loop()
+    key = (id(loop), host, port)
     link = _LINKS.get(key)
-    if link is None:
+    if link is None or link.loop is not loop:  # none yet, or one left by a loop that is gone (its id reused)
         link = _LINKS[key] = ModbusLink(host, port)
-    link.timeout_s = max(link.timeout_s if link.users else 0.0, timeout_s)
+    longest = max(link.timeout_s if link.users else 0.0, timeout_s)
+    if longest != link.timeout_s:
+        link.timeout_s = longest
+        link.stale = True  # the client takes its timeout when made: the next call makes one with this
     link.users.add(id(user))
     return link
 

@@ -43,6 +43,7 @@ from flexopt.config.endpoints import OcppCentralSystem
 log = logging.getLogger("flexopt.adapters.ocpp")
 
 SUBPROTOCOLS = {"ocpp1.6": "1.6", "ocpp2.0.1": "2.0.1"}
+SAVE_DELAY_S = 0.5  # state changes within this are written to the store once
 PLUGGED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"}
 UNAVAILABLE = {"Unavailable", "Faulted"}
 
@@ -62,6 +63,7 @@ class ConnectorState:
     # later (in 2.0.1 the charger picks the id itself)
     transaction_assigned_at: float | None = None
     charging_state: str | None = None  # 2.0.1 TransactionEvent chargingState
+    ended_transaction_id: int | str | None = None  # the last one that ended: a late message never revives it
     meter_start_wh: float | None = None
     session_energy_wh: float | None = None
     readings: dict[str, float] = field(default_factory=dict)
@@ -152,7 +154,8 @@ class _Csms16(Cp16):
         c.transaction_assigned_at = time.monotonic()
         c.meter_start_wh, c.session_energy_wh = float(meter_start), 0.0
         c.readings["energy_wh"] = float(meter_start)
-        self.central._changed(persist=True)  # before the answer: the id is never handed out twice
+        self.central._changed()
+        self.central.save_state()  # now, before the answer: the id is never handed out twice
         return r16.StartTransaction(
             transaction_id=c.transaction_id, id_tag_info={"status": AuthorizationStatus.accepted}
         )
@@ -162,6 +165,7 @@ class _Csms16(Cp16):
         self.state.touch()
         for c in self.state.connectors.values():
             if c.transaction_id == transaction_id:
+                c.ended_transaction_id = transaction_id
                 if c.meter_start_wh is not None:
                     c.session_energy_wh = meter_stop - c.meter_start_wh
                 c.transaction_id = None
@@ -176,8 +180,8 @@ class _Csms16(Cp16):
         c = self.state.connector(connector_id)
         c.readings.update(parse_meter_values(meter_value))
         c.updated_at = dt.datetime.now(dt.UTC)
-        if c.transaction_id is None and transaction_id is not None:  # a transaction started before we knew it
-            c.transaction_id = transaction_id
+        if c.transaction_id is None and transaction_id not in (None, c.ended_transaction_id):
+            c.transaction_id = transaction_id  # a transaction that started before we knew it
         if c.transaction_id is not None and c.meter_start_wh is not None and "energy_wh" in c.readings:
             c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
         self.central._changed()
@@ -245,7 +249,9 @@ class _Csms201(Cp201):
         readings = parse_meter_values(meter_value or [])
         c.readings.update(readings)
         c.charging_state = transaction_info.get("charging_state", c.charging_state)
-        started = event_type == "Started" or (event_type == "Updated" and c.transaction_id is None)
+        tx = transaction_info["transaction_id"]
+        started = event_type == "Started" or (event_type == "Updated" and c.transaction_id is None
+                                              and tx != c.ended_transaction_id)
         if started:  # an Updated event of a transaction we did not know: it runs, adopt it
             c.transaction_id = transaction_info["transaction_id"]
             c.meter_start_wh = readings.get("energy_wh", c.readings.get("energy_wh"))
@@ -253,6 +259,7 @@ class _Csms201(Cp201):
         if c.meter_start_wh is not None and "energy_wh" in c.readings:
             c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
         if event_type == "Ended":
+            c.ended_transaction_id = tx
             c.transaction_id, c.charging_state = None, None
             c.readings["power_w"] = 0.0
         c.updated_at = dt.datetime.now(dt.UTC)
@@ -294,6 +301,7 @@ class CentralSystem(SessionService):
         self._config: OcppCentralSystem | None = None
         self._notes: list[str] = []
         self.state_path: Path | None = None  # where chargers' state survives this process (``use_state_dir``)
+        self._save_handle: asyncio.TimerHandle | None = None
 
     @classmethod
     def for_portfolio(cls, portfolio: Any) -> CentralSystem:
@@ -333,6 +341,9 @@ class CentralSystem(SessionService):
 
     def save_state(self) -> None:
         """Write the chargers' state to the store (when there is one); a failure is logged, never raised."""
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
         if self.state_path is None:
             return
         problem = ocpp_state.write(self.state_path, ocpp_state.dump(self._tx + 1, self.chargers))
@@ -418,9 +429,18 @@ class CentralSystem(SessionService):
         return True
 
     def _changed(self, persist: bool = False) -> None:
+        """Wake who waits for chargers; with ``persist``, write the state soon (writes within SAVE_DELAY_S are
+        one: a fleet booting at once is one write, not hundreds with an fsync each)."""
         self._change.set()
-        if persist:
-            self.save_state()
+        if persist and self.state_path is not None and self._save_handle is None:
+            try:
+                self._save_handle = asyncio.get_running_loop().call_later(SAVE_DELAY_S, self._save_later)
+            except RuntimeError:  # no loop (never in a handler): at once
+                self.save_state()
+
+    def _save_later(self) -> None:
+        self._save_handle = None
+        self.save_state()
 
     def _next_transaction_id(self) -> int:
         self._tx += 1

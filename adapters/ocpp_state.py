@@ -92,9 +92,12 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+KEPT_READINGS = ("energy_wh",)  # a register; power, current and voltage of an earlier process are not now's
+
+
 def connector_fields(saved: dict[str, Any]) -> dict[str, Any]:
-    """The connector fields of a saved connector, times parsed."""
+    """The connector fields of a saved connector, times parsed; of its readings only the energy register."""
     fields = {f: saved.get(f) for f in _CONNECTOR_FIELDS}
-    fields["readings"] = {k: float(v) for k, v in (fields["readings"] or {}).items()}
+    fields["readings"] = {k: float(v) for k, v in (fields["readings"] or {}).items() if k in KEPT_READINGS}
     fields["updated_at"] = parse_time(saved.get("updated_at"))
     return fields

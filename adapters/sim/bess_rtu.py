@@ -36,11 +36,15 @@ class BessState:
     time_scale: float = 1.0  # > 1 runs the battery faster than the wall clock
     measured_type: str = "short_float"  # or scaled: M_ME_NB_1 integers of physical / measured_scale[quantity]
     measured_scale: dict[str, float] = field(default_factory=dict)
+    point_types: dict[str, str] = field(default_factory=dict)  # a quantity's own type where it differs
     clock: Callable[[], float] = time.monotonic  # seconds; a replay's simulated clock
     last: float | None = None
 
     def __post_init__(self) -> None:
         self.last = self.clock()
+
+    def type_of(self, quantity: str) -> str:
+        return self.point_types.get(quantity, self.measured_type)
 
     def advance(self) -> None:
         now = self.clock()
@@ -105,9 +109,10 @@ class BessRtu:
             "v": p.voltage_ioa,
             "soc": p.soc_ioa,
         }
-        kind = c104.Type.M_ME_NB_1 if bess.measured_type == "scaled" else c104.Type.M_ME_NC_1
+        quantity = {"p": "active_power", "q": "reactive_power", "v": "voltage", "soc": "soc"}
         for key, ioa in measured.items():
             if ioa is not None:
+                kind = c104.Type.M_ME_NB_1 if bess.type_of(quantity[key]) == "scaled" else c104.Type.M_ME_NC_1
                 pts[key] = station.add_point(io_address=ioa, type=kind, report_ms=1000)
         if p.availability_ioa is not None:
             pts["avail"] = station.add_point(io_address=p.availability_ioa, type=c104.Type.M_SP_NA_1, report_ms=1000)
@@ -158,7 +163,7 @@ class BessRtu:
         for key, value in values.items():
             if key not in pts:
                 continue
-            if key in quantity and bess.measured_type == "scaled":
+            if key in quantity and bess.type_of(quantity[key]) == "scaled":
                 raw = round(float(value) / bess.measured_scale.get(quantity[key], 1.0))
                 value = c104.Int16(max(-32768, min(32767, raw)))
             pts[key].value = value
@@ -178,7 +183,8 @@ class Iec104Simulator(ProtocolSimulator):
         clock = self.options.get("clock")
         rtu.add(name, e.points, e.common_address, energy_kwh=getattr(asset, "energy_kwh", 100.0),
                 max_power_kw=power, soc_pct=getattr(asset, "initial_soc_pct", 50.0), measured_type=e.measured_type,
-                measured_scale=dict(e.measured_scale), **({"clock": clock.monotonic} if clock is not None else {}))
+                measured_scale=dict(e.measured_scale), point_types=dict(e.point_types),
+                **({"clock": clock.monotonic} if clock is not None else {}))
         return f"{e.host}:{e.port}"
 
     async def start(self) -> None:

@@ -56,13 +56,23 @@ class BmsAsset:
     clock: Callable[[], float] = time.monotonic  # seconds; a replay's simulated clock
     pv_profile: Callable[[float], float] | None = None  # available PV kW at a clock time (a replay's day)
     plug_schedule: Callable[[float], bool] | None = None  # a car plugged in at a clock time (a replay's sessions)
+    revert_s: float | None = None  # the failsafe the client armed: back to the default setpoint after this long
+    reverted: int = 0  # how often the failsafe fired
     last: float | None = None
+    last_setpoint: float | None = None
 
     def __post_init__(self) -> None:
-        self.last = self.clock()
+        self.last = self.last_setpoint = self.clock()
+
+    def default_setpoint(self) -> float:
+        """What the device does on its own: a battery idles, a PV inverter or charger runs unlimited."""
+        return {"pv": self.max_value, "charger": self.max_value, "climate": 21.0}.get(self.kind, 0.0)
 
     def advance(self) -> None:
         now = self.clock()
+        if self.revert_s is not None and now - self.last_setpoint > self.revert_s:
+            self.setpoint, self.revert_s = self.default_setpoint(), None
+            self.reverted += 1
         dt_h, self.last = (now - self.last) / 3600.0, now
         if self.kind == "pv":  # setpoint = export limit in kW (curtailment)
             if self.pv_profile is not None:
@@ -179,6 +189,15 @@ class BmsSimulator:
 
     def _write(self, assets, table, start, address, regs, values):
         for a in assets:
+            revert = a.endpoint.registers.get("setpoint_revert")
+            if revert is not None and revert.table == table and address <= revert.address < address + len(values):
+                n = register_count(revert)
+                words = list(regs[revert.address - start: revert.address - start + n])
+                for i, w in enumerate(values):
+                    if 0 <= address + i - revert.address < n:
+                        words[address + i - revert.address] = w
+                a.revert_s = decode(revert, words) or None
+                a.last_setpoint = a.clock()
             reg = a.endpoint.registers.get("setpoint")
             if reg is None or reg.table != table:
                 continue
@@ -197,7 +216,7 @@ class BmsSimulator:
                 new = from_register(reg, new)
             if not a.min_value - 1e-9 <= new <= a.max_value + 1e-9 or not a.available:
                 return ExcCodes.ILLEGAL_VALUE
-            a.setpoint = new
+            a.setpoint, a.last_setpoint = new, a.clock()
             self.writes.append((a.asset_id, new))
         return None
 

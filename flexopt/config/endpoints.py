@@ -34,6 +34,7 @@ ModbusTimeoutS = number(0, 60, "s", lo_open=True)
 HttpTimeoutS = number(0, 120, "s", lo_open=True)
 CentralTimeoutS = number(0, 300, "s", lo_open=True)
 SecurityProfile = integer(0, 3)
+RevertS = number(1, 86400, "s")
 MeasuredScale = number(-1e6, 1e6, nonzero=True)
 PercentOfKw = number(0, 1e6, "kW", lo_open=True)
 ProfileValidityS = number(60, 7 * 86400, "s")
@@ -75,15 +76,27 @@ class Iec104Endpoint(EndpointBase):
     measured_scale: dict[MeasuredQuantity, MeasuredScale] = Field(
         default_factory=dict, description="scaled values: the physical value of one raw step per quantity, e.g. "
         "{active_power: 0.1} for P in 0.1 kW (default 1)")
+    point_types: dict[MeasuredQuantity, Literal["short_float", "scaled"]] = Field(
+        default_factory=dict, description="the type of single quantities where it differs from measured_type, e.g. "
+        "{soc: short_float} for an RTU that sends P scaled and SoC as a float")
 
     @model_validator(mode="after")
     def _scale_only_for_scaled(self) -> Iec104Endpoint:
-        if self.measured_scale and self.measured_type != "scaled":
-            raise ValueError("measured_scale is for measured_type: scaled (M_ME_NB_1); short floats carry the value")
+        floats = [q for q in self.measured_scale if self.type_of(q) != "scaled"]
+        if floats:
+            raise ValueError(f"measured_scale of {', '.join(floats)}: that quantity is a short float (M_ME_NC_1), "
+                             "which carries its value; scale only scaled quantities (measured_type / point_types: "
+                             "scaled)")
         return self
 
+    def type_of(self, quantity: str) -> str:
+        """short_float or scaled: how the RTU sends this quantity."""
+        return self.point_types.get(quantity, self.measured_type)  # type: ignore[call-overload]
+
     def scale_of(self, quantity: str) -> float:
-        """Physical value per raw step of a scaled quantity (1 when not given)."""
+        """Physical value per raw step of a scaled quantity (1 when not given; 1 for short floats)."""
+        if self.type_of(quantity) != "scaled":
+            return 1.0
         return float(self.measured_scale.get(quantity, 1.0))  # type: ignore[call-overload]
 
     def device(self, k: int) -> Iec104Endpoint:
@@ -138,8 +151,24 @@ class ModbusEndpoint(EndpointBase):
     timeout_s: ModbusTimeoutS = 1.0
     registers: dict[str, ModbusRegister] = Field(
         description="named points: setpoint, active_power, reactive_power, voltage, soc, temperature, "
-        "availability, ...",
+        "availability, setpoint_revert, ...",
     )
+    setpoint_revert_s: RevertS | None = Field(
+        default=None, description="failsafe: written to the 'setpoint_revert' register with every setpoint (a "
+        "revert timeout such as SunSpec WMaxLimPct_RvrtTms): the device returns to its own default when no new "
+        "setpoint comes within it, e.g. when flexopt stops. Longer than the dispatch interval")
+
+    @model_validator(mode="after")
+    def _revert_register_and_time(self) -> ModbusEndpoint:
+        has_register = "setpoint_revert" in self.registers
+        if self.setpoint_revert_s is not None and not has_register:
+            raise ValueError("setpoint_revert_s needs a register named setpoint_revert (where the device takes its "
+                             "revert timeout)")
+        if has_register and self.setpoint_revert_s is None:
+            raise ValueError("registers.setpoint_revert needs setpoint_revert_s (the timeout to write to it)")
+        if has_register and self.registers["setpoint_revert"].table not in ("holding", "coil"):
+            raise ValueError("registers.setpoint_revert must be writable: a holding register")
+        return self
 
     @model_validator(mode="after")
     def _setpoint_in_percent_has_a_base(self) -> ModbusEndpoint:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,7 +233,7 @@ async def test_scaled_measured_values_are_read():
     finally:
         await ad.close()
         sim.stop()
-    with pytest.raises(ValueError, match="measured_scale is for measured_type: scaled"):
+    with pytest.raises(ValueError, match="measured_scale of active_power, voltage, soc: that quantity is a short"):
         endpoint(port, measured_scale=scale)
 
 
@@ -263,3 +264,52 @@ async def test_stations_behind_one_rtu_share_one_connection():
         await ad8.close()
         await proxy.stop()
         sim.stop()
+
+
+_server_spec = importlib.util.spec_from_file_location("peers_iec104_server", Path(__file__).resolve().parents[1] /
+                                                      "peers" / "iec104_server.py")
+iec104_server = importlib.util.module_from_spec(_server_spec)
+sys.modules[_server_spec.name] = iec104_server  # its dataclasses look themselves up there
+_server_spec.loader.exec_module(iec104_server)
+
+
+async def test_against_an_rtu_that_is_not_lib60870():
+    """A server written from the standard (tests/peers/iec104_server.py): scaled and short-float values, a setpoint
+    confirmed, and refusals that are one negative mirror with cause 46 or 47 and no ACTCON."""
+    station = iec104_server.Station(CA, setpoint_ioa=100, power_ioa=11,
+                                    measured={11: 0.0, 13: 398.7, 14: 61.5}, scaled={11: 0.1, 13: 0.1})
+    server = await iec104_server.Iec104Server([station]).start()
+    points = {"setpoint_ioa": 100, "active_power_ioa": 11, "voltage_ioa": 13, "soc_ioa": 14}
+    e = Iec104Endpoint.model_validate({"protocol": "iec104", "host": "127.0.0.1", "port": server.port,
+                                       "common_address": CA, "command_timeout_ms": 500, "points": points,
+                                       "measured_type": "scaled", "measured_scale": {"active_power": 0.1,
+                                                                                     "voltage": 0.1}})
+    mixed = e.model_copy(update={"point_types": {"soc": "short_float"}})
+    ad = Iec104Adapter("bess1", e, SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
+    try:
+        res = await ad.send_setpoint(Setpoint("bess1", -12.5, "kW"))
+        assert res.ok, res.reason
+        assert station.commands == [-12.5]
+        t = await ad.read_telemetry()
+        assert t.active_power_kw == pytest.approx(-12.5) and t.voltage_v == pytest.approx(398.7)
+        assert t.quality == "questionable" and "soc_pct" in t.notes  # SoC comes as a short float: not this type
+    finally:
+        await ad.close()
+    ad = Iec104Adapter("bess1", mixed, SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
+    try:  # with the SoC's own type: every point read
+        t = await ad.read_telemetry()
+        assert t.quality == "good", t.notes
+        assert t.soc_pct == pytest.approx(61.5) and t.active_power_kw == pytest.approx(-12.5)
+    finally:
+        await ad.close()
+    for wrong, cause in (({"common_address": CA + 1}, "cause 46"), ({"setpoint_ioa": 999}, "cause 47")):
+        bad = e.model_copy(update={"points": e.points.model_copy(update=wrong)}) if "setpoint_ioa" in wrong \
+            else e.model_copy(update=wrong)
+        ad = Iec104Adapter("bess1", bad, SetpointLimits(-20.0, 20.0, "kW"), link_wait_s=1.0)
+        try:
+            res = await ad.send_setpoint(Setpoint("bess1", 3.0, "kW"))
+            assert res.status == "rejected" and cause in res.reason, res
+        finally:
+            await ad.close()
+    assert station.commands == [-12.5]
+    await server.stop()

@@ -156,3 +156,32 @@ async def test_units_behind_one_gateway_share_one_connection():
     finally:
         await proxy.stop()
         await sim.stop()
+
+
+async def test_the_revert_register_is_armed_with_every_setpoint_and_the_device_falls_back():
+    """The failsafe: with every setpoint the device's revert timeout is written; when flexopt stops sending, the
+    simulated battery goes back to idle once it has passed."""
+    registers = BATTERY_W | {"setpoint_revert": {"address": 20, "data_type": "uint16", "unit": "s"}}
+    sim = BmsSimulator(port=free_port())
+    e = ModbusEndpoint.model_validate({"protocol": "modbus", "host": "127.0.0.1", "port": sim.port, "device_id": 1,
+                                       "timeout_s": 0.5, "registers": registers, "setpoint_revert_s": 1})
+    battery = sim.add("bess", e, "battery", min_value=-50, max_value=50)
+    await sim.start()
+    try:
+        ad = ModbusAdapter("bess", e, SetpointLimits(-50.0, 50.0, "kW"))
+        assert (await ad.send_setpoint(Setpoint("bess", -20.0, "kW"))).ok
+        t = await ad.read_telemetry()
+        assert t.active_power_kw == pytest.approx(-20.0) and t.extra["setpoint_revert"] == 1.0
+        await asyncio.sleep(0.6)
+        assert (await ad.send_setpoint(Setpoint("bess", -10.0, "kW"))).ok  # renewed in time: no fallback
+        await asyncio.sleep(0.6)
+        assert (await ad.read_telemetry()).active_power_kw == pytest.approx(-10.0) and battery.reverted == 0
+        await asyncio.sleep(0.6)  # flexopt stopped: 1.2 s since the last setpoint
+        t = await ad.read_telemetry()
+        assert t.active_power_kw == pytest.approx(0.0) and battery.reverted == 1
+        await ad.close()
+    finally:
+        await sim.stop()
+    with pytest.raises(ValidationError, match="setpoint_revert_s needs a register named setpoint_revert"):
+        ModbusEndpoint.model_validate({"protocol": "modbus", "host": "h", "registers": BATTERY_W,
+                                       "setpoint_revert_s": 60})

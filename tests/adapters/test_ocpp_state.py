@@ -97,3 +97,38 @@ async def test_an_unusable_state_file_is_a_problem_not_a_crash(tmp_path):
     await central.close()
     assert json.loads((tmp_path / STATE_FILE).read_text())["next_transaction_id"] == 1
     await asyncio.sleep(0)
+
+
+async def test_a_state_file_that_cannot_be_written_is_logged_not_raised(tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    central = CentralSystem()
+    central.use_state_dir(blocker / "ocpp")
+    problems = await central.open()  # a problem of the first round, and the central system serves all the same
+    assert len(problems) == 1 and "cannot read the OCPP state file" in problems[0]
+    central.save_state()
+    await central.close()
+    assert "cannot write the OCPP state file" in caplog.text
+
+
+async def test_a_fleet_booting_at_once_is_one_write(tmp_path, monkeypatch):
+    """Boots and status changes within SAVE_DELAY_S are written once; power readings are not carried over."""
+    monkeypatch.setenv("CP_PASSWORD", "pw-state-test")
+    central = await central_on(tmp_path)
+    sims = []
+    for k in range(5):
+        OcppAdapter(f"ev{k}", ep(f"CP-F{k}", "2.0.1"), LIMITS, central)
+        sims.append(SimChargePoint(f"CP-F{k}", central.url, "2.0.1", password="pw-state-test",
+                                   meter_interval_s=3600))
+    writes = []
+    real = central.save_state
+    monkeypatch.setattr(central, "save_state", lambda: (writes.append(1), real()))
+    await asyncio.gather(*(s.start() for s in sims))
+    await asyncio.sleep(0.8)
+    assert 1 <= len(writes) <= 3, len(writes)
+    await asyncio.gather(*(s.stop() for s in sims))
+    await central.close()
+    again = CentralSystem()
+    again.use_state_dir(tmp_path)
+    readings = again.chargers["CP-F0"].connector(1).readings
+    assert "power_w" not in readings and "energy_wh" in readings
