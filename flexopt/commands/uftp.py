@@ -106,6 +106,26 @@ def prognosis(
         ctx.close()
 
 
+@uftp_app.command("revoke-offer")
+def revoke_offer_cmd(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file with a uftp: section"),
+    offer: str = typer.Option(..., "--offer", help="MessageID of the FlexOffer (the message log's message_id)"),
+    store: Path = typer.Option(Path("runs"), "--store", help="the store holding the message log"),
+) -> None:
+    """Revoke an offer nobody ordered yet (FlexOfferRevocation): an order of it is refused from then on."""
+    from flexopt.uftp.orders import revoke_offer
+
+    ctx = context_or_exit(portfolio, store, None)
+    try:
+        problem = revoke_offer(ctx, offer)
+    finally:
+        ctx.close()
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    typer.echo(f"FlexOffer {offer} revoked")
+
+
 @uftp_app.command("settle")
 def settle(
     portfolio: Path = typer.Argument(..., help="portfolio YAML file with a uftp: section"),
