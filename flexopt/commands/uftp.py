@@ -149,9 +149,11 @@ def settle(
             typer.echo(f"no order in force on {day}: nothing to settle")
             return
         folder = write_settlement(ctx.loaded, store, day, frame)
+        tz = ctx.loaded.portfolio.tz
         for r in frame.itertuples():
-            typer.echo(f"{r.order_id[:8]} ISP {r.isp:3d} baseline {r.baseline_kw:8.2f} kW  ordered "
-                       f"{r.ordered_flex_kw:+8.2f}  delivered {r.delivered_flex_kw:+8.2f}  {r.status} {r.note}")
+            typer.echo(f"{r.order_id[:8]} ISP {r.isp:3d} ({r.interval_start.tz_convert(tz):%H:%M}) baseline "
+                       f"{r.baseline_kw:8.2f} kW  ordered {r.ordered_flex_kw:+8.2f}  delivered "
+                       f"{r.delivered_flex_kw:+8.2f}  {r.status} {r.note}".rstrip())
         typer.echo(f"settlement written to {folder}")
         if send:
             for problem in send_metering(ctx, frame, day):
