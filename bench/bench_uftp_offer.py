@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -114,6 +115,7 @@ def main() -> None:
         service.stop()
         dso.stop()
         ctx.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     if figures:
         print(f"request -> offer over {len(figures)} requests: median {statistics.median(figures):.2f} s, "
               f"min {min(figures):.2f} s, max {max(figures):.2f} s (deadline {args.deadline_s:g} s)")

@@ -15,6 +15,7 @@ BENCHES = [
     ["bench_forecasts.py"],
     ["bench_forecasts.py", "--household", str(ROOT / "examples" / "data" / "household_fr_2024_30min.csv")],
     ["bench_ocpp_load.py"],
+    ["bench_uftp_offer.py"],
 ]
 
 

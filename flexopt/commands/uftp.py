@@ -106,6 +106,26 @@ def prognosis(
         ctx.close()
 
 
+@uftp_app.command("revoke-offer")
+def revoke_offer_cmd(
+    portfolio: Path = typer.Argument(..., help="portfolio YAML file with a uftp: section"),
+    offer: str = typer.Option(..., "--offer", help="MessageID of the FlexOffer (the message log's message_id)"),
+    store: Path = typer.Option(Path("runs"), "--store", help="the store holding the message log"),
+) -> None:
+    """Revoke an offer nobody ordered yet (FlexOfferRevocation): an order of it is refused from then on."""
+    from flexopt.uftp.orders import revoke_offer
+
+    ctx = context_or_exit(portfolio, store, None)
+    try:
+        problem = revoke_offer(ctx, offer)
+    finally:
+        ctx.close()
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    typer.echo(f"FlexOffer {offer} revoked")
+
+
 @uftp_app.command("settle")
 def settle(
     portfolio: Path = typer.Argument(..., help="portfolio YAML file with a uftp: section"),
@@ -129,9 +149,11 @@ def settle(
             typer.echo(f"no order in force on {day}: nothing to settle")
             return
         folder = write_settlement(ctx.loaded, store, day, frame)
+        tz = ctx.loaded.portfolio.tz
         for r in frame.itertuples():
-            typer.echo(f"{r.order_id[:8]} ISP {r.isp:3d} baseline {r.baseline_kw:8.2f} kW  ordered "
-                       f"{r.ordered_flex_kw:+8.2f}  delivered {r.delivered_flex_kw:+8.2f}  {r.status} {r.note}")
+            typer.echo(f"{r.order_id[:8]} ISP {r.isp:3d} ({r.interval_start.tz_convert(tz):%H:%M}) baseline "
+                       f"{r.baseline_kw:8.2f} kW  ordered {r.ordered_flex_kw:+8.2f}  delivered "
+                       f"{r.delivered_flex_kw:+8.2f}  {r.status} {r.note}".rstrip())
         typer.echo(f"settlement written to {folder}")
         if send:
             for problem in send_metering(ctx, frame, day):

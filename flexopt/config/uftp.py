@@ -68,9 +68,21 @@ def _endpoint(text: str) -> str:
     return text
 
 
-Domain = Annotated[str, Field(pattern=DOMAIN_PATTERN, max_length=253,
-                              description="participant domain, lower case, e.g. dso.grid.test")]
-EntityAddress = Annotated[str, Field(pattern=ENTITY_PATTERN, description="UFTP entity address, e.g. ean.8716...")]
+def _domain(text: str) -> str:
+    if len(text) > 253 or not re.match(DOMAIN_PATTERN, text):
+        raise ValueError(f"{text!r} is not a participant domain: lower-case labels with dots, e.g. dso.grid.test")
+    return text
+
+
+def _entity(text: str) -> str:
+    if not re.match(ENTITY_PATTERN, text):
+        raise ValueError(f"{text!r} is not a UFTP entity address: 'ean.' and 12 to 34 digits (e.g. "
+                         "ean.871685900012345678), or 'ea1.YYYY-MM.domain:id'")
+    return text
+
+
+Domain = Annotated[str, AfterValidator(_domain), Field(description="participant domain, e.g. dso.grid.test")]
+EntityAddress = Annotated[str, AfterValidator(_entity), Field(description="UFTP entity address, e.g. ean.8716...")]
 
 
 class _Strict(BaseModel):

@@ -27,6 +27,14 @@ def parse_time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
+def last_prognosis(ctx, msg: FlexRequest) -> str | None:
+    """The D-Prognosis this DSO last got for the point and day: UFTP's baseline the offer's changes refer to."""
+    sent = [e for e in ctx.log.entries(message_type="DPrognosis", direction="out", status="sent")
+            if e.fields.get("CongestionPoint") == msg.congestion_point and e.fields.get("RecipientDomain") ==
+            msg.sender_domain and e.fields.get("Period") == str(msg.period)]
+    return sent[-1].message_id if sent else None
+
+
 def handle_flex_request(ctx, msg: FlexRequest, received_utc: dt.datetime) -> Pricing | None:
     def reply(result: AcceptedRejected, reason: str = "") -> None:
         ctx.outbound.send(msg.sender_domain, FlexRequestResponse(
@@ -68,7 +76,8 @@ def handle_flex_request(ctx, msg: FlexRequest, received_utc: dt.datetime) -> Pri
     reply(AcceptedRejected.ACCEPTED)
     expires = min(deadline, now + dt.timedelta(minutes=ctx.uftp.offers.validity_min))
     offer = FlexOffer(
-        flex_request_message_id=msg.message_id, conversation_id=msg.conversation_id, isp_duration=ISP_DURATION,
+        d_prognosis_message_id=last_prognosis(ctx, msg), flex_request_message_id=msg.message_id,
+        conversation_id=msg.conversation_id, isp_duration=ISP_DURATION,
         time_zone=msg.time_zone, period=msg.period, congestion_point=msg.congestion_point,
         expiration_date_time=expires.isoformat(timespec="seconds"), currency="EUR",
         offer_options=[FlexOfferOption(

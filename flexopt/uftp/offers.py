@@ -186,8 +186,11 @@ def _option(point_id: str, fraction: float, windows: dict[int, LimitWindow], bas
     isps, shortfall = [], 0.0
     for number, w in sorted(windows.items()):
         p0, p1 = float(baseline[w.start]), float(net[w.start])
-        cap = None if w.max_import_kw is None else max(w.max_import_kw, p1)  # binding: what can be delivered
-        floor_export = None if w.max_export_kw is None else max(w.max_export_kw, -p1)
+        # binding: the limit asked where it was reached (within the solver's tolerance), else what was reached
+        cap = None if w.max_import_kw is None else (
+            w.max_import_kw if p1 <= w.max_import_kw + TOLERANCE_KW else p1)
+        floor_export = None if w.max_export_kw is None else (
+            w.max_export_kw if -p1 <= w.max_export_kw + TOLERANCE_KW else -p1)
         if w.max_import_kw is not None:
             shortfall = max(shortfall, p1 - w.max_import_kw)
         if w.max_export_kw is not None:

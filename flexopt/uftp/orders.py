@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 from shapeshifter_uftp.uftp import (
     AcceptedRejected,
+    FlexOfferRevocation,
     FlexOrder,
     FlexOrderResponse,
     FlexReservationUpdate,
@@ -42,6 +43,27 @@ def _offer(ctx, offer_id: str | None):
     return sent[-1] if sent else None
 
 
+def revocation_of(ctx, offer_id: str):
+    """The FlexOfferRevocation flexopt sent for an offer, if any."""
+    sent = [e for e in ctx.log.entries(message_type="FlexOfferRevocation", direction="out", status="sent")
+            if e.fields.get("FlexOfferMessageID") == offer_id]
+    return sent[-1] if sent else None
+
+
+def revoke_offer(ctx, offer_id: str) -> str:
+    """Send the DSO a FlexOfferRevocation for an offer nobody ordered; the reason it cannot be, or ''."""
+    offer = _offer(ctx, offer_id)
+    if offer is None:
+        return f"no FlexOffer {offer_id} was sent (see the message log)"
+    if any(e.notes.get("offer_id") == offer_id for e in ctx.log.entries(message_type="FlexOrder", status="ordered")):
+        return f"FlexOffer {offer_id} was ordered: UFTP does not revoke an ordered offer"
+    if revocation_of(ctx, offer_id) is not None:
+        return f"FlexOffer {offer_id} is already revoked"
+    sent = ctx.outbound.send(offer.fields["RecipientDomain"], FlexOfferRevocation(
+        flex_offer_message_id=offer_id, conversation_id=offer.conversation_id), reference_id=offer_id)
+    return "" if sent.ok else f"not delivered: {sent.reason}"
+
+
 def check_order(ctx, msg: FlexOrder) -> tuple[str, dict | None, dict | None]:
     """(reason to reject or '', the offer's notes, the ordered option's record)."""
     offer = _offer(ctx, msg.flex_offer_message_id)
@@ -52,6 +74,8 @@ def check_order(ctx, msg: FlexOrder) -> tuple[str, dict | None, dict | None]:
     if any(e.notes.get("offer_id") == offer.message_id for e in ctx.log.entries(message_type="FlexOrder",
                                                                                  status="ordered")):
         return f"Already Submitted: FlexOffer {offer.message_id} was ordered before", None, None
+    if revocation_of(ctx, offer.message_id) is not None:
+        return f"Reference Message Revoked: flexopt revoked FlexOffer {offer.message_id}", None, None
     notes = offer.notes
     if dt.datetime.fromisoformat(notes["expires_utc"]) < ctx.now():
         return f"Reference Message Expired: the offer expired at {notes['expires_utc']}", None, None

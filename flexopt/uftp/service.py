@@ -32,6 +32,8 @@ from flexopt.uftp.orders import handle_flex_order, handle_reservation_update
 from flexopt.uftp.outbound import fields_of
 
 LOG = logging.getLogger("flexopt.uftp")
+LOGGED_HEADER = "x-flexopt-logged"  # the gate logged this refusal itself
+MAX_LOGGED_BYTES = 1 << 20
 
 
 def _snake(name: str) -> str:
@@ -52,6 +54,20 @@ class AgrService(ShapeshifterAgrService):
         library_logger.setLevel(logging.WARNING)
         super().__init__(sender_domain=uftp.domain, signing_key=ctx.key, key_lookup_function=self._key,
                          endpoint_lookup_function=self._endpoint, host=uftp.host, port=uftp.port, path=uftp.path)
+        self.app.middleware("http")(self._log_unreadable)
+
+    async def _log_unreadable(self, request, call_next):
+        """A body the library cannot even read as a SignedMessage is refused before the gate: log it here."""
+        body = await request.body()
+        response = await call_next(request)
+        if response.status_code >= 400 and LOGGED_HEADER not in response.headers:
+            reason = f"HTTP {response.status_code}: the body is not a SignedMessage ({len(body)} bytes)"
+            LOG.warning("UFTP request from %s refused: %s", request.client.host if request.client else "?", reason)
+            self.ctx.log.add(direction="in", status="rejected", reason=reason,
+                             signed_xml=body[:MAX_LOGGED_BYTES].decode("utf-8", "replace"),
+                             notes={"client": request.client.host if request.client else None,
+                                    "path": request.url.path})
+        return response
 
     def _key(self, domain, role):
         participant = self.ctx.uftp.participant(domain)
@@ -73,7 +89,7 @@ class AgrService(ShapeshifterAgrService):
                          payload_xml=transport.to_xml(payload) if payload is not None else "",
                          fields=fields_of(payload) if payload is not None else {})
         if status:
-            raise HTTPException(status, reason)
+            raise HTTPException(status, reason, headers={LOGGED_HEADER: "1"})
 
     def _receive_message(self, message: SignedMessage) -> Response:
         received = dt.datetime.now(dt.UTC)

@@ -81,24 +81,24 @@ def test_request_offer_order_schedule_dispatch_settle_release(agr, tmp_path):
         assert run.parent.name == "intraday" and (run / "limit_windows.csv").is_file()
         # the D-Prognosis of the new plan reached the DSO
         prognosis = agr.dso.wait_for("DPrognosis")
-        assert any(i.start == number and i.power == 10_000 for i in prognosis.isps)
+        assert any(i.start == number and abs(i.power - 10_000) <= 5 for i in prognosis.isps), prognosis.isps
 
         # the schedule keeps the limit, and the independent checker agrees
         sites = pd.read_parquet(run / "sites.parquet")
         point = sites[(sites["level"] == "congestion_point") & (sites["interval_start"] == pd.Timestamp(isp_start))]
-        assert float(point["net_kw"].iloc[0]) <= 10.0 + 1e-6
+        assert float(point["net_kw"].iloc[0]) <= 10.0 + 1e-4
         assert float(point["import_limit_kw"].iloc[0]) == 10.0
         res = CliRunner().invoke(app, ["check", str(agr.path), str(run)])
         assert res.exit_code == 0, res.output
 
         # dispatch follows the new run: the battery discharges 20 kW
         res = CliRunner().invoke(app, ["dispatch", str(agr.path), "--store", str(agr.store), "--once",
-                                       "--settle-s", "0.5", "--connect-wait-s", "10"])
+                                       "--settle-s", "1", "--connect-wait-s", "10"])
         assert res.exit_code == 0, res.output
         record = json.loads(sorted((agr.store / "uftp-test" / day.isoformat() / "dispatch").glob("*.json"))[-1]
                             .read_text())
         assert record["schedule"]["version"] == run.name and record["schedule"]["kind"] == "intraday"
-        assert record["assets"]["bess"]["command"]["sent"] == -20.0
+        assert abs(record["assets"]["bess"]["command"]["sent"] + 20.0) < 1e-3, record["assets"]["bess"]
 
         # settlement: 30 kW load + battery at -20 kW measured against the 30 kW baseline
         res = CliRunner().invoke(app, ["uftp", "settle", str(agr.path), "--date", day.isoformat(),
@@ -107,9 +107,9 @@ def test_request_offer_order_schedule_dispatch_settle_release(agr, tmp_path):
         [folder] = (agr.store / "uftp-test" / day.isoformat() / "uftp-settlement").glob("v*")
         settled = pd.read_parquet(folder / "settlement.parquet")
         [row] = settled.to_dict("records")
-        assert row["status"] == "measured", row["note"]
-        assert row["baseline_kw"] == 30.0 and row["ordered_flex_kw"] == -20.0
-        assert abs(row["delivered_flex_kw"] + 20.0) < 0.5 and row["deficiency_kw"] < 0.5
+        assert row["status"] == "measured", (row, record["assets"]["bess"])
+        assert abs(row["baseline_kw"] - 30.0) < 1e-3 and abs(row["ordered_flex_kw"] + 20.0) < 1e-3, row
+        assert abs(row["delivered_flex_kw"] + 20.0) < 0.5 and row["deficiency_kw"] < 0.5, (row, res.output)
         assert (folder / "settlement.csv").is_file()
         metering = agr.dso.wait_for("Metering")
         assert metering.ean == "E871685900012345678" and abs(float(metering.profiles[0].isps[0].value) - 10) < 0.5

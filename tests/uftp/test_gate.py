@@ -63,3 +63,16 @@ def test_replays_are_refused(agr):
     assert len(eventually(lambda: len(rejected(agr, "replay")) == 2 and rejected(agr, "replay"))) == 2
     assert len(agr.ctx.log.entries(direction="out", message_type="FlexOffer")) == 1  # one offer, not three
     assert agr.ctx.log.entries(direction="in", status="accepted")[0].fields["RecipientDomain"] == AGR_DOMAIN
+
+
+def test_a_body_that_is_not_a_signed_message_is_refused_and_logged(agr):
+    import httpx
+
+    response = httpx.post(agr.dso.agr_endpoint, content=b"<nonsense/>", headers={"Content-Type": "text/xml"})
+    assert response.status_code == 400
+    [entry] = eventually(lambda: rejected(agr, "not a SignedMessage"))
+    assert entry.signed_xml == "<nonsense/>"
+    private, _public = new_key_pair()
+    with pytest.raises(ClientTransportException, match="401"):  # refused by the gate: logged once, not twice
+        agr.dso.client(signing_key=private, domain="other.grid.test").send_test_message(TestMessage())
+    assert len(agr.ctx.log.entries(direction="in", status="rejected")) == 2
