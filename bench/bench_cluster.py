@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.scheduling.problem import schedule
 from flexopt.scheduling.zones import schedule_on_cluster, zones
 from flexopt.solver.options import SolveOptions
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--mip-gap", type=float, default=0.005)
+    parser.add_argument("--skip-in-process", action="store_true", help="only the clusters (10,000 devices need "
+                        "about 16 GB in one process)")
     args = parser.parse_args(argv)
     options = SolveOptions(mip_gap=args.mip_gap)
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in loaded.portfolio.data_sources:
             inputs.source(name)
         parts = zones(loaded)
-        t0 = time.perf_counter()
-        alone = schedule(loaded, inputs, options)
-        alone_s = time.perf_counter() - t0
-        print(f"fleet {args.devices}: {len(parts)} zones; in process {alone_s:.2f} s, objective "
-              f"{alone.kpis['solver']['objective']:.4f}, gap {100 * alone.kpis['solver']['mip_gap']:.3f} %", flush=True)
+        print(f"fleet {args.devices}: {len(parts)} zones", flush=True)
+        if not args.skip_in_process:
+            t0 = time.perf_counter()
+            alone = schedule(loaded, inputs, options)
+            print(f"in process {time.perf_counter() - t0:.2f} s, objective {alone.kpis['solver']['objective']:.4f}, "
+                  f"gap {100 * alone.kpis['solver']['mip_gap']:.3f} %, peak {peak_rss_mb():.0f} MB", flush=True)
         for n in args.workers:
             t0 = time.perf_counter()
             res = schedule_on_cluster(loaded, inputs, options, f"local:{n}")
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             cluster_s = res.kpis["timings_s"]["cluster"]
             merge_s = res.kpis["timings_s"]["merge"]
             print(f"local:{n}: wall {wall:.2f} s (cluster start included), cluster part {cluster_s:.2f} s, merge "
-                  f"{merge_s:.3f} s; "
+                  f"{merge_s:.3f} s, this process's peak {peak_rss_mb():.0f} MB, a worker's "
+                  f"{solver['components']['worker_peak_rss_mb']:.0f} MB; "
                   f"objective {solver['objective']:.4f}, gap {100 * solver['mip_gap']:.3f} %; zone stages: median "
                   f"{statistics.median(per_zone):.3f} s, max {max(per_zone):.3f} s, sum {sum(per_zone):.2f} s "
                   f"({devices:.0f} devices per zone)", flush=True)
