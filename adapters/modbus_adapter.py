@@ -28,6 +28,7 @@ from flexopt.adapters.base import (
 from flexopt.adapters.modbus_codec import (
     decode,
     encode,
+    encode_toward_zero,
     from_register,
     is_bit,
     is_power,
@@ -176,8 +177,8 @@ class ModbusAdapter(DeviceAdapter):
             if reg.table == "coil":
                 await self._call(what, client.write_coil, reg.address, value >= 0.5)
             else:
-                try:
-                    words = encode(reg, value)
+                try:  # a power rounds toward zero in the register, so it stays within the clamped limits
+                    words = encode_toward_zero(reg, value) if is_power(reg) else encode(reg, value)
                 except ValueError as exc:
                     raise AdapterError("invalid", str(exc)) from exc
                 if len(words) == 1:

@@ -5,7 +5,10 @@ Written with struct rather than the client's helpers so the simulator can use it
 
 from __future__ import annotations
 
+import math
 import struct
+
+import numpy as np
 
 from flexopt.config.endpoints import ModbusRegister
 
@@ -40,6 +43,27 @@ def encode(reg: ModbusRegister, physical: float) -> list[int]:
     data = struct.pack(_FORMATS[reg.data_type], raw)
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return words[::-1] if reg.word_order == "little" else words
+
+
+def encode_toward_zero(reg: ModbusRegister, physical: float) -> list[int]:
+    """Registers for a setpoint that carry no more than ``physical``: where the register cannot hold it exactly,
+    its rounding goes toward zero, so a setpoint clamped to a rating is still within the rating as the device
+    reads it (float32(7.4) is 7.4000001, which a strict device refuses as above its 7.4 kW)."""
+    words = encode(reg, physical)
+    if abs(decode(reg, words)) <= abs(physical):
+        return words
+    raw = (physical - reg.offset) / reg.scale
+    if reg.data_type == "float32":
+        smaller = np.nextafter(np.float32(raw), np.float32(0.0))  # the next float32 toward zero
+        return encode(reg, float(smaller) * reg.scale + reg.offset)
+    for candidate in (math.floor(raw), math.ceil(raw)):
+        try:
+            words = encode(reg, candidate * reg.scale + reg.offset)
+        except ValueError:
+            continue
+        if abs(decode(reg, words)) <= abs(physical) + 1e-12:
+            return words
+    return encode(reg, physical)
 
 
 def decode(reg: ModbusRegister, words: list[int]) -> float:

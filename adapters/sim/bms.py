@@ -78,13 +78,14 @@ class BmsAsset:
             if self.pv_profile is not None:
                 self.pv_available_kw = self.pv_profile(now)
             self.power_kw = -min(self.pv_available_kw, max(self.setpoint, 0.0)) if self.available else 0.0
-        elif self.kind == "charger":  # setpoint = charging ceiling in kW
+        elif self.kind == "charger":  # setpoint = charging ceiling in kW; a V2G charger (min_value < 0) discharges
             if self.plug_schedule is not None:
                 plugged = self.plug_schedule(now)
                 if plugged and not self.ev_plugged:
                     self.ev_energy_kwh = 0.0  # a new car, a new session meter
                 self.ev_plugged = plugged
-            self.power_kw = min(max(self.setpoint, 0.0), self.ev_max_kw) if self.ev_plugged else 0.0
+            floor = min(self.min_value, 0.0)
+            self.power_kw = min(max(self.setpoint, floor), self.ev_max_kw) if self.ev_plugged else 0.0
             self.ev_energy_kwh += self.power_kw * dt_h
         elif self.kind == "climate":  # setpoint in degC; heating only, fast enough to see in a test
             steps = max(1, math.ceil(dt_h * 3600))  # one-second steps: a replay's clock jumps by minutes

@@ -44,9 +44,10 @@ class StateSpec:
         """The range a value of an asset with ``count`` devices must lie in."""
         return self.low, self.high * count if self.per_device else self.high
 
-    def problem(self, value: object, count: int = 1) -> str | None:
-        """Why ``value`` cannot be this state of an asset with ``count`` devices (None: it can)."""
-        low, high = self.bounds(count)
+    def problem(self, value: object, count: int = 1, bounds: tuple[float, float] | None = None) -> str | None:
+        """Why ``value`` cannot be this state of an asset with ``count`` devices (None: it can); ``bounds`` where
+        the asset narrows or widens the type's range (its ``state_bounds``)."""
+        low, high = bounds or self.bounds(count)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             return f"{value!r} is not a finite number"
         if not low <= value <= high:

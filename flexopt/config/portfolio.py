@@ -206,6 +206,10 @@ class AssetBase(Strict):
         """Whether a run starting at ``start_local`` depends on where the asset stands then."""
         return bool(self.states)
 
+    def state_bounds(self, spec: StateSpec) -> tuple[float, float]:
+        """The range a value of state ``spec`` of this asset must lie in: the type's, for its ``count``."""
+        return spec.bounds(self.count)
+
     def state_from_readings(self, readings: Sequence[Any]) -> dict[str, float]:
         """Its states from telemetry, for an intraday start: ``readings`` are the newest reading of each of its
         ``count`` devices (``flexopt.telemetry.Reading``; the caller has checked that every device answered, with
@@ -413,6 +417,14 @@ class EvCharger(AssetBase):
 
     def configured_state(self) -> dict[str, float]:
         return {"energy_delivered_kwh": 0.0}  # no car plugged in before the run
+
+    def state_bounds(self, spec: StateSpec) -> tuple[float, float]:
+        """A V2G car may have given back more than it got since it arrived (net energy below zero), at most its
+        battery per charger; a one-way charger's cars never go below zero."""
+        low, high = spec.bounds(self.count)
+        if spec.key == "energy_delivered_kwh" and self.max_discharge_kw > 0:
+            low = -max((s.vehicle_battery_kwh or 0.0 for s in self.sessions), default=0.0) * self.count
+        return low, high
 
     def needs_state(self, start_local: dt.datetime) -> bool:
         """Only while one of its cars is plugged in across ``start_local``."""

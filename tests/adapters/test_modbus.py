@@ -182,3 +182,22 @@ def test_codec_types_and_ranges():
     assert encode(r32, 0x12345678) == [0x5678, 0x1234]
     with pytest.raises(ValueError, match="outside uint16"):
         encode(ModbusRegister(address=0, data_type="uint16"), -1)
+
+
+async def test_a_setpoint_at_the_rating_stays_within_it_in_a_float32_register():
+    """float32(7.4) is 7.4000001: written as is, a device that checks its 7.4 kW rating refuses it (the
+    simulated BMS answers exception 3, as such a device does). The adapter rounds a power toward zero."""
+    sim = BmsSimulator(port=free_port())
+    sim.add("v2g", charger_map(sim.port), "charger", min_value=-7.2, max_value=7.4, ev_max_kw=7.4)
+    await sim.start()
+    try:
+        ad = ModbusAdapter("v2g", asset(sim, "v2g").endpoint, SetpointLimits(-7.2, 7.4, "kW"))
+        assert await ad.connect()
+        for value in (7.4, 9.0, -7.2, -8.0):  # at and beyond the rating, both ways
+            res = await ad.send_setpoint(Setpoint("v2g", value, "kW"))
+            assert res.ok and res.status == "confirmed", (value, res)
+            written = asset(sim, "v2g").setpoint
+            assert -7.2 <= written <= 7.4 and written == pytest.approx(max(-7.2, min(7.4, value)), abs=1e-5)
+        await ad.close()
+    finally:
+        await sim.stop()

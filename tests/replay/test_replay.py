@@ -104,3 +104,15 @@ def test_a_bad_perturbation_file_is_exit_2_naming_file_entry_and_field(tmp_path,
     assert result.exit_code == 2
     assert str(bad) in result.output and expected in result.output
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_chargers_accept_their_setpoints_and_intraday_reads_the_cars_measured(replayed):
+    """Setpoints at a charger's rating in float32 registers were refused (exception 3) before they were rounded
+    toward zero; the chargers' session meters make the cars' energy a measured start state."""
+    _, summary, _ = replayed
+    assert not any(kind.startswith("critical") for kind in summary["alarms"]), summary["alarms"]
+    eleven = next(r for r in summary["reoptimisations"] if r["from"].startswith("2024-06-25T11:00"))
+    start = json.loads((Path(eleven["run"]) / "run.json").read_text())["initial_state"]
+    for ev in ("guadalix-ev-unidirectional", "guadalix-ev-bidirectional"):
+        assert start[ev]["source"] == "telemetry", start[ev]
+        assert start[ev]["vehicles_plugged"] >= 1
