@@ -65,7 +65,11 @@ def fit_linear(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
         warnings.simplefilter("ignore")
         if method == "median":
             from statsmodels.regression.quantile_regression import QuantReg
+            from statsmodels.tools.sm_exceptions import IterationLimitWarning
 
+            # catch_warnings is not thread-safe (forecasts run in threads): the limit, reached by design, is also
+            # filtered for good, for this module only, so that it never reaches an operator's terminal
+            warnings.filterwarnings("ignore", category=IterationLimitWarning, module=__name__)
             return QuantReg(y, x).fit(q=0.5, max_iter=30, p_tol=1e-4).params
         from statsmodels.regression.linear_model import OLS
 

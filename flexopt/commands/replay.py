@@ -145,7 +145,8 @@ def replay(portfolio: Path, loaded: Any, *, day: dt.date, begin: dt.datetime, en
         raise typer.Exit(EXIT_INVALID) from None
     wall0 = time.perf_counter()
     quiet = Console(file=io.StringIO())  # the runs' KPI tables: the summary says what matters
-    console.print(f"replay of {day.isoformat()} from {begin:%H:%M} to {end:%H:%M} at {speed:g}x", highlight=False)
+    until = "24:00" if end.date() > begin.date() and f"{end:%H:%M}" == "00:00" else f"{end:%H:%M}"
+    console.print(f"replay of {day.isoformat()} from {begin:%H:%M} to {until} at {speed:g}x", highlight=False)
     day_ahead = execute_run(RunRequest(portfolio_path=portfolio, kind="day-ahead", day=day, store=store), quiet)
     console.print(f"day-ahead: {day_ahead.directory}", highlight=False, soft_wrap=True)
     clock = SimClock(begin, speed, held=True)  # released when the first round is due
