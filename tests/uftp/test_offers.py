@@ -17,24 +17,37 @@ def _offer(agr, request):
 
 
 def test_a_cap_is_offered_as_a_price_volume_curve(agr):
-    day, first = isp_now(2)
+    """Each option asks a share of the change from the reference schedule (the baseline) to the DSO's cap, in every
+    requested ISP where the baseline is above it. The baseline is read from the offer's log entry: the point's
+    30 kW load, unless the reference schedule already moves the battery there (it may, free of cost, near the end
+    of its horizon: a request sent late in the evening)."""
+    day, first = isp_now(2, span=2)
     sent = dt.datetime.now(dt.UTC)
     request = flex_request(day, first, 2, 10_000, expires_s=120)  # the point draws 30 kW: cap it at 10 kW
     response, offer = _offer(agr, request)
     assert response.result == "Accepted", response.rejection_reason
     assert dt.datetime.now(dt.UTC) < dt.datetime.fromisoformat(request.expiration_date_time)
     assert offer.congestion_point == request.congestion_point and offer.conversation_id == request.conversation_id
-    half, full = offer.offer_options
-    assert [(i.start, i.power) for i in half.isps] == [(first, -10_000), (first + 1, -10_000)]
-    assert [(i.start, i.power) for i in full.isps] == [(first, -20_000), (first + 1, -20_000)]
-    assert 5 <= half.price <= full.price  # the margin, plus what moving more energy costs
     entry = eventually(lambda: agr.ctx.log.entries(direction="out", message_type="FlexOffer"))[0]
     notes = entry.notes
-    assert notes["point_id"] == "CP-NORTH" and len(notes["options"]) == 2
-    cost = notes["options"][1]["cost_eur"]
-    assert float(full.price) == round(max(cost, 0) * 1.1 + 5, 4)
+    assert notes["point_id"] == "CP-NORTH" and len(notes["options"]) == len(offer.offer_options) >= 1
+    for sent_option, record in zip(offer.offer_options, notes["options"], strict=True):
+        capped = [i for i in record["isps"] if i["baseline_kw"] > 10.0 + 1e-6]
+        assert capped and [i["number"] for i in record["isps"]] == [i.start for i in sent_option.isps]
+        assert {i["number"] for i in capped} <= {first, first + 1}
+        for isp, wire in zip(record["isps"], sent_option.isps, strict=True):
+            asked = isp["baseline_kw"] + record["fraction"] * (10.0 - isp["baseline_kw"])
+            assert isp["net_kw"] <= asked + 1e-3 and isp["max_import_kw"] <= asked + 1e-3
+            assert wire.power == round(1000 * isp["delta_kw"])
+        assert float(sent_option.price) == round(max(record["cost_eur"], 0) * 1.1 + 5, 4)
+    assert 5 <= offer.offer_options[0].price <= offer.offer_options[-1].price  # the margin, plus moving more
+    isps = notes["options"][0]["isps"]
+    if len(isps) == 2 and all(i["baseline_kw"] > 29 for i in isps):  # the battery idle in the reference
+        half, full = offer.offer_options
+        assert [(i.start, i.power) for i in half.isps] == [(first, -10_000), (first + 1, -10_000)]
+        assert [(i.start, i.power) for i in full.isps] == [(first, -20_000), (first + 1, -20_000)]
+        assert all(i["max_import_kw"] == 10.0 for i in notes["options"][1]["isps"])
     assert notes["answer_s"] < (dt.datetime.fromisoformat(request.expiration_date_time) - sent).total_seconds()
-    assert all(i["max_import_kw"] == 10.0 for i in notes["options"][1]["isps"])
 
 
 def test_more_than_the_devices_can_do_is_offered_partially(agr):

@@ -141,13 +141,17 @@ def portfolio_dict(agr_port: int, dso: Dso, iec_port: int) -> dict:
     }
 
 
-def isp_now(offset: int = 0) -> tuple[dt.date, int]:
-    """(local day, ISP number) of the ISP ``offset`` after the current one."""
-    from flexopt.uftp.isp import ISP, isp_number
+def isp_now(offset: int = 0, span: int = 1) -> tuple[dt.date, int]:
+    """(local day, ISP number) of the ISP ``offset`` after the current one; when ``span`` ISPs from there would run
+    past the local day (a request names one day), the next day's first ISP."""
+    from flexopt.uftp.isp import ISP, isp_number, isps_in_day
 
     now = dt.datetime.now(dt.UTC) + offset * ISP
     day = now.astimezone(ZoneInfo(TZ)).date()
-    return day, isp_number(day, TZ, now)
+    number = isp_number(day, TZ, now)
+    if number + span - 1 > isps_in_day(day, TZ):
+        return day + dt.timedelta(days=1), 1
+    return day, number
 
 
 
