@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import ssl
 import time
@@ -111,6 +112,17 @@ class ChargerState:
         """Registered with us: booted (now or in an earlier process), or talking since it reconnected. A charger
         that only reconnects sends no BootNotification (OCPP boots once per power-up)."""
         return self.booted or self.heard
+
+
+def _restored(state: ChargerState, saved: dict[str, Any]) -> ChargerState:
+    """``state`` (changed in place) as a saved entry says (``ocpp_state.check`` has vouched for its fields)."""
+    state.version, state.booted = str(saved.get("version", "1.6")), bool(saved.get("booted"))
+    state.vendor, state.model = saved.get("vendor") or "", saved.get("model") or ""
+    state.last_seen = ocpp_state.parse_time(saved.get("last_seen"))
+    state.max_periods = saved.get("max_periods")
+    state.connectors = {int(k): ConnectorState(**ocpp_state.connector_fields(c))
+                        for k, c in (saved.get("connectors") or {}).items()}
+    return state
 
 
 class _Csms16(Cp16):
@@ -302,6 +314,10 @@ class CentralSystem(SessionService):
         self._notes: list[str] = []
         self.state_path: Path | None = None  # where chargers' state survives this process (``use_state_dir``)
         self._save_handle: asyncio.TimerHandle | None = None
+        # per charger, as of the last read or write of the state file: our own dump (what we changed since) and
+        # the file's entry (what another process changed since)
+        self._mine: dict[str, dict[str, Any]] = {}
+        self._seen: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def for_portfolio(cls, portfolio: Any) -> CentralSystem:
@@ -318,37 +334,66 @@ class CentralSystem(SessionService):
     # --- as dispatch's session service: never raising -----------------------------------------
     def use_state_dir(self, folder: Path) -> None:
         """Keep the chargers' state (booted, transactions, the next 1.6 transaction id) in ``folder`` and start
-        from what an earlier process left there."""
+        from what an earlier process left there (a damaged file is set aside: a problem, not a crash)."""
         self.state_path = Path(folder) / ocpp_state.STATE_FILE
-        saved, problem = ocpp_state.read(self.state_path)
-        if problem:
+        saved, problems = ocpp_state.read(self.state_path)
+        for problem in problems:
+            log.warning("%s", problem)
             self._notes.append(problem)
         if saved is not None:
-            self._restore(saved)
-
-    def _restore(self, saved: dict[str, Any]) -> None:
-        self._tx = max(self._tx, int(saved["next_transaction_id"]) - 1)
-        for cp_id, s in saved["chargers"].items():
-            if cp_id in self.chargers:
-                continue
-            state = ChargerState(cp_id, str(s.get("version", "1.6")), booted=bool(s.get("booted")),
-                                 vendor=s.get("vendor") or "", model=s.get("model") or "",
-                                 last_seen=ocpp_state.parse_time(s.get("last_seen")),
-                                 max_periods=s.get("max_periods"))
-            for k, c in (s.get("connectors") or {}).items():
-                state.connectors[int(k)] = ConnectorState(**ocpp_state.connector_fields(c))
-            self.chargers[cp_id] = state
+            self._tx = max(self._tx, saved["next_transaction_id"] - 1)
+            for cp_id, s in saved["chargers"].items():
+                if cp_id not in self.chargers:
+                    self.chargers[cp_id] = _restored(ChargerState(cp_id, "1.6"), s)
+            self._synced(saved["chargers"])
 
     def save_state(self) -> None:
         """Write the chargers' state to the store (when there is one); a failure is logged, never raised."""
+        self._sync()
+
+    def _sync(self, allocate: bool = False) -> int | None:
+        """Merge our chargers into the state file under its lock: a charger we changed since the last sync is
+        written as we know it, one only another process changed is taken from the file (when not connected here),
+        the others are kept; the next 1.6 transaction id is the larger of ours and the file's. With ``allocate``,
+        hand out that id (written before it is returned: no process hands it out again)."""
         if self._save_handle is not None:
             self._save_handle.cancel()
             self._save_handle = None
         if self.state_path is None:
-            return
-        problem = ocpp_state.write(self.state_path, ocpp_state.dump(self._tx + 1, self.chargers))
-        if problem:
+            if allocate:
+                self._tx += 1
+                return self._tx
+            return None
+        taken: list[int] = []
+        written: dict[str, Any] = {}
+
+        def change(saved: dict[str, Any] | None) -> dict[str, Any]:
+            theirs = saved["chargers"] if saved is not None else {}
+            merged = dict(theirs)
+            for cp_id, state in self.chargers.items():
+                ours = ocpp_state.dump_charger(state)
+                if ours != self._mine.get(cp_id) or cp_id not in theirs:
+                    merged[cp_id] = ours
+                elif theirs[cp_id] != self._seen.get(cp_id) and not self.is_connected(cp_id):
+                    _restored(state, theirs[cp_id])
+            self._tx = max(self._tx, (saved["next_transaction_id"] if saved is not None else 1) - 1)
+            if allocate:
+                self._tx += 1
+                taken.append(self._tx)
+            written.update(merged)
+            return ocpp_state.dump(self._tx + 1, {}) | {"chargers": merged}
+
+        problems = ocpp_state.update(self.state_path, change)
+        for problem in problems:
             log.warning("%s", problem)
+        if not any(p.startswith("cannot write") for p in problems):
+            self._synced(written)
+        return taken[0] if taken else None
+
+    def _synced(self, written: dict[str, Any]) -> None:
+        """Remember each charger as we hold it and as the file has it, to tell later who changed it."""
+        self._mine = {cp_id: ocpp_state.dump_charger(s) for cp_id, s in self.chargers.items()}
+        self._seen = json.loads(json.dumps(written))
 
     async def open(self) -> list[str]:
         """Listen (with TLS when the configuration names a certificate); the problems, none when listening.
@@ -443,8 +488,10 @@ class CentralSystem(SessionService):
         self.save_state()
 
     def _next_transaction_id(self) -> int:
-        self._tx += 1
-        return self._tx
+        """A 1.6 transaction id no process sharing the state file handed out before."""
+        tx = self._sync(allocate=True)
+        assert tx is not None
+        return tx
 
     def session(self, charge_point_id: str) -> Cp16 | Cp201 | None:
         return self._sessions.get(charge_point_id)

@@ -215,3 +215,58 @@ def test_history_series_are_forecast_and_the_model_is_recorded(tmp_path):
     expected_kw = (1000 + 800 * np.sin(2 * np.pi * (local.dt.hour + local.dt.minute / 60 - 8) / 24)) / 1000
     # a pure daily shape is forecast almost exactly
     assert np.abs(house["power_kw"].to_numpy() - expected_kw.to_numpy()).max() < 0.05
+
+
+@pytest.fixture
+def dst_portfolio(tmp_path):
+    """A battery and a constant load in Madrid, hourly prices (UTC) from March to November 2024: both DST nights."""
+    hours = pd.date_range("2024-03-25T00:00Z", "2024-11-01T00:00Z", freq="1h")
+    price = np.where(hours.tz_convert("Europe/Madrid").hour < 6, 20.0, 90.0)
+    pd.DataFrame({"timestamp": hours.strftime("%Y-%m-%dT%H:%M:%SZ"), "price": price}).to_csv(
+        tmp_path / "prices.csv", index=False)
+    doc = {
+        "portfolio": {"name": "dst-test", "timezone": "Europe/Madrid"},
+        "data_sources": {"prices": {"path": "prices.csv", "column": "price", "unit": "EUR/MWh"}},
+        "tariff": {"import_price_eur_per_kwh": {"source": "prices"}},
+        "sites": [{"id": "home", "connection": {"import_limit_kw": 20}, "assets": [
+            {"id": "bat", "type": "battery", "power_kw": 5, "energy_kwh": 10, "initial_soc_pct": 50},
+            {"id": "house", "type": "load", "power_kw": 1.0},
+        ]}],
+    }
+    path = tmp_path / "portfolio.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(("start", "says"), [
+    ("2024-10-27T02:30", ["'2024-10-27T02:30' happens twice in Europe/Madrid", "2024-10-27T02:30+02:00",
+                          "2024-10-27T02:30+01:00"]),
+    ("2024-10-27T02:00", ["happens twice", "2024-10-27T02:00+02:00", "2024-10-27T02:00+01:00"]),
+    ("2024-03-31T02:30", ["'2024-03-31T02:30' does not exist in Europe/Madrid", "from 02:00 to 03:00",
+                          "2024-03-31T03:00", "2024-03-31T02:30+01:00"]),
+])
+def test_from_a_local_time_a_dst_night_repeats_or_skips_is_exit_2(dst_portfolio, tmp_path, start, says):
+    """Taken silently as one of the two (or shifted out of the gap), the run would start an hour from where the
+    operator meant: --from must say which, with its UTC offset."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["schedule", "intraday", str(dst_portfolio), "--from", start, "--out", str(out),
+                                 "--store", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("--from: ") and "Traceback" not in result.output
+    for text in says:
+        assert text in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(("start", "start_utc"), [
+    ("2024-10-27T02:30+02:00", "2024-10-27T00:30:00+00:00"),  # the first 02:30 (CEST)
+    ("2024-10-27T02:30+01:00", "2024-10-27T01:30:00+00:00"),  # the second (CET)
+    ("2024-10-27T00:30Z", "2024-10-27T00:30:00+00:00"),
+    ("2024-03-31T01:30+00:00", "2024-03-31T01:30:00+00:00"),  # 03:30 CEST, past the gap
+])
+def test_from_with_an_offset_on_a_dst_night_runs(dst_portfolio, tmp_path, start, start_utc):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["schedule", "intraday", str(dst_portfolio), "--from", start, "--out", str(out),
+                                 "--store", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["horizon"]["start_utc"] == start_utc

@@ -232,7 +232,9 @@ def resolution_or_exit(portfolio: Path, horizon_h: float | None) -> None:
 def intraday(
     portfolio: Path = typer.Argument(..., help="portfolio YAML file"),
     start: str | None = typer.Option(
-        None, "--from", help="first interval, local time 'YYYY-MM-DDTHH:MM' (default: the next interval from now)"),
+        None, "--from", help="first interval, local time 'YYYY-MM-DDTHH:MM', or with its UTC offset "
+        "'YYYY-MM-DDTHH:MM+02:00' (needed on DST nights for a time that happens twice; default: the next interval "
+        "from now)"),
     state: Path | None = typer.Option(
         None, "--state", help="JSON of states {asset_id: {key: x}}, keys as the asset type declares them "
         "(soc_pct, temp_c, energy_delivered_kwh, vehicles_plugged, ...), instead of telemetry and stored runs; "

@@ -164,6 +164,8 @@ def _run_locked(request: RunRequest, loaded: LoadedPortfolio, progress: Callable
             t_correct = time.perf_counter()
             corrections = request.correct(loaded, inputs)
             inputs.corrections_kw.update(corrections.kw)
+            for text in corrections.warnings:
+                warn(text)
             timings["correction"] = time.perf_counter() - t_correct
             if corrections.kw:
                 progress(f"forecast corrected from telemetry for {len(corrections.kw)} asset(s), "

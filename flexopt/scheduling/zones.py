@@ -9,7 +9,9 @@ The results are merged here, with the merged gap computed as the whole run's.
 Each zone is solved at the requested relative gap; when the zones' objectives differ in sign that is not enough for
 the sum, and the zones still open are solved once more at the gap that makes the sum fit. A worker that dies has its
 zone retried on another one (Dask's ``allowed-failures``, 1 for a cluster flexopt starts); when that one dies too,
-the run fails with :class:`ClusterError` naming the zone.
+the run fails with :class:`ClusterError` naming the zone. A zone whose solve raises on the worker (no solution, bad
+data) fails the run the same way, with the zone, its sites and the worker's error in one message; workers flexopt
+starts log that failure in one line, not as distributed's block with the remote traceback.
 """
 
 from __future__ import annotations
@@ -127,17 +129,56 @@ def _solve(client, parts: list[Zone], tasks: list[dict[str, Any]]) -> list[Sched
     futures = [client.submit(solve_zone, t, key=f"flexopt-zone-{z.name}-{time.time_ns()}", pure=False)
                for z, t in zip(parts, tasks, strict=True)]
     wait(futures)
-    out, lost = [], []
+    out, lost, failed = [], [], []
     for zone, future in zip(parts, futures, strict=True):
         try:
             out.append(future.result())
         except KilledWorker:
             lost.append(zone)
+        except Exception as exc:  # raised in solve_zone on the worker (or the task lost): the zone cannot be had
+            where = "the worker solving it failed" if future.status == "error" else "the cluster lost its task"
+            failed.append(f"{_named(zone)}: {where}: {type(exc).__name__}: {_one_line(exc)}")
     if lost:  # a task running on a worker that dies counts against it, so the culprit is one of these
-        named = "; ".join(f"zone {z.name} (sites {', '.join(z.site_ids)})" for z in lost)
-        raise ClusterError(f"{named}: the worker solving it died, and so did the one it was retried on; look at "
-                           "the workers' logs (memory, a crash in the solver)")
+        failed.append(f"{'; '.join(_named(z) for z in lost)}: the worker solving it died, and so did the one it was "
+                      "retried on; look at the workers' logs (memory, a crash in the solver)")
+    if failed:
+        raise ClusterError("; ".join(failed))
     return out
+
+
+def _named(zone: Zone) -> str:
+    return f"zone {zone.name} (sites {', '.join(zone.site_ids)})"
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or "(no message)"
+
+
+class OneLineFailures(logging.Filter):
+    """On a worker flexopt started: distributed's "Compute Failed" block (the task, the remote traceback) as one
+    line; the run's own error names the zone, its sites and the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Compute Failed") and len(record.args or ()) >= 4:
+            key, error = record.args[0], record.args[3]  # type: ignore[index]
+            record.msg, record.args = "task %s failed: %s", (key, error)
+        return True
+
+
+def _quiet_worker():
+    """A worker plug-in that installs :class:`OneLineFailures` (a class made on call: distributed is imported only
+    when a cluster is used; it travels to the workers by value, the filter by reference to flexopt)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class QuietFailures(WorkerPlugin):
+        name = "flexopt-one-line-failures"
+
+        def setup(self, worker) -> None:
+            logger = logging.getLogger("distributed.worker")
+            if not any(isinstance(f, OneLineFailures) for f in logger.filters):
+                logger.addFilter(OneLineFailures())
+
+    return QuietFailures()
 
 
 def _gap(results: list[ScheduleResult]) -> float:
@@ -240,6 +281,7 @@ def connect(spec: str) -> Iterator[Any]:
                 raise ClusterError(f"cannot start a local cluster of {where} workers: {exc}") from None
             try:
                 with Client(cluster) as client:
+                    client.register_plugin(_quiet_worker())  # their logs are this process's stderr
                     yield client
             finally:
                 cluster.close()

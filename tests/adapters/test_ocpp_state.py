@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -88,15 +90,139 @@ async def test_a_reconnect_without_boot_and_without_a_store_is_good_once_it_talk
     await central.stop()
 
 
-async def test_an_unusable_state_file_is_a_problem_not_a_crash(tmp_path):
-    (tmp_path / STATE_FILE).write_text("{not json")
+def state_doc(next_tx: object = 7, **charger: object) -> dict:
+    """A state file as the central system writes it, with a 1.6 charger whose fields ``charger`` replaces."""
+    connector = {"status": "Charging", "error_code": "NoError", "transaction_id": 6, "charging_state": None,
+                 "meter_start_wh": 1000.0, "session_energy_wh": 250.0, "readings": {"energy_wh": 1250.0},
+                 "updated_at": "2024-06-25T12:00:00+00:00"}
+    cp = {"version": "1.6", "booted": True, "vendor": "V", "model": "M", "last_seen": "2024-06-25T12:00:00+00:00",
+          "max_periods": 24, "connectors": {"1": connector}}
+    for key, value in charger.items():
+        if key.startswith("connector_"):
+            connector[key.removeprefix("connector_")] = value
+        else:
+            cp[key] = value
+    return {"format": 1, "next_transaction_id": next_tx, "chargers": {"CP-A": cp}}
+
+
+def dumped(doc: object) -> bytes:
+    return json.dumps(doc).encode()
+
+
+HOSTILE = {
+    "truncated": dumped(state_doc())[:90],
+    "not-json": b"{not json",
+    "empty": b"",
+    "binary": bytes(range(256)) * 4,
+    "nul-bytes": b"\x00" * 64,
+    "a-list": b"[1, 2, 3]",
+    "a-number": b"42",
+    "deeply-nested": b"[" * 100_000,
+    "old-format": dumped(state_doc() | {"format": 0}),
+    "chargers-a-list": dumped(state_doc() | {"chargers": []}),
+    "charger-a-string": dumped(state_doc() | {"chargers": {"CP-A": "booted"}}),
+    "booted-text": dumped(state_doc(booted="yes")),
+    "version-unknown": dumped(state_doc(version="3.0")),
+    "last-seen-not-a-time": dumped(state_doc(last_seen="yesterday")),
+    "last-seen-naive": dumped(state_doc(last_seen="2024-06-25T12:00:00")),
+    "max-periods-negative": dumped(state_doc(max_periods=-3)),
+    "connectors-a-list": dumped(state_doc(connectors=[1])),
+    "connector-key-text": dumped(state_doc(connectors={"one": {}})),
+    "reading-text": dumped(state_doc(connector_readings={"energy_wh": "lots"})),
+    "energy-infinite": b'{"format": 1, "next_transaction_id": 7, "chargers": {"CP-A": {"connectors": {"1": '
+                       b'{"session_energy_wh": Infinity}}}}}',
+    "next-tx-negative": dumped(state_doc(next_tx=-5)),
+    "next-tx-zero": dumped(state_doc(next_tx=0)),
+    "next-tx-huge": dumped(state_doc(next_tx=10**40)),
+    "next-tx-overflow": b'{"format": 1, "next_transaction_id": 1e999, "chargers": {}}',
+    "next-tx-text": dumped(state_doc(next_tx="7")),
+    "next-tx-bool": dumped(state_doc(next_tx=True)),
+    "next-tx-float": dumped(state_doc(next_tx=7.5)),
+    "tx-negative": dumped(state_doc(connector_transaction_id=-1)),
+    "tx-huge": dumped(state_doc(connector_transaction_id=2**63)),
+    "tx-text-in-1.6": dumped(state_doc(connector_transaction_id="abc")),
+    "tx-number-in-2.0.1": dumped(state_doc(version="2.0.1", connector_transaction_id=5)),
+    "tx-too-long-in-2.0.1": dumped(state_doc(version="2.0.1", connector_transaction_id="x" * 37)),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_a_damaged_state_file_is_kept_aside_and_the_central_system_starts_fresh(tmp_path, caplog, name):
+    """Whatever the file holds, the central system starts: the problem names the file and what is wrong with it,
+    the file is renamed aside (byte for byte, never deleted) and a fresh one is written."""
+    content = HOSTILE[name]
+    (tmp_path / STATE_FILE).write_bytes(content)
     central = CentralSystem()
     central.use_state_dir(tmp_path)
     problems = await central.open()
-    assert len(problems) == 1 and "unusable" in problems[0] and STATE_FILE in problems[0]
+    assert len(problems) == 1, problems
+    assert f"OCPP state file {tmp_path / STATE_FILE} is damaged (" in problems[0]
+    (aside,) = tmp_path.glob(f"{STATE_FILE}.damaged-*")
+    assert f"kept as {aside.name}" in problems[0] and aside.read_bytes() == content
+    assert problems[0] in caplog.text  # warned in the log too
+    assert central.chargers == {}
     await central.close()
-    assert json.loads((tmp_path / STATE_FILE).read_text())["next_transaction_id"] == 1
-    await asyncio.sleep(0)
+    fresh = json.loads((tmp_path / STATE_FILE).read_text())
+    assert fresh == {"format": 1, "next_transaction_id": 1, "chargers": {}}
+    again = CentralSystem()
+    again.use_state_dir(tmp_path)  # the fresh file reads back without a problem
+    assert await again.open() == []
+    await again.close()
+
+
+def test_the_reference_state_file_is_not_damaged(tmp_path):
+    """The hostile cases above differ from a good file in the one field they name."""
+    (tmp_path / STATE_FILE).write_bytes(dumped(state_doc()))
+    central = CentralSystem()
+    central.use_state_dir(tmp_path)
+    assert central._notes == [] and central.chargers["CP-A"].connector(1).transaction_id == 6
+    assert central._next_transaction_id() == 7
+
+
+HAMMER = """
+import json, sys, time
+from pathlib import Path
+from flexopt.adapters.ocpp_central import CentralSystem, ChargerState
+
+folder, name, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+while not (folder / "go").exists():
+    time.sleep(0.001)
+central = CentralSystem()
+central.use_state_dir(folder)
+ids = []
+for k in range(rounds):
+    state = central.chargers.setdefault(f"{name}-{k % 3}", ChargerState(f"{name}-{k % 3}", "1.6"))
+    state.booted = True
+    state.touch()
+    state.connector(1).session_energy_wh = float(k)
+    central.save_state()
+    ids.append(central._next_transaction_id())
+print(json.dumps(ids))
+"""
+
+
+def test_two_processes_sharing_the_state_file_lose_nothing(tmp_path):
+    """Two central-system processes update the same file at once: every charger of each is in it with its last
+    value, and no 1.6 transaction id was handed out twice."""
+    rounds = 150
+    procs = [subprocess.Popen([sys.executable, "-c", HAMMER, str(tmp_path), name, str(rounds)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("A", "B")]
+    time.sleep(0.5)  # both imported and waiting
+    (tmp_path / "go").touch()
+    ids = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        ids += json.loads(out)
+    assert len(ids) == len(set(ids)) == 2 * rounds, "a transaction id was handed out twice"
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    assert saved["next_transaction_id"] == max(ids) + 1
+    assert sorted(saved["chargers"]) == sorted(f"{n}-{k}" for n in "AB" for k in range(3))
+    for name in "AB":
+        last = {f"{name}-{(rounds - 1 - j) % 3}": float(rounds - 1 - j) for j in range(3)}
+        for cp_id, energy in last.items():
+            assert saved["chargers"][cp_id]["connectors"]["1"]["session_energy_wh"] == energy, cp_id
+    assert not list(tmp_path.glob(f"{STATE_FILE}.damaged-*"))
 
 
 async def test_a_state_file_that_cannot_be_written_is_logged_not_raised(tmp_path, caplog):

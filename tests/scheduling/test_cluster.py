@@ -1,6 +1,7 @@
 """``--cluster``: the pilots' zones (congestion points, sites in none) scheduled on Dask workers give the schedule
 of an in-process run, within the gap, and it passes ``flexopt check``; a worker that dies has its zone retried on
-another; a zone that kills every worker it lands on fails the run with exit 3 and the zone's name; a bad cluster is
+another; a zone that kills every worker it lands on fails the run with exit 3 and the zone's name, and so does a zone
+whose solve raises on the worker (with its sites and the worker's message, no remote traceback); a bad cluster is
 exit 2 (its form) or 3 (unreachable). The clusters are real: worker processes on 127.0.0.1."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flexopt.scheduling import zones
 
 ROOT = Path(__file__).resolve().parents[2]
 PILOTS = ROOT / "examples" / "all_pilots.yaml"
+SMALL = ROOT / "examples" / "abadiano.yaml"  # one zone, one site
 DAY = "2024-06-25"
 ABADIANO = "IDE-ABADIANO-ST-30KV"
 
@@ -137,3 +139,39 @@ def test_bad_clusters_are_clear(tmp_path, monkeypatch):
     assert result.exit_code == 3, result.output
     assert "cannot reach the dask scheduler" in result.output
 
+
+
+FAILING_SOLVE = """
+def dask_setup(worker):
+    import flexopt.scheduling.zones as zones
+    from flexopt.solver.highs import SolveError
+
+    def schedule(*args, **kwargs):
+        raise {error}
+
+    zones.schedule = schedule
+"""
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    ('SolveError("HiGHS status kInfeasible: no schedule\\nrelax the limits")',
+     "SolveError: HiGHS status kInfeasible: no schedule; relax the limits"),
+    ('ValueError("price series has NaN at 2024-06-25T10:00Z")',
+     "ValueError: price series has NaN at 2024-06-25T10:00Z"),
+], ids=["no-solution", "bad-data"])
+def test_a_zone_that_raises_on_its_worker_fails_the_run_with_its_message(tmp_path, capfd, error, message):
+    """solve_zone raising on the worker (here through a worker preload that breaks the solve) is exit 3 with the
+    zone, its sites and the worker's message in one line; distributed's traceback block is one line too."""
+    preload = tmp_path / "failing_solve.py"
+    preload.write_text(FAILING_SOLVE.replace("{error}", error))
+    out = tmp_path / "run"
+    with dask.config.set({"distributed.worker.preload": [str(preload)]}):
+        result = run("schedule", "day-ahead", SMALL, "--date", DAY, "--out", out, "--cluster", "local:1")
+    assert result.exit_code == 3, result.output
+    assert (f"cluster failed: zone {ABADIANO} (sites abadiano-bess): the worker solving it failed: {message}"
+            in result.output)
+    assert "Traceback" not in result.output
+    assert not out.exists() or not (out / "schedule.parquet").exists()
+    workers = capfd.readouterr().err
+    assert "Traceback" not in workers and "Compute Failed" not in workers
+    assert f"failed: {message.split(':')[0]}(" in workers  # the worker's own line

@@ -46,7 +46,7 @@ def _http(device_id: str) -> dict:
             "telemetry": {"path": "/d/{device_id}", "fields": {"power_w": "p"}}}
 
 
-def portfolio_doc(meter: str = "load", curtailable: bool = False) -> dict:
+def portfolio_doc(meter: str = "load", curtailable: bool = False, pv_peak_kw: float = PV_PEAK_KW) -> dict:
     return {
         "portfolio": {"name": NAME, "timezone": TZ, "resolution_min": 15},
         "data_sources": {
@@ -58,7 +58,7 @@ def portfolio_doc(meter: str = "load", curtailable: bool = False) -> dict:
         "sites": [{"id": "home", "connection": {"import_limit_kw": 30, "export_limit_kw": 30}, "assets": [
             {"id": "house", "type": "load", "power_kw": {"source": "load_fc"}, "meter": meter,
              "endpoint": _http("meter")},
-            {"id": "roof", "type": "pv", "peak_kw": PV_PEAK_KW, "series_peak_kw": PV_PEAK_KW,
+            {"id": "roof", "type": "pv", "peak_kw": pv_peak_kw, "series_peak_kw": pv_peak_kw,
              "curtailable": curtailable, "generation_kw": {"source": "pv_fc"}, "endpoint": _http("pv")},
             {"id": "bess", "type": "battery", "power_kw": 5, "energy_kwh": 10, "endpoint": _http("bess")},
         ]}],
@@ -284,3 +284,83 @@ def test_dispatch_compares_a_site_meter_by_its_load():
     assert math.isclose(site_meter_load_kw("house", telemetry, planned), 2.5)
     telemetry["bess"] = Telemetry("bess", at, False)
     assert site_meter_load_kw("house", telemetry, planned) is None
+
+
+@pytest.fixture
+def sqlite_world(tmp_path) -> dict:
+    """A world on SQLite alone: the hostile cases are about the numbers, not the backend."""
+    write_inputs(tmp_path)
+    return {"dir": tmp_path, "store": tmp_path / "runs", "db": f"sqlite:///{tmp_path / 'telemetry.sqlite3'}"}
+
+
+@pytest.mark.parametrize(("rounds", "asset_id", "measured_kw", "bound_kw"), [
+    # the site meter reads 50 MW on a 30 kW connection: 1.25 x (30 + 6 PV + 5 battery) kW is all it can draw
+    ({"meter": "site", "load_extra_kw": 50_000.0}, "house", 50_000.0, 51.25),
+    # a sub-meter that says the house feeds in 38 kW
+    ({"load_extra_kw": -40.0}, "house", -38.0, -0.05 * 51.25),
+    # an inverter giving 40 times its forecast, 200 kW from a 6 kW array
+    ({"pv_share": 40.0}, "roof", -200.0, -1.1 * PV_PEAK_KW),
+], ids=["site-meter-50MW", "load-feeding-in", "pv-40x"])
+def test_hostile_telemetry_moves_nothing(sqlite_world, rounds, asset_id, measured_kw, bound_kw):
+    world = sqlite_world
+    path = make_portfolio(world, meter=rounds.get("meter", "load"))
+    write_rounds(world["store"], **rounds)
+    stored(world)
+    result = invoke("schedule", "intraday", path, "--from", START_LOCAL, "--store", world["store"], "--db",
+                    world["db"], "--horizon-h", 12)
+    run = written(result)
+    record = json.loads((run / "run.json").read_text())["forecast_correction"]
+    entry = record["assets"][asset_id]
+    assert entry["corrected"] is False and "4 more left out as implausible" in entry["reason"]
+    assert record["bounded"] == [asset_id]
+    (held,) = entry["bounds"]
+    assert held["applies_to"] == "measured" and held["intervals"] == 4 and held["unit"] == "kW"
+    assert held["measured"] == pytest.approx(measured_kw, rel=0.05)
+    assert held["bound"] == pytest.approx(bound_kw)
+    assert f"warning: {asset_id} (" in result.output and "meter fault" in result.output
+    if asset_id == "house":
+        load = power(run, "house")
+        np.testing.assert_allclose(load.to_numpy(), load_forecast_kw(load.index), atol=1e-6)
+    else:
+        np.testing.assert_allclose(-power(run, "roof").to_numpy(), pv_forecast_kw(power(run, "roof").index),
+                                   atol=1e-6)
+
+
+def test_a_pv_ratio_beyond_the_plausible_is_held(sqlite_world):
+    """1.6 times the forecast from a 12 kW array is physically possible, and held at 1.3 all the same."""
+    world = sqlite_world
+    path = make_portfolio(world, pv_peak_kw=12.0)
+    write_rounds(world["store"], pv_share=1.6)
+    stored(world)
+    result = invoke("schedule", "intraday", path, "--from", START_LOCAL, "--store", world["store"], "--db",
+                    world["db"], "--horizon-h", 12)
+    run = written(result)
+    roof = json.loads((run / "run.json").read_text())["forecast_correction"]["assets"]["roof"]
+    assert roof["corrected"] and roof["ratio"] == pytest.approx(1.3)
+    assert roof["bounds"] == [{"applies_to": "ratio", "measured": pytest.approx(1.6), "bound": 1.3,
+                               "unit": "measured/forecast", "why": roof["bounds"][0]["why"]}]
+    assert "warning: roof (pv): measured" in result.output
+    pv = power(run, "roof")
+    fade = np.exp(-(pv.index - pv.index[0]).total_seconds() / 3600 / 3)
+    np.testing.assert_allclose(-pv.to_numpy(), pv_forecast_kw(pv.index) * (1 + 0.3 * fade), atol=1e-6)
+    checked = invoke("check", path, run)
+    assert checked.exit_code == 0, checked.output
+
+
+def test_a_correction_that_would_make_the_load_feed_in_is_held_at_zero(sqlite_world):
+    """Measured 2 kW below zero (meter noise, plausible) is an error of about -3.5 kW: the corrected load stops
+    at 0 kW, and run.json and a warning say so."""
+    world = sqlite_world
+    path = make_portfolio(world)
+    write_rounds(world["store"], load_extra_kw=-3.5)
+    stored(world)
+    result = invoke("schedule", "intraday", path, "--from", START_LOCAL, "--store", world["store"], "--db",
+                    world["db"], "--horizon-h", 12)
+    run = written(result)
+    house = json.loads((run / "run.json").read_text())["forecast_correction"]["assets"]["house"]
+    assert house["corrected"] and house["error_kw"] == pytest.approx(-3.5)
+    (held,) = house["bounds"]
+    assert held["applies_to"] == "correction" and held["bound"] == 0.0 and held["measured"] < 0
+    assert "warning: house (load): the correction" in result.output
+    load = power(run, "house")
+    assert load.min() >= 0.0 and load.iloc[0] == pytest.approx(0.0, abs=1e-9)
