@@ -270,3 +270,16 @@ def test_from_with_an_offset_on_a_dst_night_runs(dst_portfolio, tmp_path, start,
                                  "--store", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "run.json").read_text())["horizon"]["start_utc"] == start_utc
+
+
+@pytest.mark.parametrize("command", [["dispatch", "{pf}", "--once", "--at", "{t}", "--store", "{store}"],
+                                     ["telemetry", "latest", "{pf}", "--at", "{t}", "--store", "{store}"]])
+@pytest.mark.parametrize(("at", "says"), [("2024-10-27T02:30", "happens twice"),
+                                          ("2024-03-31T02:30", "does not exist")])
+def test_at_on_a_dst_night_says_which_instant_is_meant(dst_portfolio, tmp_path, command, at, says):
+    """dispatch and telemetry read --at as the schedule commands read --from: a repeated or skipped local time is
+    exit 2 asking for the offset, before any device or database is touched."""
+    args = [a.format(pf=dst_portfolio, t=at, store=tmp_path / "runs") for a in command]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("--at: ") and says in result.output and "+01:00" in result.output

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from flexopt.adapters.base import utcnow
+from flexopt.data.wall_clock import wall_clock_instant
 from flexopt.runs.store import LOOKBACK_DAYS, completed_runs, run_span, runs_in_force_order
 
 SCHEDULE_KINDS = ("intraday", "day-ahead")
@@ -105,7 +106,7 @@ def parse_at(text: str | None, tz: str) -> dt.datetime:
     except ValueError:
         raise ValueError(f"{text!r} is not a time; use YYYY-MM-DDTHH:MM (portfolio local time)") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=ZoneInfo(tz))
+        t = wall_clock_instant(t, ZoneInfo(tz), text)  # a time the clocks show twice or never is refused
     return t.astimezone(dt.UTC)
 
 

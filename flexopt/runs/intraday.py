@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from flexopt.config.loader import LoadedPortfolio
+from flexopt.data.wall_clock import wall_clock_instant
 from flexopt.runs.measured import Measured, iso, measured_states
 from flexopt.runs.store import run_span, runs_in_force_order
 
@@ -41,44 +42,13 @@ def first_interval(text: str | None, tz: str, resolution_min: int, now: dt.datet
             t = dt.datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a time; use YYYY-MM-DDTHH:MM in local time") from None
-        t = t.astimezone(zone) if t.tzinfo else _local(t, zone, text)
+        t = t.astimezone(zone) if t.tzinfo else wall_clock_instant(t, zone, text)
         if (t.minute % resolution_min) or t.second or t.microsecond:
             raise ValueError(f"{text!r} is not on a {resolution_min}-minute interval boundary")
         return t
     now = (now or dt.datetime.now(dt.UTC)).astimezone(zone)
     minutes = math.ceil((now.hour * 60 + now.minute + now.second / 60) / resolution_min) * resolution_min
     return (now.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(minutes=minutes)).astimezone(zone)
-
-
-def _local(naive: dt.datetime, zone: ZoneInfo, text: str) -> dt.datetime:
-    """A wall-clock time in ``zone`` that happens exactly once; ValueError asking for the offset on the night the
-    clocks go back (it happens twice) and for another time on the night they go forward (it never happens)."""
-    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
-    if first.utcoffset() == second.utcoffset():
-        return first
-    plain = naive.isoformat(timespec="minutes")
-    if _exists(naive, zone):  # the clocks go back: it happens twice
-        raise ValueError(f"{text!r} happens twice in {zone.key} (the clocks go back that night): add the UTC offset, "
-                         f"{plain}{_offset(first)} for the first ({first.tzname()}) or {plain}{_offset(second)} for "
-                         f"the second ({second.tzname()})")
-    gap_start = naive
-    while not _exists(gap_start - dt.timedelta(minutes=1), zone):
-        gap_start -= dt.timedelta(minutes=1)
-    gap_end = gap_start + abs(second.utcoffset() - first.utcoffset())  # type: ignore[operator]
-    meant = first.astimezone(dt.UTC).astimezone(zone)
-    raise ValueError(f"{text!r} does not exist in {zone.key} (the clocks go forward that night from "
-                     f"{gap_start:%H:%M} to {gap_end:%H:%M}): give a time that exists, e.g. "
-                     f"{gap_end.isoformat(timespec='minutes')}, or the UTC offset you mean, e.g. "
-                     f"{plain}{_offset(first)} (= {meant:%H:%M} {meant.tzname()})")
-
-
-def _exists(naive: dt.datetime, zone: ZoneInfo) -> bool:
-    """Whether the wall clock in ``zone`` shows ``naive`` at some instant (not in a forward jump's gap)."""
-    return naive.replace(tzinfo=zone).astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) == naive
-
-
-def _offset(t: dt.datetime) -> str:
-    return t.isoformat()[-6:]
 
 
 def check_state(data: object, loaded: LoadedPortfolio) -> dict[str, dict[str, float]]:
