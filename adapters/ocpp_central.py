@@ -192,7 +192,8 @@ class _Csms16(Cp16):
         c = self.state.connector(connector_id)
         c.readings.update(parse_meter_values(meter_value))
         c.updated_at = dt.datetime.now(dt.UTC)
-        if c.transaction_id is None and transaction_id not in (None, c.ended_transaction_id):
+        if (c.transaction_id is None and transaction_id not in (None, c.ended_transaction_id)
+                and ocpp_state.valid_transaction_id("1.6", transaction_id)):
             c.transaction_id = transaction_id  # a transaction that started before we knew it
         if c.transaction_id is not None and c.meter_start_wh is not None and "energy_wh" in c.readings:
             c.session_energy_wh = c.readings["energy_wh"] - c.meter_start_wh
@@ -264,6 +265,10 @@ class _Csms201(Cp201):
         tx = transaction_info["transaction_id"]
         started = event_type == "Started" or (event_type == "Updated" and c.transaction_id is None
                                               and tx != c.ended_transaction_id)
+        if started and not ocpp_state.valid_transaction_id("2.0.1", tx):
+            log.warning("%s: transaction id %r is not an OCPP 2.0.1 id (text of 1 to 36 characters): not adopted",
+                        self.id, str(tx)[:60])
+            started = False
         if started:  # an Updated event of a transaction we did not know: it runs, adopt it
             c.transaction_id = transaction_info["transaction_id"]
             c.meter_start_wh = readings.get("energy_wh", c.readings.get("energy_wh"))
@@ -361,7 +366,7 @@ class CentralSystem(SessionService):
             self._save_handle = None
         if self.state_path is None:
             if allocate:
-                self._tx += 1
+                self._tx = ocpp_state.next_after(self._tx)
                 return self._tx
             return None
         taken: list[int] = []
@@ -378,10 +383,10 @@ class CentralSystem(SessionService):
                     _restored(state, theirs[cp_id])
             self._tx = max(self._tx, (saved["next_transaction_id"] if saved is not None else 1) - 1)
             if allocate:
-                self._tx += 1
+                self._tx = ocpp_state.next_after(self._tx)
                 taken.append(self._tx)
             written.update(merged)
-            return ocpp_state.dump(self._tx + 1, {}) | {"chargers": merged}
+            return ocpp_state.dump(ocpp_state.next_after(self._tx), {}) | {"chargers": merged}
 
         problems = ocpp_state.update(self.state_path, change)
         for problem in problems:

@@ -213,12 +213,23 @@ def _check_connector(where: str, c: object, version: str) -> None:
           "an object of finite numbers")
     _need(where, "updated_at", _stamp(c.get("updated_at")), c.get("updated_at"), "an ISO 8601 time with its offset")
     tx = c.get("transaction_id")
+    what = (f"an OCPP 1.6 transaction id, a whole number from 0 to {MAX_TRANSACTION_ID}" if version == "1.6" else
+            f"an OCPP 2.0.1 transaction id, text of 1 to {MAX_TEXT_ID} characters")
+    _need(where, "transaction_id", tx is None or valid_transaction_id(version, tx), tx, what)
+
+
+def valid_transaction_id(version: str, tx: object) -> bool:
+    """Whether a charger's transaction id can be kept (and read back by the next process): 1.6 a whole number
+    from 0 to 2^31-1, 2.0.1 text of 1 to 36 characters. A charger that reports another is not believed."""
     if version == "1.6":
-        _need(where, "transaction_id", tx is None or _whole(tx, 0, MAX_TRANSACTION_ID), tx,
-              f"an OCPP 1.6 transaction id, a whole number from 0 to {MAX_TRANSACTION_ID}")
-    else:
-        _need(where, "transaction_id", tx is None or (isinstance(tx, str) and 0 < len(tx) <= MAX_TEXT_ID), tx,
-              f"an OCPP 2.0.1 transaction id, text of 1 to {MAX_TEXT_ID} characters")
+        return _whole(tx, 0, MAX_TRANSACTION_ID)
+    return isinstance(tx, str) and 0 < len(tx) <= MAX_TEXT_ID
+
+
+def next_after(tx: int) -> int:
+    """The 1.6 transaction id after ``tx``: after 2^31-1 (what a charger stores in 32 signed bits) it starts at 1
+    again, long after any charger forgot the old one."""
+    return 1 if tx >= MAX_TRANSACTION_ID else tx + 1
 
 
 def _need(where: str, key: str, ok: bool, value: object, what: str) -> None:

@@ -258,3 +258,31 @@ async def test_a_fleet_booting_at_once_is_one_write(tmp_path, monkeypatch):
     again.use_state_dir(tmp_path)
     readings = again.chargers["CP-F0"].connector(1).readings
     assert "power_w" not in readings and "energy_wh" in readings
+
+
+@pytest.mark.parametrize("reported", [-1, 2**31])
+async def test_a_transaction_id_out_of_range_is_not_adopted_and_the_state_file_stays_readable(
+        tmp_path, monkeypatch, reported):
+    """A 1.6 charger's MeterValues naming a transaction we did not know is adopted, unless its id cannot be one:
+    kept, it would make the next process set the whole state file aside."""
+    monkeypatch.setenv("CP_PASSWORD", "pw-state-test")
+    first = await central_on(tmp_path)
+    OcppAdapter("ev1", ep("CP-A", "1.6"), LIMITS, first)
+    sim = SimChargePoint("CP-A", first.url, "1.6", password="pw-state-test", ev=Ev(), meter_interval_s=3600)
+    await sim.start()
+    connector = first.chargers["CP-A"].connector(1)
+    assert await first.wait_for(lambda: connector.transaction_id is not None, 5)
+    connector.transaction_id = None  # as if the start had been missed
+    sim.transaction_id = reported
+    await sim.send_meter_values()
+    assert await first.wait_for(lambda: "energy_wh" in connector.readings, 5)
+    assert connector.transaction_id is None
+    sim.transaction_id = 4242
+    await sim.send_meter_values()
+    assert await first.wait_for(lambda: connector.transaction_id == 4242, 5)  # a plausible one still is
+    await sim.stop()
+    await first.close()
+    second = await central_on(tmp_path)
+    assert not list(tmp_path.glob("*.damaged-*"))
+    assert second.chargers["CP-A"].connector(1).transaction_id == 4242
+    await second.close()
