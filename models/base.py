@@ -55,6 +55,9 @@ class ModelContext:
     dumping_possible: dict[str, bool] = field(default_factory=dict)
     # one-mode binaries (charge or discharge, heat or cool): where dumping could pay ("auto"), always, never
     mode_binary: str = "auto"
+    # site id -> EUR per kWh drawn to put energy back after the horizon: its lowest import price over the horizon's
+    # last 24 h (never below 0); what storage left below its target at a horizon that ends during a day costs
+    refill_price_eur_per_kwh: dict[str, float] = field(default_factory=dict)
 
     def exclusive_modes(self, item: AssetItem) -> bool:
         """Whether an asset that can draw power in two opposite ways needs a binary to run one at a time.

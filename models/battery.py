@@ -3,7 +3,10 @@
 The terminal SoC is the day's target: it holds at the end of every local day inside the horizon (a rolling
 horizon that crosses midnight keeps the scheduled day's target at its midnight, not at the horizon's end). A
 horizon that ends during a day keeps that day's target reachable: at its last interval the SoC is at least the
-target less what full charging power can add until the day's end.
+target less what full charging power can add until the day's end, and what it lacks of the target there is
+charged at the price of putting it back after the horizon (the site's lowest import price of the horizon's last
+24 h, over the charging efficiency): without it, energy taken now and left to be recharged after the horizon would
+look free, and an evening run would empty the battery after midnight for nothing.
 
 The charge/discharge exclusivity binary is added only where dumping energy through simultaneous
 charge and discharge could pay (negative prices, export limits with uncurtailable generation); with
@@ -84,6 +87,9 @@ class BatteryFormulation(Formulation):
         self.soc = add_var(block, "soc_kwh", lo, hi)
         n_term = len(self.terminal)
         self.short = add_var(block, "terminal_short_kwh", np.zeros(n_term), np.full(n_term, np.inf))
+        # a horizon that ends during a day: what the SoC lacks there of the day's target, to be bought back later
+        self.refill = [] if (T - 1) in set(day_ends(self.ctx.horizon).tolist()) else list(range(J))
+        self.lack = add_var(block, "refill_kwh", np.zeros(len(self.refill)), np.full(len(self.refill), np.inf))
         rows, rhs = [], []
         for j, it in enumerate(self.items):
             ec = dt * it.asset.charge_efficiency
@@ -100,6 +106,9 @@ class BatteryFormulation(Formulation):
         add_rows(block, "terminal_soc",
                  [([1.0, 1.0], [self.soc[j * T + t], self.short[k]]) for k, (j, t, _, _) in enumerate(self.terminal)],
                  [target for _, _, target, _ in self.terminal], None)
+        add_rows(block, "refill",
+                 [([1.0, 1.0], [self.soc[j * T + T - 1], self.lack[r]]) for r, j in enumerate(self.refill)],
+                 [float(self.term_kwh[j]) for j in self.refill], None)
         idx = np.flatnonzero(self.binary)
         if idx.size:
             self.mode = add_var(block, "charging", np.zeros(idx.size * T), np.ones(idx.size * T), integer=True)
@@ -125,6 +134,10 @@ class BatteryFormulation(Formulation):
                 c.add(deg, self.pd[j * T + t])
         for k in range(len(self.terminal)):
             c.add(self.ctx.penalties.terminal_soc_eur_per_kwh, self.short[k])
+        for r, j in enumerate(self.refill):
+            it = self.items[j]
+            price = self.ctx.refill_price_eur_per_kwh.get(it.site.id, 0.0)
+            c.add(price / it.asset.charge_efficiency, self.lack[r])
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:

@@ -77,7 +77,7 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
     site_index = {s.id: k for k, s in enumerate(sites)}
     ctx = ModelContext(horizon=horizon, inputs=inputs, penalties=pf.penalties,
                        dumping_possible=_dumping_possible(pf, sites, points),
-                       mode_binary=options.mode_binary)
+                       mode_binary=options.mode_binary, refill_price_eur_per_kwh=_refill_prices(pf, sites, horizon))
     groups = _group_assets(pf, initial_state or {})
     m = pyo.ConcreteModel(name="flexopt")
     forms: list[Formulation] = []
@@ -165,6 +165,15 @@ def _group_assets(pf, initial_state: dict[str, dict]) -> dict[str, list[AssetIte
     for site, asset in pf.assets():
         groups.setdefault(asset.type, []).append(AssetItem(site, asset, dict(initial_state.get(asset.id, {}))))
     return groups
+
+
+def _refill_prices(pf, sites, horizon) -> dict[str, float]:
+    """Per site, the lowest import price over the horizon's last 24 h (not below 0): the day after the horizon
+    is assumed to price energy as its last day did, so energy taken from storage now and put back then costs at
+    least this much."""
+    last_day = max(1, round(24 / horizon.dt_h))
+    return {site.id: max(0.0, float(np.min(data.import_price[-last_day:]))) if len(data.import_price) else 0.0
+            for site, data in zip(pf.sites, sites, strict=True)}
 
 
 def _dumping_possible(pf, sites, points) -> dict[str, bool]:
