@@ -57,11 +57,13 @@ class BatteryFormulation(Formulation):
 
     def _terminal_rows(self) -> list[tuple[int, int, float, str]]:
         """(entry, interval, target kWh, what) of every terminal row: each local day's end in the horizon, and
-        the horizon's end when it is not one (the target less what full charging adds by the day's end)."""
+        the horizon's end when it is not one (the target less what full charging adds by the day's end); notes in
+        ``ends_mid_day`` whether it is not."""
         ends = day_ends(self.ctx.horizon)
         rows = [(j, int(t), float(self.term_kwh[j]), "day") for t in ends for j in range(len(self.items))]
         last = self.n_t - 1
-        if last not in set(ends.tolist()):
+        self.ends_mid_day = last not in set(ends.tolist())
+        if self.ends_mid_day:
             hours = hours_to_next_midnight(self.ctx.horizon)
             for j, it in enumerate(self.items):
                 reach = self.term_kwh[j] - it.asset.charge_efficiency * self.pc_max[j] * hours
@@ -88,7 +90,7 @@ class BatteryFormulation(Formulation):
         n_term = len(self.terminal)
         self.short = add_var(block, "terminal_short_kwh", np.zeros(n_term), np.full(n_term, np.inf))
         # a horizon that ends during a day: what the SoC lacks there of the day's target, to be bought back later
-        self.refill = [] if (T - 1) in set(day_ends(self.ctx.horizon).tolist()) else list(range(J))
+        self.refill = list(range(J)) if self.ends_mid_day else []
         self.lack = add_var(block, "refill_kwh", np.zeros(len(self.refill)), np.full(len(self.refill), np.inf))
         rows, rhs = [], []
         for j, it in enumerate(self.items):

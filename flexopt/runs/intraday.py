@@ -70,8 +70,8 @@ def check_state(data: object, loaded: LoadedPortfolio) -> dict[str, dict[str, fl
             if spec is None:
                 raise ValueError(f"{asset_id}.{key}: not a state of a {asset.type}; allowed: "
                                  f"{', '.join(specs) or 'none'}")
-            if spec.problem(value, asset.count, asset.state_bounds(spec)) is not None:
-                low, high = asset.state_bounds(spec)
+            low, high = asset.state_bounds(spec)
+            if spec.problem(value, bounds=(low, high)) is not None:
                 whole = " whole" if spec.whole else ""
                 raise ValueError(f"{asset_id}.{key}: {value!r} must be a finite{whole} number from {low:g} to "
                                  f"{high:g} ({spec.unit})")

@@ -99,7 +99,7 @@ def judge(asset, readings: Sequence[Reading], start: dt.datetime, max_age: dt.ti
     for spec in asset.states:
         if spec.key not in values:
             return Measured(reason=f"the readings give no {spec.key}")
-        problem = spec.problem(values[spec.key], asset.count, asset.state_bounds(spec))
+        problem = spec.problem(values[spec.key], bounds=asset.state_bounds(spec))
         if problem is not None:
             return Measured(reason=f"implausible {spec.key}: {problem}")
         out[spec.key] = float(values[spec.key])

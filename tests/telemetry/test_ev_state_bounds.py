@@ -17,7 +17,7 @@ def _asset(asset_id: str):
 
 def _energy_problem(asset, value: float) -> str | None:
     spec = next(s for s in asset.states if s.key == "energy_delivered_kwh")
-    return spec.problem(value, asset.count, asset.state_bounds(spec))
+    return spec.problem(value, bounds=asset.state_bounds(spec))
 
 
 def test_a_v2g_car_may_be_below_zero_down_to_its_batteries():
