@@ -862,9 +862,15 @@ def _extremes(c: Corpus) -> None:
           files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
           runs=[(["schedule", "day-ahead", "p.yaml", "--date", "2024-10-06", "--store", "runs"],
                  bad("23.5 h", "resolution_min"))])
-    c.add("edge-from-dst-gap", "intraday from 02:00 on the spring-forward day (a local time that does not exist)",
+    c.add("edge-from-dst-gap", "intraday from 02:00 on the spring-forward day (a local time that does not exist): "
+          "refused with the time that exists and the offset form, never shifted silently",
           doc=BASE, files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
-          runs=[(["schedule", "intraday", "p.yaml", "--from", "2024-03-31T02:00", "--store", "runs"], OK_RUN)])
+          runs=[(["schedule", "intraday", "p.yaml", "--from", "2024-03-31T02:00", "--store", "runs"],
+                 bad("--from", "does not exist", "2024-03-31T03:00", "2024-03-31T02:00+01:00"))])
+    c.add("edge-from-dst-gap-offset", "intraday from the spring-forward night's 02:00+01:00 (= 03:00 CEST)",
+          doc=BASE, files={"data/prices.csv": _long_prices(), "data/site.csv": _long_site()},
+          runs=[(["schedule", "intraday", "p.yaml", "--from", "2024-03-31T02:00+01:00", "--store", "runs"],
+                 OK_RUN)])
     c.add("edge-single-row", "a price file of one row covers one hour of the day only", doc=BASE,
           files={"data/prices.csv": "timestamp,price\n2024-06-12T10:00:00Z,50\n"}, expect=bad("prices", "gap of"),
           validate=OK_VALIDATE)
