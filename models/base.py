@@ -1,7 +1,8 @@
-"""The common interface of every asset formulation, and small helpers to build Pyomo components in bulk.
+"""The common interface of every asset formulation, and the helpers that state its variables and rows in bulk.
 
-One formulation object handles ALL assets of its type in a run, so its variables and constraints are
-a few indexed components on one block (fast to build) rather than one Python object per device.
+One formulation object handles ALL assets of its type in a run, so its variables and constraints are a few
+families of columns and rows of one sparse matrix (:mod:`flexopt.models.arrays`) rather than one Python object
+per device, per interval or per row.
 An asset entry with ``count`` identical devices is one aggregate (totals in kW/kWh), which removes the
 symmetry identical devices would put into the MILP.
 """
@@ -11,18 +12,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
-from pyomo.core.expr.numeric_expr import LinearExpression
 
 from flexopt.config.portfolio import Penalties, Site
 from flexopt.data.inputs import Horizon, Inputs
 from flexopt.models.violations import Violation, runs
 
-# Reads the solved values of one Pyomo Var component, in the order of its index.
+# Reads the solved values of one variable family (``block.<name>``), in the order of its elements.
 ValueReader = Callable[[Any], np.ndarray]
 
 # A price on energy that passes through storage or a reversible unit, far below any tariff: where prices are zero
@@ -71,7 +71,8 @@ class ModelContext:
         """The run's intervals on the site's wall clock: sessions, comfort windows and draws are local to the
         site (its ``timezone``, else the portfolio's)."""
         tz = item.site.timezone or self.horizon.tz
-        return self.horizon if tz == self.horizon.tz else Horizon(self.horizon.index, tz)
+        return self.horizon if tz == self.horizon.tz else self.horizon.remember(
+            ("in_zone", tz), lambda: Horizon(self.horizon.index, tz))
 
     @property
     def n(self) -> int:
@@ -182,40 +183,45 @@ class Formulation(ABC):
 # --- helpers to build components in bulk ------------------------------------------------------
 
 
-def _bound(x: float | None) -> float | None:
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
 def add_var(block: Any, name: str, lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray,
-            integer: bool = False) -> list[Any]:
-    """One indexed Var with per-element bounds; returns its elements as a list (index = position)."""
-    lo = [_bound(x) for x in np.asarray(lower, dtype=float)]
-    hi = [_bound(x) for x in np.asarray(upper, dtype=float)]
-    comp = pyo.Var(range(len(lo)), domain=pyo.Integers if integer else pyo.Reals,
-                   bounds=lambda _b, i: (lo[i], hi[i]))
-    block.add_component(name, comp)
-    return list(comp.values())
+            integer: bool = False) -> list[int]:
+    """One family of variables with per-element bounds (inf: none); returns their columns as a list (element
+    ``i`` at position ``i``), which rows and cost terms name. The family is read back as ``block.<name>``."""
+    var = block.model.new_vars(block.qualified(name), np.asarray(lower, dtype=float), np.asarray(upper, dtype=float),
+                               integer)
+    block.add_component(name, var)
+    return var.cols.tolist()
 
 
-def linear(coefs: Sequence[float], variables: Sequence[Any]) -> LinearExpression:
-    return LinearExpression(linear_coefs=list(coefs), linear_vars=list(variables))
-
-
-def add_rows(block: Any, name: str, rows: list[tuple[list[float], list[Any]]],
+def add_rows(block: Any, name: str, rows: list[tuple[list[float], list[int]]],
              lower: Sequence[float | None] | np.ndarray | None,
              upper: Sequence[float | None] | np.ndarray | None) -> None:
-    """Constraints ``lower[i] <= sum(coefs * vars) <= upper[i]`` (equal bounds: an equality row)."""
+    """Rows ``lower[i] <= sum(coefs * vars) <= upper[i]`` given one by one as ``(coefs, vars)`` (equal bounds: an
+    equality row; None: no bound). :func:`add_row_arrays` states a family with as many terms in every row at once."""
     if not rows:
         return
-    k = len(rows)
-    lo = [None] * k if lower is None else [_bound(x) if x is not None else None for x in lower]
-    hi = [None] * k if upper is None else [_bound(x) if x is not None else None for x in upper]
+    lengths = np.fromiter((len(c) for c, _ in rows), dtype=np.int64, count=len(rows))
+    coef = np.fromiter(chain.from_iterable(c for c, _ in rows), dtype=float, count=int(lengths.sum()))
+    col = np.fromiter(chain.from_iterable(v for _, v in rows), dtype=np.int64, count=int(lengths.sum()))
+    row = np.repeat(np.arange(len(rows)), lengths)
+    block.add_component(name, block.model.new_rows(block.qualified(name), row, col, coef, len(rows), lower, upper))
 
-    def rule(_b: Any, i: int) -> Any:
-        coefs, variables = rows[i]
-        return (lo[i], linear(coefs, variables), hi[i])
 
-    block.add_component(name, pyo.Constraint(range(k), rule=rule))
+def add_row_arrays(block: Any, name: str, coefs: np.ndarray, cols: np.ndarray,
+                   lower: np.ndarray | None, upper: np.ndarray | None) -> None:
+    """A family of ``k`` rows with ``w`` terms each, ``lower[i] <= sum_w coefs[i, w] * x[cols[i, w]] <= upper[i]``
+    (``coefs`` and ``cols`` of shape (k, w); a zero coefficient is no term). The vectorised form of
+    :func:`add_rows`, for the families every device of a type has in every interval."""
+    coefs = np.asarray(coefs, dtype=float)
+    cols = np.asarray(cols, dtype=np.int64)
+    if coefs.shape != cols.shape or coefs.ndim != 2:
+        raise ValueError(f"{name}: coefficients {coefs.shape} and columns {cols.shape} must be (rows, terms)")
+    k, w = coefs.shape
+    if k == 0:
+        return
+    row = np.repeat(np.arange(k), w)
+    block.add_component(name, block.model.new_rows(block.qualified(name), row, cols.ravel(), coefs.ravel(), k,
+                                                   lower, upper))
 
 
 def add_one_mode_rows(block: Any, name: str, first: Sequence[Any], second: Sequence[Any], binary: Sequence[Any],

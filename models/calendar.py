@@ -17,8 +17,10 @@ def minutes(t: dt.time) -> int:
 
 def local_days(horizon: Horizon) -> np.ndarray:
     """Local calendar day of each interval start, as an integer day number."""
-    loc = horizon.local
-    return (loc.normalize().tz_localize(None) - np.datetime64("1970-01-01")).days.to_numpy()
+    def compute() -> np.ndarray:
+        loc = horizon.local
+        return (loc.normalize().tz_localize(None) - np.datetime64("1970-01-01")).days.to_numpy()
+    return horizon.remember("local_days", compute)
 
 
 def day_ends(horizon: Horizon) -> np.ndarray:
@@ -55,6 +57,11 @@ def window_mask(horizon: Horizon, start_local: dt.time, end_local: dt.time) -> n
 
 def daily_occurrences(horizon: Horizon, start_local: dt.time, end_local: dt.time) -> list[np.ndarray]:
     """Per local day, the interval indices fully inside [start, end) of that day (start < end, same day)."""
+    return list(horizon.remember(("daily_occurrences", start_local, end_local),
+                                 lambda: tuple(_daily_occurrences(horizon, start_local, end_local))))
+
+
+def _daily_occurrences(horizon: Horizon, start_local: dt.time, end_local: dt.time) -> list[np.ndarray]:
     s, e = start_end_minutes(horizon)
     days = local_days(horizon)
     a, b = minutes(start_local), minutes(end_local)
@@ -71,6 +78,10 @@ def instants(horizon: Horizon, at_local: dt.time) -> np.ndarray:
     """Indices of the intervals containing the daily instant ``at_local`` (one per local day at most). On a DST
     fall-back day the first of the two occurrences counts; on a spring-forward day a time the clock skips happens
     when it jumps (02:30 becomes 03:00)."""
+    return horizon.remember(("instants", at_local), lambda: _instants(horizon, at_local))
+
+
+def _instants(horizon: Horizon, at_local: dt.time) -> np.ndarray:
     zone = ZoneInfo(horizon.tz)
     hits = []
     for ordinal in np.unique(local_days(horizon)):

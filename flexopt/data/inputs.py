@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,15 @@ class Horizon:
 
     index: pd.DatetimeIndex
     tz: str
+    # calendar facts derived from the intervals (local days, daily instants), computed once per horizon: a fleet's
+    # devices share a few horizons (one per time zone) and ask the same questions thousands of times
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def remember(self, key: object, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for, the same object afterwards (treat it as read-only)."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     @classmethod
     def for_day(cls, day: dt.date, tz: str, resolution_min: int = 15) -> Horizon:
@@ -50,16 +60,18 @@ class Horizon:
 
     @property
     def ends(self) -> pd.DatetimeIndex:
-        return self.index + (self.index[1] - self.index[0])
+        return self.remember("ends", lambda: self.index + (self.index[1] - self.index[0]))
 
     @property
     def local(self) -> pd.DatetimeIndex:
-        return self.index.tz_convert(self.tz)
+        return self.remember("local", lambda: self.index.tz_convert(self.tz))
 
     def local_minutes(self) -> np.ndarray:
         """Minutes since local midnight of each interval start (for daily windows)."""
-        loc = self.local
-        return (loc.hour * 60 + loc.minute).to_numpy()
+        def compute() -> np.ndarray:
+            loc = self.local
+            return (loc.hour * 60 + loc.minute).to_numpy()
+        return self.remember("local_minutes", compute)
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""One optimisation run: assemble every asset formulation, sites and congestion points into one Pyomo
-model, solve it with HiGHS and return the schedule, site flows, violations and KPIs.
+"""One optimisation run: assemble every asset formulation, sites and congestion points into one model (one sparse
+matrix, :mod:`flexopt.models.arrays`), solve it with HiGHS and return the schedule, site flows, violations and KPIs.
 
 Asset formulations live in :mod:`flexopt.models` (one per asset type, looked up in its registry);
 site balance, limits and tariffs in :mod:`flexopt.scheduling.grid`; solving in :mod:`flexopt.solver.solve`.
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 
 from flexopt.config.loader import LoadedPortfolio
 from flexopt.data.inputs import Inputs
-from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext, linear
+from flexopt.models.arrays import ArrayModel
+from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext
 from flexopt.models.registry import formulation_for
 from flexopt.models.violations import Violation
 from flexopt.scheduling.gc_pause import gc_paused
@@ -25,6 +25,7 @@ from flexopt.scheduling.grid import GridModel, empty_site_terms, group_site_term
 from flexopt.scheduling.kpis import compute_kpis
 from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.scheduling.setpoints import device_setpoint
+from flexopt.solver.matrix import ModelMatrix
 from flexopt.solver.options import SolveOptions
 from flexopt.solver.solve import solve_model
 
@@ -79,14 +80,13 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
                        dumping_possible=_dumping_possible(pf, sites, points),
                        mode_binary=options.mode_binary, refill_price_eur_per_kwh=_refill_prices(pf, sites, horizon))
     groups = _group_assets(pf, initial_state or {})
-    m = pyo.ConcreteModel(name="flexopt")
+    m = ArrayModel()
     forms: list[Formulation] = []
     acc = empty_site_terms(len(sites), T)
     cost = CostTerms()
     for asset_type, items in groups.items():
         form = formulation_for(asset_type)(items, ctx)
-        form.block = pyo.Block()
-        m.add_component(f"asset_{asset_type}", form.block)
+        form.block = m.block(f"asset_{asset_type}")
         form.build(form.block)
         group_site_terms(len(sites), T, [site_index[it.site.id] for it in items], form.power(), acc)
         c = form.cost()
@@ -95,11 +95,10 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
         cost.constant += c.constant
         forms.append(form)
     grid = GridModel(horizon, sites, points, pf.penalties.limit_eur_per_kwh)
-    m.grid = pyo.Block()
-    grid.build(m.grid, acc)
+    grid_block = m.block("grid")
+    grid.build(grid_block, acc)
     g = grid.cost()
-    m.objective = pyo.Objective(expr=linear(cost.coef + g.coef, cost.var + g.var) + cost.constant + g.constant,
-                                sense=pyo.minimize)
+    m.add_cost(cost.var + g.var, cost.coef + g.coef, cost.constant + g.constant)
     build_s = time.perf_counter() - t0
     memory = {"build": peak_rss_mb()}
 
@@ -107,7 +106,11 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
     def rounder(values):
         return [pair for form in forms for pair in form.round_integers(values)]
 
-    out = solve_model(m, options, rounder, coupling=(m.grid.balance,))
+    t_matrix = time.perf_counter()
+    matrix = model_matrix(m, coupling=(getattr(grid_block, "balance", None),), names=options.write_model is not None)
+    matrix_s = time.perf_counter() - t_matrix
+    out = solve_model(matrix, options, rounder)
+    out.translate_s += matrix_s  # the matrix in one piece, then in HiGHS
     memory["solve"] = peak_rss_mb()  # translate and solve
 
     say("reading the schedule")
@@ -149,6 +152,15 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
     notes = [n for s in sites for n in s.notes] + grid.margin_notes(values)
     return ScheduleResult(schedule=schedule_df, sites=sites_df, violations=violations, kpis=kpis, notes=notes,
                           states=states_df)
+
+
+def model_matrix(m: ArrayModel, coupling: tuple = (), names: bool = False) -> ModelMatrix:
+    """The stated model as the solver's matrices; ``coupling``: the row families that join devices (the site
+    balance, which the Lagrangian step prices); ``names``: keep every column's and row's name (for a model file)."""
+    matrix = ModelMatrix(**m.arrays(), coupling=m.row_mask(tuple(c for c in coupling if c is not None)))
+    if names:
+        matrix.col_names, matrix.row_names = m.names()
+    return matrix
 
 
 def _group_assets(pf, initial_state: dict[str, dict]) -> dict[str, list[AssetItem]]:

@@ -455,4 +455,4 @@ def merge(d: Decomposition, plan: BudgetPlan, translate_s: float) -> SolveOutcom
                         objective=objective, bound=bound, mip_gap=relative_gap(objective, bound),
                         variables=len(d.model.cost), constraints=d.model.n_rows, binaries=binaries, integers=integers,
                         translate_s=translate_s, solve_s=time.perf_counter() - d.started, backend="matrix",
-                        method=method, _x=x, _col=d.model.col, components=components)
+                        method=method, _x=x, components=components)

@@ -7,15 +7,17 @@ a user sees are the same whichever path solved the model.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import highspy
 import numpy as np
-from pyomo.common.tee import capture_output
 
-from flexopt.solver.matrix import column_values
 from flexopt.solver.options import SolveOptions
 
 # HiGHS model status name -> the termination reported in kpis
@@ -85,16 +87,40 @@ class SolveOutcome:
     method: str = "highs"  # "lp_round": the LP relaxation rounded and re-solved was within the gap
     components: dict | None = None  # decomposed solve: number of independent blocks, their states, slowest
     _x: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
-    _col: dict[int, int] = field(repr=False, default_factory=dict)
 
-    def values(self, component: Any) -> np.ndarray:
-        """Solved values of an indexed Var, in index order (unused variables read their lower bound or 0)."""
-        return column_values(component, self._x, self._col)
+    def values(self, family: Any) -> np.ndarray:
+        """Solved values of a variable family (its ``cols``), in the order of its elements."""
+        return solved_values(family, self._x)
+
+
+def solved_values(family: Any, x: np.ndarray) -> np.ndarray:
+    """The values of a variable family (anything with ``cols``, the columns of its elements) in the solution ``x``."""
+    return x[family.cols] if x.size else np.zeros(len(family.cols))
+
+
+@contextmanager
+def silenced() -> Iterator[None]:
+    """Standard output and error of this process (the file descriptors: HiGHS writes from C++) go to /dev/null
+    for the duration; process-wide, so never around work in other threads. (Pyomo's ``capture_output`` did this
+    before, and importing it cost a second of scipy.stats imports.)"""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def new_highs() -> highspy.Highs:
     """A HiGHS instance that prints nothing (its banner goes to the file descriptor, hence the capture)."""
-    with capture_output(capture_fd=True):
+    with silenced():
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
     return h
@@ -121,7 +147,7 @@ def run(h: highspy.Highs, verbose: bool = False, capture: bool = True) -> float:
     if verbose or not capture:
         h.run()
         return time.perf_counter() - t0
-    with capture_output(capture_fd=True):
+    with silenced():
         h.run()
     return time.perf_counter() - t0
 

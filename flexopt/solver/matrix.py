@@ -1,5 +1,5 @@
-"""A model as matrices: the Pyomo model compiled to sparse arrays, HiGHS models from them, the independent blocks
-of a constraint matrix, and solved values read back per Pyomo variable.
+"""A model as matrices: the stated model's sparse arrays, HiGHS models from them, the independent blocks of a
+constraint matrix.
 
 Shared by the single-model and decomposed solves (one block per congestion point) and the Lagrangian step (one
 block per device).
@@ -8,7 +8,7 @@ block per device).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -21,8 +21,7 @@ class ModelMatrix:
     """A MILP as arrays: minimise ``cost x + offset`` s.t. ``row_lower <= A x <= row_upper``,
     ``lower <= x <= upper``, integer where ``integrality`` is non-zero.
 
-    ``coupling`` marks the rows that join devices (the site balance; the Lagrangian step prices them), ``col`` maps
-    ``id(pyomo var)`` to its column (empty for a model built from arrays)."""
+    ``coupling`` marks the rows that join devices (the site balance; the Lagrangian step prices them)."""
 
     a_csc: Any
     cost: np.ndarray
@@ -33,8 +32,7 @@ class ModelMatrix:
     integrality: np.ndarray
     offset: float = 0.0
     coupling: np.ndarray | None = None
-    col: dict[int, int] = field(default_factory=dict)
-    col_names: list[str] | None = None  # Pyomo's names, kept for a model file (compile_model(names=True))
+    col_names: list[str] | None = None  # the families' names (``block.family[i]``), kept for a model file
     row_names: list[str] | None = None
 
     @cached_property
@@ -47,7 +45,7 @@ class ModelMatrix:
         return int(self.a_csc.shape[0])
 
     def part(self, cols: np.ndarray, rows: np.ndarray) -> ModelMatrix:
-        """The sub-model of these columns and rows in its own numbering (no offset, no column map)."""
+        """The sub-model of these columns and rows in its own numbering (no offset)."""
         return ModelMatrix(a_csc=self.a_csr[rows][:, cols].tocsc(), cost=self.cost[cols], lower=self.lower[cols],
                            upper=self.upper[cols], row_lower=self.row_lower[rows], row_upper=self.row_upper[rows],
                            integrality=self.integrality[cols],
@@ -77,62 +75,12 @@ class ModelMatrix:
         return integer_counts(self.integrality, self.lower, self.upper)
 
 
-def compile_model(model: Any, coupling: tuple[Any, ...] = (), names: bool = False) -> ModelMatrix:
-    """The Pyomo model as matrices (Pyomo's ``LinearStandardFormCompiler``, in memory, no files); ``coupling``:
-    the constraint components whose rows join devices; ``names``: keep Pyomo's names of columns and rows (for a
-    model file; slow on large models)."""
-    from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
-
-    info = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=None)
-    matrix = _matrix(info, coupling)
-    if names:
-        matrix.col_names = [v.name for v in info.columns]
-        matrix.row_names = [r.constraint.name for r in info.rows]
-    return matrix
-
-
-def _matrix(info: Any, coupling: tuple[Any, ...]) -> ModelMatrix:
-    cols = info.columns
-    n, m = len(cols), info.A.shape[0]
-    inf = highspy.kHighsInf
-    kind = np.fromiter((r.bound_type for r in info.rows), dtype=np.int8, count=m)
-    rhs = np.asarray(info.rhs, dtype=float)
-    return ModelMatrix(
-        a_csc=info.A.tocsc(),
-        cost=info.c.toarray().ravel() if info.c.shape[0] else np.zeros(n),
-        lower=np.array([-inf if v.lb is None else v.lb for v in cols], dtype=float),
-        upper=np.array([inf if v.ub is None else v.ub for v in cols], dtype=float),
-        row_lower=np.where(kind == 1, -inf, rhs), row_upper=np.where(kind == -1, inf, rhs),
-        integrality=np.array([1 if v.is_integer() else 0 for v in cols], dtype=np.int32),
-        offset=float(info.c_offset[0]) if len(info.c_offset) else 0.0,
-        coupling=_row_mask(info.rows, coupling), col={id(v): j for j, v in enumerate(cols)})
-
-
-def _row_mask(rows: list, components: tuple[Any, ...]) -> np.ndarray:
-    """True for the rows that belong to one of ``components`` (indexed constraints)."""
-    ids = {id(c) for c in components}
-    if not ids:
-        return np.zeros(len(rows), dtype=bool)
-    return np.fromiter((id(r.constraint.parent_component()) in ids for r in rows), dtype=bool, count=len(rows))
-
 
 def integer_counts(integrality: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[int, int]:
     """(binaries, other integers): an integer column within [0, 1] is a binary."""
     is_int = integrality.astype(bool)
     binaries = int(np.sum(is_int & (lower >= 0) & (upper <= 1)))
     return binaries, int(is_int.sum()) - binaries
-
-
-def column_values(component: Any, x: np.ndarray, col: dict[int, int]) -> np.ndarray:
-    """Values of an indexed Pyomo Var in index order, read from the solution ``x`` by the column map ``col``
-    (a variable in no row or objective has no column: it reads its lower bound or 0, clipped to its upper)."""
-    data = list(component.values())
-    idx = np.fromiter((col.get(id(v), -1) for v in data), dtype=np.int64, count=len(data))
-    out = np.where(idx >= 0, x[np.maximum(idx, 0)], 0.0) if x.size else np.zeros(len(data))
-    for k in np.flatnonzero(idx < 0):
-        lb, ub = data[k].lb, data[k].ub
-        out[k] = min(max(0.0, lb if lb is not None else 0.0), ub if ub is not None else np.inf)
-    return out
 
 
 def highs_lp(a_csc: Any, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray, row_lower: np.ndarray,

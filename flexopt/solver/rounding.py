@@ -11,27 +11,27 @@ from typing import Any
 
 import numpy as np
 
-from flexopt.solver.matrix import column_values
+from flexopt.solver.highs import solved_values
 
-# Given a reader of the LP relaxation's values (per Pyomo Var), the rounded values of integer Var components.
+# Given a reader of the LP relaxation's values (per variable family), the rounded values of integer families.
 Rounder = Callable[[Callable[[Any], np.ndarray]], list[tuple[Any, np.ndarray]]]
 
 # A relaxed solution (all columns) -> the integer values to fix (all columns; only the integer ones are used).
 RoundTarget = Callable[[np.ndarray], np.ndarray]
 
 
-def rounded(x: np.ndarray, col: dict[int, int], rounder: Rounder | None) -> np.ndarray:
+def rounded(x: np.ndarray, rounder: Rounder | None) -> np.ndarray:
     """``x`` rounded to the nearest integer, then overwritten where the formulations' ``rounder`` says."""
     target = np.round(x)
     if rounder is not None:
-        for component, vals in rounder(lambda c: column_values(c, x, col)):
-            for v, val in zip(component.values(), vals, strict=True):
-                j = col.get(id(v))
-                if j is not None:
-                    target[j] = val
+        for family, vals in rounder(lambda f: solved_values(f, x)):
+            vals = np.asarray(vals, dtype=float)
+            if vals.size != len(family.cols):
+                raise ValueError(f"rounding of {family.name}: {vals.size} values for {len(family.cols)} columns")
+            target[family.cols] = vals
     return target
 
 
-def round_target(col: dict[int, int], rounder: Rounder | None) -> RoundTarget:
+def round_target(rounder: Rounder | None) -> RoundTarget:
     """The rounding as a function of the relaxed solution alone, for the decomposed solve."""
-    return lambda x: rounded(x, col, rounder)
+    return lambda x: rounded(x, rounder)

@@ -1,14 +1,14 @@
-"""Solve a Pyomo model with HiGHS in memory and read values back as numpy arrays: the entry ``solve_model`` and the
-single-model paths.
+"""Solve a model given as matrices with HiGHS in memory and read values back as numpy arrays: the entry
+``solve_model`` and the single-model paths.
 
 Two in-memory paths (no LP files), selected by ``SolveOptions.backend``:
 
-- ``matrix`` (default): Pyomo's own ``LinearStandardFormCompiler`` turns the model into sparse
-  matrices, which go to ``highspy`` in one ``passModel`` call. Measured 3-4x faster than the
-  persistent interface's per-constraint translation (docs/benchmarks.md). A model with integers is solved block
-  by block (:mod:`flexopt.solver.decomposed`) unless ``SolveOptions.decompose`` is off; otherwise as one model,
-  with a relax-and-round start.
-- ``persistent``: ``pyomo.contrib.solver`` 'highs' (Pyomo's persistent highspy interface).
+- ``matrix`` (default): the matrices go to ``highspy`` in one ``passModel`` call. A model with integers is solved
+  block by block (:mod:`flexopt.solver.decomposed`) unless ``SolveOptions.decompose`` is off; otherwise as one
+  model, with a relax-and-round start.
+- ``persistent``: the same matrices as a Pyomo model (:func:`flexopt.solver.pyomo_model.to_pyomo`), solved through
+  ``pyomo.contrib.solver`` 'highs' (Pyomo's persistent highspy interface): a second, independent translation of the
+  same model, for cross-checks (slow on large models).
 
 A solver that fails or stops without a feasible solution raises :class:`SolveError`; never a fallback.
 """
@@ -21,7 +21,6 @@ from typing import Any
 
 import highspy
 import numpy as np
-from pyomo.common.tee import capture_output
 
 from flexopt.solver.decomposed import solve_decomposed, split
 from flexopt.solver.highs import (
@@ -33,9 +32,10 @@ from flexopt.solver.highs import (
     relative_gap,
     run,
     set_options,
+    silenced,
     status_name,
 )
-from flexopt.solver.matrix import ModelMatrix, compile_model, integer_counts
+from flexopt.solver.matrix import ModelMatrix
 from flexopt.solver.options import SolveOptions
 from flexopt.solver.rounding import Rounder, round_target, rounded
 
@@ -43,22 +43,19 @@ from flexopt.solver.rounding import Rounder, round_target, rounded
 __all__ = ["SolveError", "SolveOutcome", "relative_gap", "solve_model"]
 
 
-def solve_model(model: Any, options: SolveOptions, rounder: Rounder | None = None,
-                coupling: tuple[Any, ...] = ()) -> SolveOutcome:
-    """Solve ``model`` as ``options`` say. ``rounder``: the formulations' own rounding of their integers (for
-    relax-and-round); ``coupling``: constraint components that join devices (site balance; the Lagrangian step
-    prices them)."""
-    if options.backend == "persistent":
-        return _solve_persistent(model, options)
-    if options.backend != "matrix":
+def solve_model(matrix: ModelMatrix, options: SolveOptions, rounder: Rounder | None = None) -> SolveOutcome:
+    """Solve ``matrix`` as ``options`` say. ``rounder``: the formulations' own rounding of their integers (for
+    relax-and-round)."""
+    if options.backend not in ("matrix", "persistent"):
         raise ValueError(f"unknown backend {options.backend!r}; use 'matrix' or 'persistent'")
     t0 = time.perf_counter()
-    matrix = compile_model(model, coupling, names=options.write_model is not None)
     if options.write_model is not None:
         matrix.write(options.write_model)
+    if options.backend == "persistent":
+        return _solve_persistent(matrix, options)
     if matrix.integrality.any() and options.decompose:
         blocks = split(matrix, options)
-        return solve_decomposed(matrix, blocks, options, round_target(matrix.col, rounder), time.perf_counter() - t0)
+        return solve_decomposed(matrix, blocks, options, round_target(rounder), time.perf_counter() - t0)
     return _solve_single(matrix, options, rounder, t0)
 
 
@@ -77,9 +74,9 @@ def _solve_single(matrix: ModelMatrix, options: SolveOptions, rounder: Rounder |
                                 mip_gap=relative_gap(done.objective, done.bound), variables=len(matrix.cost),
                                 constraints=matrix.n_rows, binaries=binaries, integers=integers,
                                 translate_s=translate_s, solve_s=time.perf_counter() - t1, backend="matrix",
-                                method="lp_round", _x=done.x, _col=matrix.col)
+                                method="lp_round", _x=done.x)
     run(h, options.verbose)
-    return _read_outcome(h, matrix.col, (binaries, integers), len(matrix.cost), matrix.n_rows, translate_s,
+    return _read_outcome(h, (binaries, integers), len(matrix.cost), matrix.n_rows, translate_s,
                          time.perf_counter() - t1, "matrix")
 
 
@@ -111,7 +108,7 @@ def _round_and_fix(h: highspy.Highs, matrix: ModelMatrix, options: SolveOptions,
         return None
     bound = float(h.getInfo().objective_function_value)
     x = np.asarray(h.getSolution().col_value, dtype=float)
-    target = rounded(x, matrix.col, rounder)
+    target = rounded(x, rounder)
     fixed = np.clip(target[idx], lower[idx], upper[idx])
     h.changeColsBounds(idx.size, idx, fixed, fixed)
     run(h, verbose)
@@ -128,14 +125,14 @@ def _round_and_fix(h: highspy.Highs, matrix: ModelMatrix, options: SolveOptions,
     return None
 
 
-def _read_outcome(h: highspy.Highs, col: dict[int, int], counts: tuple[int, int], variables: int, constraints: int,
-                  translate_s: float, solve_s: float, backend: str) -> SolveOutcome:
+def _read_outcome(h: highspy.Highs, counts: tuple[int, int], variables: int, constraints: int,
+                  translate_s: float, solve_s: float, backend: str, x: np.ndarray | None = None) -> SolveOutcome:
     """The finished model's schedule, objective, bound and gap; SolveError when it has no feasible schedule."""
     name = status_name(h)
     info = h.getInfo()
     if not (info.primal_solution_status == 2 or name == "kModelEmpty"):
         raise no_schedule(name)
-    x = np.asarray(h.getSolution().col_value, dtype=float)
+    x = np.asarray(h.getSolution().col_value, dtype=float) if x is None else x
     objective = float(info.objective_function_value)
     binaries, integers = counts
     if binaries + integers:
@@ -145,14 +142,20 @@ def _read_outcome(h: highspy.Highs, col: dict[int, int], counts: tuple[int, int]
         bound, gap = objective, 0.0
     return SolveOutcome(status=name, termination=TERMINATION.get(name, "error"), objective=objective, bound=bound,
                         mip_gap=gap, variables=variables, constraints=constraints, binaries=binaries,
-                        integers=integers, translate_s=translate_s, solve_s=solve_s, backend=backend, _x=x, _col=col)
+                        integers=integers, translate_s=translate_s, solve_s=solve_s, backend=backend, _x=x)
 
 
-def _solve_persistent(model: Any, options: SolveOptions) -> SolveOutcome:
-    """The model through Pyomo's persistent highspy interface (no decomposition, no relax-and-round)."""
+def _solve_persistent(matrix: ModelMatrix, options: SolveOptions) -> SolveOutcome:
+    """The matrices as a Pyomo model, through Pyomo's persistent highspy interface (no decomposition, no
+    relax-and-round); the solution is read back by column."""
     from pyomo.common.timing import HierarchicalTimer
     from pyomo.contrib.solver.common.factory import SolverFactory
 
+    from flexopt.solver.pyomo_model import to_pyomo
+
+    t0 = time.perf_counter()
+    model = to_pyomo(matrix)
+    built_s = time.perf_counter() - t0
     opt = SolverFactory("highs")
     timer = HierarchicalTimer()
     kwargs: dict[str, Any] = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False,
@@ -161,14 +164,17 @@ def _solve_persistent(model: Any, options: SolveOptions) -> SolveOutcome:
         kwargs["time_limit"] = float(options.time_limit_s)
     if options.threads is not None:
         kwargs["threads"] = int(options.threads)
-    with capture_output(capture_fd=True):
+    with silenced():
         opt.solve(model, **kwargs)
     h = opt._solver_model  # the highspy.Highs instance Pyomo built (values are read from it in bulk)
-    lp = h.getLp()
-    integrality = np.asarray(lp.integrality_, dtype=np.int32) if len(lp.integrality_) else np.zeros(lp.num_col_)
-    lower, upper = np.asarray(lp.col_lower_), np.asarray(lp.col_upper_)
-    translate_s = timer.timers["set_instance"].total_time if "set_instance" in timer.timers else 0.0
+    translate_s = built_s + (timer.timers["set_instance"].total_time if "set_instance" in timer.timers else 0.0)
     solve_s = timer.timers["optimize"].total_time if "optimize" in timer.timers else 0.0
-    col = dict(opt._pyomo_var_to_solver_var_map)
-    return _read_outcome(h, col, integer_counts(integrality, lower, upper), len(lower), lp.num_row_, translate_s,
-                         solve_s, "persistent")
+    x = np.zeros(len(matrix.cost))
+    if h.getInfo().primal_solution_status == 2:
+        solver_x = np.asarray(h.getSolution().col_value, dtype=float)
+        by_var = opt._pyomo_var_to_solver_var_map  # id(pyomo var) -> its HiGHS column
+        for j, v in enumerate(model.x.values()):
+            k = by_var.get(id(v))
+            x[j] = solver_x[k] if k is not None else min(max(0.0, matrix.lower[j]), matrix.upper[j])
+    return _read_outcome(h, matrix.integer_counts(), len(matrix.cost), matrix.n_rows, translate_s, solve_s,
+                         "persistent", x=x)
