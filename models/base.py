@@ -93,11 +93,27 @@ class PowerTerms:
     coef: list[float] = field(default_factory=list)
     var: list[Any] = field(default_factory=list)
 
+    _chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list, repr=False)
+
     def add(self, j: int, t: int, coef: float, var: Any) -> None:
         self.entry.append(j)
         self.t.append(t)
         self.coef.append(coef)
         self.var.append(var)
+
+    def add_grid(self, cols: Sequence[int] | np.ndarray, coef: float | np.ndarray) -> None:
+        """Terms for every entry and interval at once: ``cols`` (or its first J*T elements) holds one column per
+        (entry, interval), entry-major as :func:`add_var` numbers them; ``coef`` a scalar or per column."""
+        J, T = self.const_kw.shape
+        cols = np.asarray(cols, dtype=np.int64)[:J * T]
+        self._chunks.append((np.repeat(np.arange(J), T), np.tile(np.arange(T), J), np.broadcast_to(
+            np.asarray(coef, dtype=float), cols.shape).ravel(), cols))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(entry, interval, coefficient, column) of every term, as arrays."""
+        parts = [(np.asarray(self.entry, dtype=np.int64), np.asarray(self.t, dtype=np.int64),
+                  np.asarray(self.coef, dtype=float), np.asarray(self.var, dtype=np.int64)), *self._chunks]
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
 
 
 @dataclass
@@ -124,10 +140,29 @@ class CostTerms:
     var: list[Any] = field(default_factory=list)
     constant: float = 0.0
 
+    _chunks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
+
     def add(self, coef: float, var: Any) -> None:
         if coef != 0.0:
             self.coef.append(float(coef))
             self.var.append(var)
+
+    def add_many(self, coefs: float | np.ndarray, cols: Sequence[int] | np.ndarray) -> None:
+        """``sum(coefs * x[cols])`` at once (``coefs`` a scalar or one per column)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        self._chunks.append((np.broadcast_to(np.asarray(coefs, dtype=float), cols.shape).ravel(), cols.ravel()))
+
+    def extend(self, other: CostTerms) -> None:
+        """Add another formulation's terms."""
+        self.coef += other.coef
+        self.var += other.var
+        self._chunks += other._chunks
+        self.constant += other.constant
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(coefficient, column) of every term, as arrays."""
+        parts = [(np.asarray(self.coef, dtype=float), np.asarray(self.var, dtype=np.int64)), *self._chunks]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 class Formulation(ABC):
@@ -207,6 +242,15 @@ def add_rows(block: Any, name: str, rows: list[tuple[list[float], list[int]]],
     block.add_component(name, block.model.new_rows(block.qualified(name), row, col, coef, len(rows), lower, upper))
 
 
+def add_row_triplets(block: Any, name: str, row: np.ndarray, col: np.ndarray, coef: np.ndarray, k: int,
+                     lower: np.ndarray | None, upper: np.ndarray | None) -> None:
+    """A family of ``k`` rows given by its entries ``(row[e], col[e], coef[e])`` (rows numbered 0..k-1), for rows
+    whose number of terms differs (a site's balance holds all its devices)."""
+    if k == 0:
+        return
+    block.add_component(name, block.model.new_rows(block.qualified(name), row, col, coef, k, lower, upper))
+
+
 def add_row_arrays(block: Any, name: str, coefs: np.ndarray, cols: np.ndarray,
                    lower: np.ndarray | None, upper: np.ndarray | None) -> None:
     """A family of ``k`` rows with ``w`` terms each, ``lower[i] <= sum_w coefs[i, w] * x[cols[i, w]] <= upper[i]``
@@ -227,14 +271,14 @@ def add_row_arrays(block: Any, name: str, coefs: np.ndarray, cols: np.ndarray,
 def add_one_mode_rows(block: Any, name: str, first: Sequence[Any], second: Sequence[Any], binary: Sequence[Any],
                       first_max: Sequence[float], second_max: Sequence[float]) -> None:
     """One of two opposite flows per interval (charge or discharge, heat or cool): ``first <= first_max * b`` and
-    ``second <= second_max * (1 - b)`` for each position, ``b`` binary."""
-    rows, up = [], []
-    for x, y, b, p1, p2 in zip(first, second, binary, first_max, second_max, strict=True):
-        rows.append(([1.0, -float(p1)], [x, b]))
-        up.append(0.0)
-        rows.append(([1.0, float(p2)], [y, b]))
-        up.append(float(p2))
-    add_rows(block, name, rows, None, up)
+    ``second <= second_max * (1 - b)`` for each position, ``b`` binary (two rows per position, in that order)."""
+    x, y, b = (np.asarray(v, dtype=np.int64) for v in (first, second, binary))
+    p1, p2 = np.asarray(first_max, dtype=float), np.asarray(second_max, dtype=float)
+    n = x.size
+    coefs, cols, upper = np.empty((2 * n, 2)), np.empty((2 * n, 2), dtype=np.int64), np.empty(2 * n)
+    coefs[0::2], cols[0::2], upper[0::2] = np.column_stack([np.ones(n), -p1]), np.column_stack([x, b]), 0.0
+    coefs[1::2], cols[1::2], upper[1::2] = np.column_stack([np.ones(n), p2]), np.column_stack([y, b]), p2
+    add_row_arrays(block, name, coefs, cols, None, upper)
 
 
 def as_matrix(values: np.ndarray, entries: int, n: int) -> np.ndarray:

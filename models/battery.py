@@ -25,6 +25,7 @@ from flexopt.models.base import (
     PowerTerms,
     ValueReader,
     add_one_mode_rows,
+    add_row_arrays,
     add_rows,
     add_var,
     as_matrix,
@@ -92,19 +93,15 @@ class BatteryFormulation(Formulation):
         # a horizon that ends during a day: what the SoC lacks there of the day's target, to be bought back later
         self.refill = list(range(J)) if self.ends_mid_day else []
         self.lack = add_var(block, "refill_kwh", np.zeros(len(self.refill)), np.full(len(self.refill), np.inf))
-        rows, rhs = [], []
-        for j, it in enumerate(self.items):
-            ec = dt * it.asset.charge_efficiency
-            ed = dt / it.asset.discharge_efficiency
-            for t in range(T):
-                i = j * T + t
-                if t == 0:
-                    rows.append(([1.0, -ec, ed], [self.soc[i], self.pc[i], self.pd[i]]))
-                    rhs.append(self.soc0_kwh[j])
-                else:
-                    rows.append(([1.0, -1.0, -ec, ed], [self.soc[i], self.soc[i - 1], self.pc[i], self.pd[i]]))
-                    rhs.append(0.0)
-        add_rows(block, "soc_balance", rows, rhs, rhs)
+        # soc[t] - soc[t-1] - dt*eta_c*charge[t] + dt/eta_d*discharge[t] = 0 (soc[-1]: the start SoC, on the right)
+        ec = np.repeat([dt * it.asset.charge_efficiency for it in self.items], T)
+        ed = np.repeat([dt / it.asset.discharge_efficiency for it in self.items], T)
+        first = np.arange(J * T) % T == 0
+        soc = np.asarray(self.soc)
+        prev = np.where(first, soc, np.roll(soc, 1))  # the first interval's "previous" term has coefficient 0
+        rhs = np.where(first, np.repeat(self.soc0_kwh, T), 0.0)
+        add_row_arrays(block, "soc_balance", np.column_stack([np.ones(J * T), -ec, ed, np.where(first, 0.0, -1.0)]),
+                       np.column_stack([soc, self.pc, self.pd, prev]), rhs, rhs)
         add_rows(block, "terminal_soc",
                  [([1.0, 1.0], [self.soc[j * T + t], self.short[k]]) for k, (j, t, _, _) in enumerate(self.terminal)],
                  [target for _, _, target, _ in self.terminal], None)
@@ -119,21 +116,16 @@ class BatteryFormulation(Formulation):
                               np.repeat(self.pc_max[idx], T), np.repeat(self.pd_max[idx], T))
 
     def power(self) -> PowerTerms:
-        J, T = len(self.items), self.n_t
-        p = PowerTerms(np.zeros((J, T)))
-        for j in range(J):
-            for t in range(T):
-                p.add(j, t, 1.0, self.pc[j * T + t])
-                p.add(j, t, -1.0, self.pd[j * T + t])
+        p = PowerTerms(np.zeros((len(self.items), self.n_t)))
+        p.add_grid(self.pc, 1.0)
+        p.add_grid(self.pd, -1.0)
         return p
 
     def cost(self) -> CostTerms:
         c = CostTerms()
         T, dt = self.n_t, self.ctx.dt_h
-        for j, it in enumerate(self.items):
-            deg = (it.asset.degradation_cost_eur_per_kwh + TIE_BREAK_EUR_PER_KWH) * dt
-            for t in range(T):
-                c.add(deg, self.pd[j * T + t])
+        c.add_many(np.repeat([(it.asset.degradation_cost_eur_per_kwh + TIE_BREAK_EUR_PER_KWH) * dt
+                              for it in self.items], T), self.pd)
         for k in range(len(self.terminal)):
             c.add(self.ctx.penalties.terminal_soc_eur_per_kwh, self.short[k])
         for r, j in enumerate(self.refill):

@@ -266,11 +266,15 @@ class EvChargerFormulation(Formulation):
 
     def power(self) -> PowerTerms:
         p = PowerTerms(np.zeros((len(self.items), self.ctx.n)))
-        for v in self.visits:
-            for q, t in enumerate(v.idx):
-                p.add(v.entry, int(t), 1.0, self.c[v.offset + q])
-                if v.discharge_kw > 0:
-                    p.add(v.entry, int(t), -1.0, self.d[v.offset + q])
+        if not self.visits:
+            return p
+        entry = np.concatenate([np.full(v.idx.size, v.entry) for v in self.visits])
+        t = np.concatenate([v.idx for v in self.visits]).astype(np.int64)
+        v2g = np.concatenate([np.full(v.idx.size, v.discharge_kw > 0) for v in self.visits])
+        p.entry += entry.tolist() + entry[v2g].tolist()
+        p.t += t.tolist() + t[v2g].tolist()
+        p.coef += [1.0] * entry.size + [-1.0] * int(v2g.sum())
+        p.var += list(self.c) + np.asarray(self.d)[v2g].tolist()
         return p
 
     def cost(self) -> CostTerms:

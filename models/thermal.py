@@ -18,6 +18,7 @@ from flexopt.models.base import (
     PowerTerms,
     ValueReader,
     add_one_mode_rows,
+    add_row_arrays,
     add_rows,
     add_var,
     as_matrix,
@@ -69,28 +70,22 @@ class ThermalFormulation(Formulation):
         self.temp = add_var(block, "temp_c", np.full(J * T, -np.inf), np.full(J * T, np.inf))
         self.under = add_var(block, "below_band_c", np.zeros(J * T), np.full(J * T, np.inf))
         self.over = add_var(block, "above_band_c", np.zeros(J * T), np.full(J * T, np.inf))
-        rows, rhs = [], []
-        for j, it in enumerate(self.items):
-            n, a = it.count, self.a[j]
-            for t in range(T):
-                i = j * T + t
-                cols, vars_ = [1.0], [self.temp[i]]
-                if self.heats[j]:
-                    cols.append(-self.g_heat[j] / n)
-                    vars_.append(self.ph[i])
-                if self.cools[j]:
-                    cols.append(self.g_cool[j] / n)
-                    vars_.append(self.pc[i])
-                if t:
-                    cols.append(-a)
-                    vars_.append(self.temp[i - 1])
-                rows.append((cols, vars_))
-                rhs.append((1 - a) * self.t_out[j, t] + (a * self.t0[j] if t == 0 else 0.0))
-        add_rows(block, "dynamics", rows, rhs, rhs)
-        add_rows(block, "band_low", [([1.0, 1.0], [self.temp[i], self.under[i]]) for i in range(J * T)],
-                 self.lo.ravel(), None)
-        add_rows(block, "band_high", [([1.0, -1.0], [self.temp[i], self.over[i]]) for i in range(J * T)],
-                 None, self.hi.ravel())
+        # temp[t] - a*temp[t-1] - g_heat/n*heat[t] + g_cool/n*cool[t] = (1-a)*t_out[t] (+ a*t0 at t = 0); a mode
+        # the unit lacks has coefficient 0 (no term)
+        n = np.array([it.count for it in self.items], dtype=float)
+        first = np.arange(J * T) % T == 0
+        temp = np.asarray(self.temp)
+        a_rep = np.repeat(self.a, T)
+        coefs = np.column_stack([np.ones(J * T), np.repeat(-self.g_heat / n * self.heats, T),
+                                 np.repeat(self.g_cool / n * self.cools, T), np.where(first, 0.0, -a_rep)])
+        cols = np.column_stack([temp, self.ph, self.pc, np.where(first, temp, np.roll(temp, 1))])
+        rhs = ((1 - self.a)[:, None] * self.t_out).ravel() + np.where(first, a_rep * np.repeat(self.t0, T), 0.0)
+        add_row_arrays(block, "dynamics", coefs, cols, rhs, rhs)
+        ones = np.ones(J * T)
+        add_row_arrays(block, "band_low", np.column_stack([ones, ones]), np.column_stack([temp, self.under]),
+                       self.lo.ravel(), None)
+        add_row_arrays(block, "band_high", np.column_stack([ones, -ones]), np.column_stack([temp, self.over]),
+                       None, self.hi.ravel())
         self._one_mode(block)
         self._on_off(block)
 
@@ -99,9 +94,10 @@ class ThermalFormulation(Formulation):
         wasting energy could pay a binary per interval picks the mode (heat <= P*b, cool <= P*(1-b))."""
         T = self.ctx.n
         both = [j for j in range(len(self.items)) if self.heats[j] and self.cools[j]]
-        add_rows(block, "rating", [([1.0, 1.0], [self.ph[j * T + t], self.pc[j * T + t]])
-                                   for j in both for t in range(T)],
-                 None, np.repeat([self.pmax[j] for j in both], T))
+        at = (np.asarray(both, dtype=np.int64)[:, None] * T + np.arange(T)).ravel()
+        add_row_arrays(block, "rating", np.ones((at.size, 2)),
+                       np.column_stack([np.asarray(self.ph)[at], np.asarray(self.pc)[at]]).reshape(-1, 2),
+                       None, np.repeat(self.pmax[both], T))
         self.moded = [j for j in both if self.ctx.exclusive_modes(self.items[j])]
         self.heating = add_var(block, "heating", np.zeros(len(self.moded) * T), np.ones(len(self.moded) * T),
                                integer=True)
@@ -162,24 +158,20 @@ class ThermalFormulation(Formulation):
     def power(self) -> PowerTerms:
         J, T = len(self.items), self.ctx.n
         p = PowerTerms(np.zeros((J, T)))
-        for j in range(J):
-            for t in range(T):
-                c, v = self._elec(j, j * T + t)
-                for coef, var in zip(c, v, strict=True):
-                    p.add(j, t, coef, var)
+        p.add_grid(self.ph, np.repeat(self.heats.astype(float), T))  # a mode the unit lacks: no term (0)
+        p.add_grid(self.pc, np.repeat(self.cools.astype(float), T))
         return p
 
     def cost(self) -> CostTerms:
         c = CostTerms()
         T, dt = self.ctx.n, self.ctx.dt_h
         pen = self.ctx.penalties.comfort_eur_per_degc_h
-        for j, it in enumerate(self.items):
-            for t in range(T):
-                c.add(pen * dt * it.count, self.under[j * T + t])
-                c.add(pen * dt * it.count, self.over[j * T + t])
-                if self.heats[j] and self.cools[j]:
-                    c.add(TIE_BREAK_EUR_PER_KWH * dt, self.ph[j * T + t])
-                    c.add(TIE_BREAK_EUR_PER_KWH * dt, self.pc[j * T + t])
+        per_k = np.repeat([pen * dt * it.count for it in self.items], T)
+        c.add_many(per_k, self.under)
+        c.add_many(per_k, self.over)
+        both = np.repeat(self.heats & self.cools, T)
+        c.add_many(TIE_BREAK_EUR_PER_KWH * dt, np.asarray(self.ph)[both])
+        c.add_many(TIE_BREAK_EUR_PER_KWH * dt, np.asarray(self.pc)[both])
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:

@@ -38,6 +38,7 @@ from flexopt.models.base import (
     Formulation,
     PowerTerms,
     ValueReader,
+    add_row_arrays,
     add_rows,
     add_var,
     as_matrix,
@@ -135,12 +136,14 @@ class WaterHeaterFormulation(Formulation):
         self._steps(block, "element_steps", self.k, J, self.n)
         self._steps(block, "coldest_steps", self.s, m, np.ones(m))
         self._steps(block, "hottest_steps", self.hot, m, np.ones(m))
-        rows = [([1.0, -self.n[j]], [self.k[j * T + t], self.s[q * T + t]])
-                for q, j in enumerate(self.multi) for t in range(T)]
-        add_rows(block, "coldest_share", rows, np.zeros(len(rows)), None)
-        rows = [([-1.0, self.n[j]], [self.k[j * T + t], self.hot[q * T + t]])
-                for q, j in enumerate(self.multi) for t in range(T)]
-        add_rows(block, "hottest_share", rows, np.zeros(len(rows)), None)
+        # k >= n * coldest, n * hottest >= k (a tank of a group heats at most / at least the group's share)
+        at = (np.asarray(self.multi, dtype=np.int64)[:, None] * T + np.arange(T)).ravel()
+        n_rep = np.repeat(self.n[self.multi], T)
+        k_at = np.asarray(self.k, dtype=np.int64)[at]
+        add_row_arrays(block, "coldest_share", np.column_stack([np.ones(at.size), -n_rep]).reshape(-1, 2),
+                       np.column_stack([k_at, self.s]).reshape(-1, 2), np.zeros(at.size), None)
+        add_row_arrays(block, "hottest_share", np.column_stack([-np.ones(at.size), n_rep]).reshape(-1, 2),
+                       np.column_stack([k_at, self.hot]).reshape(-1, 2), np.zeros(at.size), None)
         unmet = self._unmet(block)
         # minimum, on the coldest tank: step*x + unmet + under >= lo - free, and its rounding row (valid with the
         # unmet draws on the left: they are >= 0 like `under`); the physical floor, hard: step*x + unmet >= floor
@@ -200,12 +203,10 @@ class WaterHeaterFormulation(Formulation):
     def _steps(self, block, name: str, cum: list, entries: int, most: np.ndarray) -> None:
         """0 <= cum[t] - cum[t-1] <= most (the first interval is held by the variable's bound)."""
         T = self.ctx.n
-        rows, hi = [], []
-        for e in range(entries):
-            for t in range(1, T):
-                rows.append(([1.0, -1.0], [cum[e * T + t], cum[e * T + t - 1]]))
-                hi.append(most[e])
-        add_rows(block, name, rows, np.zeros(len(rows)), hi)
+        cum = np.asarray(cum, dtype=np.int64).reshape(entries, T)
+        now, before = cum[:, 1:].ravel(), cum[:, :-1].ravel()
+        add_row_arrays(block, name, np.tile([1.0, -1.0], (now.size, 1)), np.column_stack([now, before]).reshape(-1, 2),
+                       np.zeros(now.size), np.repeat(np.asarray(most, dtype=float), T - 1))
 
     def round_integers(self, values: ValueReader) -> list:
         """Round the cumulative counts up (heat is never short by more than the relaxation allows), raised where
@@ -257,23 +258,19 @@ class WaterHeaterFormulation(Formulation):
     def power(self) -> PowerTerms:
         J, T = len(self.items), self.ctx.n
         p = PowerTerms(np.zeros((J, T)))
-        for j in range(J):
-            for t in range(T):
-                p.add(j, t, float(self.elem[j]), self.k[j * T + t])
-                if t:
-                    p.add(j, t, -float(self.elem[j]), self.k[j * T + t - 1])
+        # power at t: element_kw x (cumulative element-intervals at t - at t-1)
+        k = np.asarray(self.k, dtype=np.int64).reshape(J, T)
+        p.add_grid(k.ravel(), np.repeat(self.elem, T))
+        p.add_grid(np.roll(k, 1, axis=1).ravel(), (-self.elem[:, None] * (np.arange(T) > 0)).ravel())
         return p
 
     def cost(self) -> CostTerms:
         c = CostTerms()
         T, dt = self.ctx.n, self.ctx.dt_h
         pen = self.ctx.penalties.comfort_eur_per_degc_h
-        for j, it in enumerate(self.items):
-            for t in range(T):
-                c.add(pen * dt * it.count, self.under[j * T + t])
-                c.add(MAX_TEMP_PENALTY_FACTOR * self.unmet_eur_per_k[j], self.over[j * T + t])
-        for (j, _t), u in zip(self.draw_at, self.unmet, strict=True):
-            c.add(self.unmet_eur_per_k[j], u)
+        c.add_many(np.repeat(pen * dt * self.n, T), self.under)
+        c.add_many(np.repeat(MAX_TEMP_PENALTY_FACTOR * self.unmet_eur_per_k, T), self.over)
+        c.add_many(self.unmet_eur_per_k[[j for j, _t in self.draw_at]], self.unmet)
         return c
 
     def extract(self, values: ValueReader) -> list[AssetSchedule]:

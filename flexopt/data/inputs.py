@@ -56,7 +56,7 @@ class Horizon:
 
     @property
     def dt_h(self) -> float:
-        return (self.index[1] - self.index[0]).total_seconds() / 3600.0
+        return self.remember("dt_h", lambda: (self.index[1] - self.index[0]).total_seconds() / 3600.0)
 
     @property
     def ends(self) -> pd.DatetimeIndex:

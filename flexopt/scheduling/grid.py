@@ -7,14 +7,14 @@ priced at its own tariff. Limits are soft: power above a limit goes to an overfl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from flexopt.config.portfolio import Portfolio
 from flexopt.data.dso_limits import limits_on_horizon, read_dso_limits
 from flexopt.data.inputs import Horizon, Inputs
-from flexopt.models.base import CostTerms, PowerTerms, add_rows, add_var
+from flexopt.models.base import CostTerms, PowerTerms, add_row_triplets, add_var
 from flexopt.models.calendar import local_days
 from flexopt.models.violations import Violation, runs
 
@@ -126,8 +126,9 @@ class GridModel:
     def __init__(self, horizon: Horizon, sites: list[SiteData], points: list[PointData], limit_penalty: float):
         self.h, self.sites, self.points, self.penalty = horizon, sites, points, limit_penalty
 
-    def build(self, block, site_terms: list[tuple[np.ndarray, list[tuple[int, float, object]]]]) -> None:
-        """``site_terms[s]``: (constant kW per interval, [(t, coef, var), ...]) of site ``s``'s assets."""
+    def build(self, block, terms: SiteTerms) -> None:
+        """The site balance (``terms``: what each site's assets draw), connection limits, daily peaks and the
+        congestion points' limits, each family stated for all sites and intervals at once."""
         self.block = block
         T, S = self.h.n, len(self.sites)
         imp_ub = np.repeat([s.import_limit_kw for s in self.sites], T)
@@ -141,105 +142,105 @@ class GridModel:
                                                                                                 np.inf))
         self.oe = add_var(block, "export_over_kw", np.zeros(len(self.oe_sites) * T), np.full(len(self.oe_sites) * T,
                                                                                                 np.inf))
-        oi_pos = {k: i for i, k in enumerate(self.oi_sites)}
-        oe_pos = {k: i for i, k in enumerate(self.oe_sites)}
-        # net[s*T+t] = list of (coef, var) giving the site's net import
-        self.net_terms: list[tuple[list[float], list]] = []
-        for s in range(S):
-            for t in range(T):
-                c, v = [1.0, -1.0], [self.imp[s * T + t], self.exp[s * T + t]]
-                if s in oi_pos:
-                    c.append(1.0)
-                    v.append(self.oi[oi_pos[s] * T + t])
-                if s in oe_pos:
-                    c.append(-1.0)
-                    v.append(self.oe[oe_pos[s] * T + t])
-                self.net_terms.append((c, v))
-        rows, rhs = [], []
-        for s in range(S):
-            const, terms = site_terms[s]
-            per_t: list[tuple[list[float], list]] = [([], []) for _ in range(T)]
-            for t, coef, var in terms:
-                per_t[t][0].append(coef)
-                per_t[t][1].append(var)
-            for t in range(T):
-                c, v = self.net_terms[s * T + t]
-                rows.append((per_t[t][0] + [-x for x in c], per_t[t][1] + v))
-                rhs.append(-float(const[t]))
-        add_rows(block, "balance", rows, rhs, rhs)
+        # the columns of each site's net import (import - export + overflows) per interval; -1: no overflow column
+        over_imp, over_exp = np.full((S, T), -1, dtype=np.int64), np.full((S, T), -1, dtype=np.int64)
+        over_imp[self.oi_sites] = np.asarray(self.oi, dtype=np.int64).reshape(len(self.oi_sites), T)
+        over_exp[self.oe_sites] = np.asarray(self.oe, dtype=np.int64).reshape(len(self.oe_sites), T)
+        self._net_cols = (np.asarray(self.imp, dtype=np.int64).reshape(S, T),
+                          np.asarray(self.exp, dtype=np.int64).reshape(S, T), over_imp, over_exp)
+        # balance, row s*T + t: what the assets draw - the net import = -what they draw as a constant
+        site, t, coef, col = terms.arrays()
+        cells = np.arange(S * T)
+        nr, nc, nv = self._net_entries(cells, cells // T, cells % T)
+        const = terms.const_kw.ravel()
+        add_row_triplets(block, "balance", np.concatenate([site * T + t, nr]), np.concatenate([col, nc]),
+                         np.concatenate([coef, -nv]), S * T, -const, -const)
         self._peaks(block)
         self._points(block)
 
+    def _net_entries(self, rows: np.ndarray, s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(row, column, coefficient) of site ``s[i]``'s net import at interval ``t[i]``, written into ``rows[i]``."""
+        imp, exp, over_imp, over_exp = self._net_cols
+        r, c, v = [rows, rows], [imp[s, t], exp[s, t]], [np.ones(rows.size), -np.ones(rows.size)]
+        for cols, sign in ((over_imp[s, t], 1.0), (over_exp[s, t], -1.0)):
+            has = cols >= 0
+            r.append(rows[has])
+            c.append(cols[has])
+            v.append(np.full(int(has.sum()), sign))
+        return np.concatenate(r), np.concatenate(c), np.concatenate(v)
+
     def _peaks(self, block) -> None:
-        T = self.h.n
+        """peak[site, day] >= the site's net import in every interval of that local day."""
         days = {s: site.days(self.h) for s, site in enumerate(self.sites) if site.peak_charge_eur_per_kw > 0}
         self.peak_keys: list[tuple[int, int]] = [(s, int(d)) for s, site_days in days.items()
                                                  for d in np.unique(site_days)]
         self.peak = add_var(block, "peak_import_kw", np.zeros(len(self.peak_keys)), np.full(len(self.peak_keys),
                                                                                               np.inf))
-        rows = []
+        key, site, when = [], [], []
         for k, (s, d) in enumerate(self.peak_keys):
-            for t in np.flatnonzero(days[s] == d):
-                c, v = self.net_terms[s * T + t]
-                rows.append(([1.0] + [-x for x in c], [self.peak[k], *v]))
-        add_rows(block, "peak", rows, np.zeros(len(rows)), None)
+            ts = np.flatnonzero(days[s] == d)
+            key.append(np.full(ts.size, k))
+            site.append(np.full(ts.size, s))
+            when.append(ts)
+        if not key:
+            return
+        key, site, when = np.concatenate(key), np.concatenate(site), np.concatenate(when)
+        rows = np.arange(key.size)
+        nr, nc, nv = self._net_entries(rows, site, when)
+        add_row_triplets(block, "peak", np.concatenate([rows, nr]),
+                         np.concatenate([np.asarray(self.peak, dtype=np.int64)[key], nc]),
+                         np.concatenate([np.ones(rows.size), -nv]), rows.size, np.zeros(rows.size), None)
 
     def _points(self, block) -> None:
-        T = self.h.n
+        """A congestion point's import (export) limit on the sum of its sites' net imports, with a priced
+        overflow; the risk margin is kept inside the limit."""
         self.cp_oi_keys, self.cp_oe_keys = [], []
         for p, cp in enumerate(self.points):
             if cp.sites:
-                self.cp_oi_keys += [(p, t) for t in range(T) if np.isfinite(cp.import_limit_kw[t])]
-                self.cp_oe_keys += [(p, t) for t in range(T) if np.isfinite(cp.export_limit_kw[t])]
+                self.cp_oi_keys += [(p, int(t)) for t in np.flatnonzero(np.isfinite(cp.import_limit_kw))]
+                self.cp_oe_keys += [(p, int(t)) for t in np.flatnonzero(np.isfinite(cp.export_limit_kw))]
         self.cp_oi = add_var(block, "cp_import_over_kw", np.zeros(len(self.cp_oi_keys)),
                              np.full(len(self.cp_oi_keys), np.inf))
         self.cp_oe = add_var(block, "cp_export_over_kw", np.zeros(len(self.cp_oe_keys)),
                              np.full(len(self.cp_oe_keys), np.inf))
-        rows, up = [], []
-        for k, (p, t) in enumerate(self.cp_oi_keys):
-            c, v = self._cp_net(p, t)
-            rows.append(([*c, -1.0], [*v, self.cp_oi[k]]))
-            up.append(self.points[p].import_limit_kw[t] - self._margin(p, "import")[t])
-        add_rows(block, "cp_import_limit", rows, None, up)
-        rows, lo = [], []
-        for k, (p, t) in enumerate(self.cp_oe_keys):
-            c, v = self._cp_net(p, t)
-            rows.append(([*c, 1.0], [*v, self.cp_oe[k]]))
-            lo.append(-(self.points[p].export_limit_kw[t] - self._margin(p, "export")[t]))
-        add_rows(block, "cp_export_limit", rows, lo, None)
+        for name, keys, over, direction in (("cp_import_limit", self.cp_oi_keys, self.cp_oi, "import"),
+                                            ("cp_export_limit", self.cp_oe_keys, self.cp_oe, "export")):
+            if not keys:
+                continue
+            row, site, when = [], [], []
+            for k, (p, t) in enumerate(keys):
+                members = self.points[p].sites
+                row += [k] * len(members)
+                site += members
+                when += [t] * len(members)
+            nr, nc, nv = self._net_entries(np.asarray(row), np.asarray(site), np.asarray(when))
+            rows = np.arange(len(keys))
+            room = np.array([getattr(self.points[p], f"{direction}_limit_kw")[t] - self._margin(p, direction)[t]
+                             for p, t in keys])
+            # import: net - over <= limit; export: net + over >= -limit
+            sign = -1.0 if direction == "import" else 1.0
+            add_row_triplets(block, name, np.concatenate([nr, rows]), np.concatenate([nc, np.asarray(over)]),
+                             np.concatenate([nv, np.full(rows.size, sign)]), rows.size,
+                             None if direction == "import" else -room, room if direction == "import" else None)
 
     def _margin(self, p: int, direction: str) -> np.ndarray:
         """The risk margin of congestion point ``p`` (zeros without a congestion quantile)."""
         margin = getattr(self.points[p], f"{direction}_margin_kw")
         return np.zeros(self.h.n) if margin is None else margin
 
-    def _cp_net(self, p: int, t: int) -> tuple[list[float], list]:
-        c, v = [], []
-        for s in self.points[p].sites:
-            cs, vs = self.net_terms[s * self.h.n + t]
-            c += cs
-            v += vs
-        return c, v
-
     def cost(self) -> CostTerms:
+        """Energy at each site's tariffs, overflows at the limit penalty (on top of the energy), daily peaks."""
         T, dt = self.h.n, self.h.dt_h
         c = CostTerms()
-        oi_pos = {k: i for i, k in enumerate(self.oi_sites)}
-        oe_pos = {k: i for i, k in enumerate(self.oe_sites)}
-        for s, site in enumerate(self.sites):
-            for t in range(T):
-                c.add(dt * site.import_price[t], self.imp[s * T + t])
-                c.add(-dt * site.export_price[t], self.exp[s * T + t])
-                if s in oi_pos:
-                    c.add(dt * (site.import_price[t] + self.penalty), self.oi[oi_pos[s] * T + t])
-                if s in oe_pos:
-                    c.add(dt * (self.penalty - site.export_price[t]), self.oe[oe_pos[s] * T + t])
-        for k, (s, _d) in enumerate(self.peak_keys):
-            c.add(self.sites[s].peak_charge_eur_per_kw, self.peak[k])
-        for k in range(len(self.cp_oi_keys)):
-            c.add(dt * self.penalty, self.cp_oi[k])
-        for k in range(len(self.cp_oe_keys)):
-            c.add(dt * self.penalty, self.cp_oe[k])
+        imp_price = np.array([site.import_price for site in self.sites]).reshape(len(self.sites), T)
+        exp_price = np.array([site.export_price for site in self.sites]).reshape(len(self.sites), T)
+        c.add_many(dt * imp_price.ravel(), self.imp)
+        c.add_many(-dt * exp_price.ravel(), self.exp)
+        c.add_many(dt * (imp_price[self.oi_sites] + self.penalty).ravel(), self.oi)
+        c.add_many(dt * (self.penalty - exp_price[self.oe_sites]).ravel(), self.oe)
+        c.add_many(np.array([self.sites[s].peak_charge_eur_per_kw for s, _d in self.peak_keys]), self.peak)
+        c.add_many(dt * self.penalty, self.cp_oi)
+        c.add_many(dt * self.penalty, self.cp_oe)
         return c
 
     # --- reading back ------------------------------------------------------------------------
@@ -313,16 +314,29 @@ class GridModel:
         return out
 
 
-def group_site_terms(n_sites: int, T: int, site_of_entry: list[int], terms: PowerTerms,
-                     acc: list[tuple[np.ndarray, list]]) -> None:
-    """Add one formulation's power terms to the per-site accumulators ``acc`` (site index per entry)."""
-    for j, s in enumerate(site_of_entry):
-        acc[s][0][:] += terms.const_kw[j]
-    site_arr = site_of_entry
-    for j, t, coef, var in zip(terms.entry, terms.t, terms.coef, terms.var, strict=True):
-        acc[site_arr[j]][1].append((t, coef, var))
+@dataclass
+class SiteTerms:
+    """The power each site's assets draw: ``const_kw[s, t]`` plus the terms ``coef * x[col]`` at (site, interval),
+    gathered from every formulation's :class:`PowerTerms`."""
 
+    const_kw: np.ndarray  # (sites, T)
+    _parts: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
-def empty_site_terms(n_sites: int, T: int) -> list[tuple[np.ndarray, list]]:
-    return [(np.zeros(T), []) for _ in range(n_sites)]
+    @classmethod
+    def empty(cls, n_sites: int, T: int) -> SiteTerms:
+        return cls(np.zeros((n_sites, T)))
 
+    def add(self, site_of_entry: list[int], terms: PowerTerms) -> None:
+        """One formulation's terms (``site_of_entry``: the site index of each of its entries)."""
+        sites = np.asarray(site_of_entry, dtype=np.int64)
+        if sites.size:
+            np.add.at(self.const_kw, sites, terms.const_kw)
+        entry, t, coef, col = terms.arrays()
+        self._parts.append((sites[entry] if sites.size else entry, t, coef, col))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(site, interval, coefficient, column) of every term."""
+        if not self._parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0), empty
+        return tuple(np.concatenate([p[k] for p in self._parts]) for k in range(4))

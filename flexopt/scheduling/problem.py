@@ -21,7 +21,7 @@ from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext
 from flexopt.models.registry import formulation_for
 from flexopt.models.violations import Violation
 from flexopt.scheduling.gc_pause import gc_paused
-from flexopt.scheduling.grid import GridModel, empty_site_terms, group_site_terms, point_data, site_data
+from flexopt.scheduling.grid import GridModel, SiteTerms, point_data, site_data
 from flexopt.scheduling.kpis import compute_kpis
 from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.scheduling.setpoints import device_setpoint
@@ -82,23 +82,21 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
     groups = _group_assets(pf, initial_state or {})
     m = ArrayModel()
     forms: list[Formulation] = []
-    acc = empty_site_terms(len(sites), T)
+    acc = SiteTerms.empty(len(sites), T)
     cost = CostTerms()
     for asset_type, items in groups.items():
         form = formulation_for(asset_type)(items, ctx)
         form.block = m.block(f"asset_{asset_type}")
         form.build(form.block)
-        group_site_terms(len(sites), T, [site_index[it.site.id] for it in items], form.power(), acc)
-        c = form.cost()
-        cost.coef += c.coef
-        cost.var += c.var
-        cost.constant += c.constant
+        acc.add([site_index[it.site.id] for it in items], form.power())
+        cost.extend(form.cost())
         forms.append(form)
     grid = GridModel(horizon, sites, points, pf.penalties.limit_eur_per_kwh)
     grid_block = m.block("grid")
     grid.build(grid_block, acc)
-    g = grid.cost()
-    m.add_cost(cost.var + g.var, cost.coef + g.coef, cost.constant + g.constant)
+    cost.extend(grid.cost())
+    coefs, cols = cost.arrays()
+    m.add_cost(cols, coefs, cost.constant)
     build_s = time.perf_counter() - t0
     memory = {"build": peak_rss_mb()}
 
