@@ -44,7 +44,7 @@ from flexopt.solver.highs import (
     status_name,
 )
 from flexopt.solver.lagrangian import lagrangian
-from flexopt.solver.matrix import ModelMatrix, highs_lp, integer_blocks
+from flexopt.solver.matrix import ModelMatrix, integer_blocks
 from flexopt.solver.options import SolveOptions
 from flexopt.solver.rounding import RoundTarget
 
@@ -216,9 +216,9 @@ def split(model: ModelMatrix, options: SolveOptions) -> list[MatrixBlock]:
     Each is its own HiGHS model, loaded as its LP relaxation: the relaxation is solved first (:func:`relax`)."""
     blocks = []
     for _has_int, cols, rows in integer_blocks(model.a_csc, model.integrality):
-        part = model.part(cols, rows)
+        part = model.part(cols, rows, closed=True)
         h = new_highs()
-        h.passModel(highs_lp(part.a_csc, part.cost, part.lower, part.upper, part.row_lower, part.row_upper))
+        part.load_into(h, integers=False)
         set_options(h, options)
         blocks.append(MatrixBlock(cols=cols, rows=rows, model=part, h=h,
                                   int_idx=np.flatnonzero(part.integrality).astype(np.int32)))

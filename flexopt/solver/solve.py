@@ -62,7 +62,7 @@ def solve_model(matrix: ModelMatrix, options: SolveOptions, rounder: Rounder | N
 def _solve_single(matrix: ModelMatrix, options: SolveOptions, rounder: Rounder | None, t0: float) -> SolveOutcome:
     """The whole model as one HiGHS model; with integers, a relax-and-round start first."""
     h = new_highs()
-    h.passModel(matrix.to_highs())
+    matrix.load_into(h)
     set_options(h, options)
     translate_s = time.perf_counter() - t0
     t1 = time.perf_counter()
