@@ -71,8 +71,7 @@ class ModelContext:
         """The run's intervals on the site's wall clock: sessions, comfort windows and draws are local to the
         site (its ``timezone``, else the portfolio's)."""
         tz = item.site.timezone or self.horizon.tz
-        return self.horizon if tz == self.horizon.tz else self.horizon.remember(
-            ("in_zone", tz), lambda: Horizon(self.horizon.index, tz))
+        return self.horizon.in_zone(tz)
 
     @property
     def n(self) -> int:

@@ -42,6 +42,10 @@ class Horizon:
             self.memo[key] = compute()
         return self.memo[key]
 
+    def in_zone(self, tz: str) -> Horizon:
+        """The same intervals on another wall clock (a site's own time zone), made once per zone."""
+        return self if tz == self.tz else self.remember(("in_zone", tz), lambda: Horizon(self.index, tz))
+
     @classmethod
     def for_day(cls, day: dt.date, tz: str, resolution_min: int = 15) -> Horizon:
         return cls(day_index(day, tz, resolution_min), tz)

@@ -33,7 +33,7 @@ class SiteData:
 
     def days(self, horizon: Horizon) -> np.ndarray:
         """The site's local day of each interval."""
-        return local_days(Horizon(horizon.index, self.timezone))
+        return local_days(horizon.in_zone(self.timezone))
 
 
 @dataclass
