@@ -243,25 +243,31 @@ def _state_frames(horizon, form: Formulation, scheds) -> list[pd.DataFrame]:
 
 
 def _sites_frame(horizon, sites, points, net: np.ndarray, base: np.ndarray) -> pd.DataFrame:
-    T = horizon.n
-    parts = []
-    for s, site in enumerate(sites):
-        parts.append(pd.DataFrame({
-            "interval_start": horizon.index, "interval_end": horizon.ends, "level": "site", "id": site.id,
-            "net_kw": net[s], "baseline_kw": base[s],
-            "import_limit_kw": _nan_inf(np.full(T, site.import_limit_kw)),
-            "export_limit_kw": _nan_inf(np.full(T, site.export_limit_kw)),
-            "import_price_eur_per_kwh": site.import_price, "export_price_eur_per_kwh": site.export_price,
-        }))
-    for cp in points:
-        parts.append(pd.DataFrame({
-            "interval_start": horizon.index, "interval_end": horizon.ends, "level": "congestion_point", "id": cp.id,
-            "net_kw": net[cp.sites].sum(axis=0) if cp.sites else np.zeros(T),
-            "baseline_kw": base[cp.sites].sum(axis=0) if cp.sites else np.zeros(T),
-            "import_limit_kw": _nan_inf(cp.import_limit_kw), "export_limit_kw": _nan_inf(cp.export_limit_kw),
-            "import_price_eur_per_kwh": np.nan, "export_price_eur_per_kwh": np.nan,
-        }))
-    return pd.concat(parts, ignore_index=True)[SITE_COLUMNS]
+    """Every site, then every congestion point, interval by interval: one frame built from whole arrays."""
+    T, S = horizon.n, len(sites)
+    ids = [site.id for site in sites] + [cp.id for cp in points]
+    levels = ["site"] * S + ["congestion_point"] * len(points)
+
+    def members(cp, of: np.ndarray) -> np.ndarray:
+        return of[cp.sites].sum(axis=0) if cp.sites else np.zeros(T)
+
+    rows = len(ids)
+    no_price = np.full((len(points), T), np.nan)
+    frame = pd.DataFrame({
+        "interval_start": np.tile(horizon.index, rows), "interval_end": np.tile(horizon.ends, rows),
+        "level": np.repeat(levels, T), "id": np.repeat(ids, T),
+        "net_kw": np.concatenate([net.reshape(S, T), *[members(cp, net)[None] for cp in points]]).ravel(),
+        "baseline_kw": np.concatenate([base.reshape(S, T), *[members(cp, base)[None] for cp in points]]).ravel(),
+        "import_limit_kw": _nan_inf(np.concatenate([np.repeat([site.import_limit_kw for site in sites], T),
+                                                    *[cp.import_limit_kw for cp in points]])),
+        "export_limit_kw": _nan_inf(np.concatenate([np.repeat([site.export_limit_kw for site in sites], T),
+                                                    *[cp.export_limit_kw for cp in points]])),
+        "import_price_eur_per_kwh": np.concatenate([np.reshape([site.import_price for site in sites], (S, T)),
+                                                    no_price]).ravel(),
+        "export_price_eur_per_kwh": np.concatenate([np.reshape([site.export_price for site in sites], (S, T)),
+                                                    no_price]).ravel(),
+    })
+    return frame[SITE_COLUMNS]
 
 
 def _nan_inf(a: np.ndarray) -> np.ndarray:
