@@ -304,8 +304,8 @@ def price(d: Decomposition) -> None:
         before = b.objective, b.bound
         b.bound = max(b.bound, res.bound)
         _fix_and_resolve(d, b, res.x, "lagrangian")
-        log.debug("block %d: lagrangian bound %.4f -> %.4f, schedule %.4f -> %.4f (%d devices, %.3f s)", b.label,
-                  before[1], res.bound, before[0], b.objective, res.subproblems, res.seconds)
+        log.debug("block %d: lagrangian bound %.4f -> %.4f, schedule %.4f -> %.4f (%d devices, %d MIPs, %.3f s)",
+                  b.label, before[1], res.bound, before[0], b.objective, res.subproblems, res.mips, res.seconds)
 
     d.each(d.mips, one)
 
