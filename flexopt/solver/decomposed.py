@@ -273,17 +273,22 @@ def round_and_fix(d: Decomposition, target: RoundTarget) -> None:
 
 def _fix_and_resolve(d: Decomposition, b: MatrixBlock, values: np.ndarray, state: str) -> None:
     """Fix the block's integers at ``values`` (its own numbering, rounded and clipped to their bounds), re-solve
-    its LP and keep that schedule when it is cheaper than the block's best."""
+    its LP and keep that schedule when it is cheaper than the block's best.
+
+    The fixed columns are made continuous for the re-solve: HiGHS then runs the simplex from the basis it has
+    (only bounds changed) instead of a MIP whose presolve removes them, a third of the time."""
     idx = b.int_idx
     lower, upper = b.model.lower[idx], b.model.upper[idx]
     fixed = np.clip(np.round(values[idx]), lower, upper)
     b.h.changeColsBounds(idx.size, idx, fixed, fixed)
+    b.h.changeColsIntegrality(idx.size, idx, np.full(idx.size, highspy.HighsVarType.kContinuous))
     d.limit(b.h)
     d.run_block(b)
     if status_name(b.h) == "kOptimal":
         x, cost = b.solution()
         if cost < b.objective:
             b.x, b.objective, b.state = x, cost, state
+    b.h.changeColsIntegrality(idx.size, idx, np.full(idx.size, highspy.HighsVarType.kInteger))
     b.h.changeColsBounds(idx.size, idx, lower, upper)
 
 
