@@ -246,8 +246,8 @@ class EvChargerFormulation(Formulation):
         self.on_pos = pos
 
     def round_integers(self, values: ValueReader) -> list:
-        """Chargers on: the fewest that can carry the relaxed charging power, none below half a charger's minimum
-        (the other intervals make up the energy; a full vehicle is a hard bound); the mode: the net effect."""
+        """Chargers on: per visit, enough to carry the relaxed energy (:func:`_chargers_on`); the mode: the net
+        effect."""
         c, d = values(self.block.charge_kw), values(self.block.discharge_kw)
         out = []
         if self.mode_pos:  # the relaxation's net effect on the vehicles' energy, which one mode alone reproduces
@@ -258,9 +258,7 @@ class EvChargerFormulation(Formulation):
             ons = []
             for k in self.switched:
                 v = self.visits[k]
-                ck = c[v.offset:v.offset + v.idx.size]
-                on = np.minimum(np.ceil(ck / (v.charge_kw / v.units) - 1e-6), v.units)
-                ons.append(np.where(ck >= 0.5 * v.min_kw, np.maximum(on, 1), 0.0))
+                ons.append(_chargers_on(c[v.offset:v.offset + v.idx.size], v.charge_kw / v.units, v.min_kw, v.units))
             out.append((self.block.chargers_on, np.concatenate(ons)))
         return out
 
@@ -342,6 +340,29 @@ class EvChargerFormulation(Formulation):
 
     def counts(self) -> dict[str, int]:
         return {"integers": len(self.on), "binaries": len(self.charging)}
+
+
+def _chargers_on(charge_kw: np.ndarray, per_max: float, per_min: float, units: int) -> np.ndarray:
+    """Chargers on per interval of one visit, from the relaxation's charging power ``charge_kw``.
+
+    Where the fewest chargers that carry the relaxed power can also hold it above their minimum, that many: the
+    relaxed power stays possible there. Elsewhere (the relaxation charged less than the chargers' minimum) the
+    whole chargers it used, plus one more in as many of those intervals as their remainders add up to (in
+    chargers at full power, rounded up), largest remainder first: the chargers on can still carry the relaxed
+    energy within those same intervals, and an extra one sits where the relaxation charged most. Rounding each
+    interval alone turned the small remainders off and left their energy to intervals already at full power or
+    to a site limit shared with other devices: the car was short at departure."""
+    charge_kw = np.clip(charge_kw, 0.0, per_max * units)
+    full = charge_kw / per_max
+    up = np.minimum(np.ceil(full - 1e-6), units)
+    holds = up * per_min <= charge_kw + 1e-6
+    on = np.where(holds, up, np.floor(full + 1e-6))
+    rest = np.where(holds, 0.0, np.clip(full - on, 0.0, None))
+    extra = int(np.ceil(rest.sum() - 1e-6))
+    if extra > 0:
+        order = np.argsort(-rest, kind="stable")[:extra]
+        on[order[rest[order] > 1e-6]] += 1
+    return on
 
 
 def _instant(day: dt.date, at: dt.time, tz: str) -> pd.Timestamp:

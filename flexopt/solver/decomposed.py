@@ -15,7 +15,8 @@ Stages, in the order ``solve_decomposed`` runs them:
 7. :func:`branch` - branch-and-bound for the others, stopped as soon as the merged gap fits.
 8. :func:`merge` - one schedule, bound and gap for the whole model.
 
-Stages 3-5 run with ``SolveOptions.mip_start``; 4 and 5 only while the merged schedule is not within the gap.
+Stages 3-5 run with ``SolveOptions.mip_start``; 4 and 5 only while the merged schedule is not within the gap, and
+block by block, biggest gap first: a block starts only while the merged schedule still does not fit.
 """
 
 from __future__ import annotations
@@ -233,12 +234,20 @@ def relax(d: Decomposition) -> None:
     its row duals the prices of the Lagrangian step. The continuous block is final here; the others become MIPs
     again, without a schedule yet.
 
+    The relaxations run without presolve unless ``highs_options`` sets it: on these blocks it removes little and
+    costs a fifth of the LP's time (fleet 1000: 3.6 s -> 2.7 s for the 25 blocks on one core).
+
     A relaxation without an optimum raises :class:`SolveError` (the block then has no schedule either)."""
     kint = highspy.HighsVarType.kInteger
+    own_presolve = "presolve" in d.options.highs_options
 
     def one(b: MatrixBlock) -> None:
         d.limit(b.h)
+        if not own_presolve:
+            b.h.setOptionValue("presolve", "off")
         d.run_block(b)
+        if not own_presolve:
+            b.h.setOptionValue("presolve", "choose")  # HiGHS' default, for the MIPs
         b.status = status_name(b.h)
         if b.status in ("kOptimal", "kModelEmpty"):
             b.x = b.lp_x = np.asarray(b.h.getSolution().col_value, dtype=float)
@@ -273,17 +282,22 @@ def round_and_fix(d: Decomposition, target: RoundTarget) -> None:
 
 def _fix_and_resolve(d: Decomposition, b: MatrixBlock, values: np.ndarray, state: str) -> None:
     """Fix the block's integers at ``values`` (its own numbering, rounded and clipped to their bounds), re-solve
-    its LP and keep that schedule when it is cheaper than the block's best."""
+    its LP and keep that schedule when it is cheaper than the block's best.
+
+    The fixed columns are made continuous for the re-solve: HiGHS then runs the simplex from the basis it has
+    (only bounds changed) instead of a MIP whose presolve removes them, a third of the time."""
     idx = b.int_idx
     lower, upper = b.model.lower[idx], b.model.upper[idx]
     fixed = np.clip(np.round(values[idx]), lower, upper)
     b.h.changeColsBounds(idx.size, idx, fixed, fixed)
+    b.h.changeColsIntegrality(idx.size, idx, np.full(idx.size, highspy.HighsVarType.kContinuous))
     d.limit(b.h)
     d.run_block(b)
     if status_name(b.h) == "kOptimal":
         x, cost = b.solution()
         if cost < b.objective:
             b.x, b.objective, b.state = x, cost, state
+    b.h.changeColsIntegrality(idx.size, idx, np.full(idx.size, highspy.HighsVarType.kInteger))
     b.h.changeColsBounds(idx.size, idx, lower, upper)
 
 
@@ -292,10 +306,12 @@ def price(d: Decomposition) -> None:
     relaxation's duals, each block falls apart into one small problem per device: the sum of their optima is a
     bound at least as strong as the LP's, and their integers, fixed in the block, give another schedule.
 
-    Skipped for a block already within a thousandth of the gap of its bound, and so far also for a block whose
-    rounding gave no schedule (its infinite gap passes the same test against an infinite tolerance)."""
+    Blocks go biggest gap first, and a block starts only while the merged schedule is not within the gap: once
+    the bounds raised so far make it fit, the rest keep their relaxation's bound (it stays valid). Skipped also for
+    a block already within a thousandth of the gap of its bound, and so far for a block whose rounding gave no
+    schedule (its infinite gap passes the same test against an infinite tolerance)."""
     def one(b: MatrixBlock) -> None:
-        if b.gap <= d.mip_gap * 1e-3 * max(abs(b.objective), 1e-9):
+        if d.fits() or b.gap <= d.mip_gap * 1e-3 * max(abs(b.objective), 1e-9):
             return
         res = lagrangian(b.model, b.duals, d.deadline)
         if res is None:
@@ -304,23 +320,31 @@ def price(d: Decomposition) -> None:
         before = b.objective, b.bound
         b.bound = max(b.bound, res.bound)
         _fix_and_resolve(d, b, res.x, "lagrangian")
-        log.debug("block %d: lagrangian bound %.4f -> %.4f, schedule %.4f -> %.4f (%d devices, %.3f s)", b.label,
-                  before[1], res.bound, before[0], b.objective, res.subproblems, res.seconds)
+        log.debug("block %d: lagrangian bound %.4f -> %.4f, schedule %.4f -> %.4f (%d devices, %d MIPs, %.3f s)",
+                  b.label, before[1], res.bound, before[0], b.objective, res.subproblems, res.mips, res.seconds)
 
-    d.each(d.mips, one)
+    d.each(_biggest_gap_first(d.mips), one)
+
+
+def _biggest_gap_first(blocks: list[MatrixBlock]) -> list[MatrixBlock]:
+    """The blocks by their gap, biggest first (a block without a schedule first of all)."""
+    return sorted(blocks, key=lambda b: -b.gap)
 
 
 def neighbourhood(d: Decomposition) -> None:
     """Stage 5, relaxation-induced neighbourhood. For every block off its bound, a MIP in which the integers the
     relaxation left integral stay fixed at its values and only the fractional ones are free: small, and it usually
     finds the schedule a full MIP would. Each block aims at its share of the budget (by its gap) and gets
-    max(2 s, twice the solve time so far); biggest gap first."""
+    max(2 s, twice the solve time so far); biggest gap first, and a block starts only while the merged schedule is
+    not within the gap."""
     budget = d.budget()
     total = sum(b.gap for b in d.mips)
     far = [b for b in d.mips if b.gap > 1e-9 * max(1.0, abs(b.bound))]
     cap = max(2.0, 2.0 * (time.perf_counter() - d.started))
 
     def one(b: MatrixBlock) -> None:
+        if d.fits():
+            return
         v = b.lp_x[b.int_idx]
         keep = b.int_idx[np.abs(v - np.round(v)) < 1e-6]
         lower, upper = b.model.lower[keep], b.model.upper[keep]
@@ -340,7 +364,7 @@ def neighbourhood(d: Decomposition) -> None:
         b.h.setOptionValue("mip_rel_gap", d.mip_gap)
         b.h.setOptionValue("mip_abs_gap", 1e-6)
 
-    d.each(sorted(far, key=lambda b: -b.gap), one)
+    d.each(_biggest_gap_first(far), one)
     for b in far:
         log.debug("block %d: neighbourhood %.4f (bound %.4f, %.3f s)", b.label, b.objective, b.bound, b.seconds)
 

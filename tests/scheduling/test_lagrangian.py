@@ -62,6 +62,17 @@ def test_lagrangian_bound_closes_the_per_device_integrality_gap():
     # whole periods only: each device needs both (4 units: 2 at 1 + 2 at 2 = 6), total 12 = the MIP optimum
     assert res.bound == pytest.approx(12.0, abs=1e-6)
     assert res.subproblems == 2
+    assert res.mips == 2  # each device's LP runs one and a half periods: both solved as MIPs
+    np.testing.assert_allclose(res.x[:4], 1.0, atol=1e-9)
+
+
+def test_a_device_whose_lp_is_integral_is_not_solved_as_a_mip():
+    b = _two_devices()
+    b.row_lower[:2] = 4.0  # both periods whole in the relaxation already
+    lp_bound, duals = _lp_duals(b)
+    res = lagrangian(b, duals)
+    assert (res.subproblems, res.mips) == (2, 0)
+    assert res.bound == pytest.approx(lp_bound) and lp_bound == pytest.approx(12.0)
     np.testing.assert_allclose(res.x[:4], 1.0, atol=1e-9)
 
 

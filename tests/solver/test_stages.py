@@ -156,9 +156,11 @@ def test_rounding_up_is_feasible_within_the_known_integrality_gap():
     for gap, fits in ((0.19, True), (0.18, False)):
         d.options.mip_gap = gap
         assert d.fits() is fits
-    for b in (c, a):  # the integers are free again for the later stages
+    integer = highspy.HighsVarType.kInteger
+    for b in (c, a):  # the integers are free again for the later stages, and integer (re-solved as an LP)
         lower, upper = _bounds(b)
         assert (lower == 0).all() and (upper == 1).all()
+        assert b.h.getLp().integrality_[:4] == [integer] * 4
 
 
 def test_an_infeasible_rounding_is_not_kept():
@@ -208,6 +210,52 @@ def test_neighbourhood_closes_the_gap_a_poor_rounding_left():
         assert (lower == 0).all() and (upper == 1).all()
         assert b.h.getOptionValue("mip_rel_gap")[1] == pytest.approx(d.mip_gap)
         assert b.h.getOptionValue("mip_abs_gap")[1] == pytest.approx(1e-6)
+
+
+def _runs(d: Decomposition) -> list[int]:
+    """The labels of the blocks whose HiGHS model runs from now on, in order."""
+    ran, run_block = [], d.run_block
+
+    def record(b) -> None:
+        ran.append(b.label)
+        run_block(b)
+
+    d.run_block = record
+    return ran
+
+
+def test_price_goes_biggest_gap_first_and_stops_once_the_merged_gap_fits():
+    # rounded with everything on: site C (block 0) 26 over its bound 4, site A (block 1) 12 over 8
+    for gap, priced in ((0.15, [0]), (0.10, [0, 1])):
+        d = _start(_model(), mip_gap=gap)
+        relax(d)
+        round_and_fix(d, np.ones_like)
+        ran = _runs(d)
+        price(d)
+        c, a, _ = d.blocks
+        assert ran == priced
+        # site C priced: its devices' optimum 6 as bound and schedule; merged 32 over 28, a gap of 0.125
+        assert (c.state, c.bound, c.objective) == ("lagrangian", pytest.approx(6.0), pytest.approx(6.0))
+        if gap == 0.15:  # fits: site A keeps its relaxation's bound and its rounded schedule
+            assert (a.state, a.bound, a.objective) == ("rounded", pytest.approx(8.0), pytest.approx(12.0))
+        else:  # 0.125 > 0.10: site A priced too, its bound now its optimum
+            assert a.bound == pytest.approx(12.0)
+        assert d.fits()
+        assert d.bound() <= _mip_optimum(_model()) + 1e-6
+
+
+def test_neighbourhood_goes_biggest_gap_first_and_stops_once_the_merged_gap_fits():
+    d = _start(_model(), mip_gap=0.2)
+    relax(d)
+    round_and_fix(d, np.ones_like)  # merged 52 over 26
+    ran = _runs(d)
+    neighbourhood(d)
+    c, a, _ = d.blocks
+    # site C to its optimum: merged 32 over 26, a gap of 0.1875 <= 0.2; site A's MIP never runs
+    assert ran == [0]
+    assert c.state == "neighbourhood" and c.objective == pytest.approx(6.0)
+    assert a.state == "rounded" and a.objective == pytest.approx(12.0)
+    assert d.fits()
 
 
 def _four_blocks(objectives, gap=0.01) -> Decomposition:
