@@ -127,7 +127,11 @@ def run(label: str, loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptio
            "solve_s": ts["solve"], "extract_s": ts["extract"], "total_s": round(total, 2),
            "method": s["method"], "termination": s["termination"], "gap_pct": round(100 * s["mip_gap"], 3),
            "cost_eur": round(k["cost_eur"], 2), "baseline_eur": round(k["baseline_cost_eur"], 2),
-           "cost_ratio": round(ratio, 4), "violations": k["violations"]["count"]}
+           "cost_ratio": round(ratio, 4), "violations": k["violations"]["count"],
+           # build + translate + extract against the solve (issue 14: <= 0.3 from 1,000 devices up)
+           "overhead_per_solve": round((ts["build"] + ts["translate"] + ts["extract"]) / max(ts["solve"], 1e-9), 3),
+           # the process's peak resident memory after each stage (a peak: run one size per process to read it)
+           "peak_mb": {stage: round(mb) for stage, mb in k["peak_rss_mb"].items()}}
     print(" | ".join(f"{key}={val}" for key, val in row.items()), flush=True)
     return row
 
