@@ -205,17 +205,17 @@ def _dumping_possible(pf, sites, points) -> dict[str, bool]:
 def _asset_frame(horizon, form: Formulation, scheds, base: np.ndarray) -> pd.DataFrame:
     T, J = horizon.n, len(form.items)
     return pd.DataFrame({
-        "interval_start": np.tile(horizon.index, J),
-        "interval_end": np.tile(horizon.ends, J),
-        "site_id": np.repeat([it.site.id for it in form.items], T),
-        "asset_id": np.repeat([it.asset.id for it in form.items], T),
+        "interval_start": _tiled(horizon.index, J),
+        "interval_end": _tiled(horizon.ends, J),
+        "site_id": _repeated([it.site.id for it in form.items], T),
+        "asset_id": _repeated([it.asset.id for it in form.items], T),
         "asset_type": form.asset_type,
         "power_kw": np.concatenate([s.power_kw for s in scheds]),
         "baseline_kw": base.ravel(),
         "setpoint": np.concatenate([s.setpoint for s in scheds]),
-        "setpoint_unit": np.repeat([s.setpoint_unit for s in scheds], T),
+        "setpoint_unit": _repeated([s.setpoint_unit for s in scheds], T),
         "state": np.concatenate([s.state for s in scheds]),
-        "state_unit": np.repeat([s.state_unit for s in scheds], T),
+        "state_unit": _repeated([s.state_unit for s in scheds], T),
     })[SCHEDULE_COLUMNS]
 
 
@@ -236,9 +236,9 @@ def _state_frames(horizon, form: Formulation, scheds) -> list[pd.DataFrame]:
         return []
     T, k = horizon.n, len(values)
     return [pd.DataFrame({
-        "interval_start": np.tile(horizon.index, k), "interval_end": np.tile(horizon.ends, k),
-        "asset_id": np.repeat(ids, T), "key": np.repeat(keys, T), "value": np.concatenate(values),
-        "unit": np.repeat(units, T),
+        "interval_start": _tiled(horizon.index, k), "interval_end": _tiled(horizon.ends, k),
+        "asset_id": _repeated(ids, T), "key": _repeated(keys, T), "value": np.concatenate(values),
+        "unit": _repeated(units, T),
     })[STATE_COLUMNS]]
 
 
@@ -254,8 +254,8 @@ def _sites_frame(horizon, sites, points, net: np.ndarray, base: np.ndarray) -> p
     rows = len(ids)
     no_price = np.full((len(points), T), np.nan)
     frame = pd.DataFrame({
-        "interval_start": np.tile(horizon.index, rows), "interval_end": np.tile(horizon.ends, rows),
-        "level": np.repeat(levels, T), "id": np.repeat(ids, T),
+        "interval_start": _tiled(horizon.index, rows), "interval_end": _tiled(horizon.ends, rows),
+        "level": _repeated(levels, T), "id": _repeated(ids, T),
         "net_kw": np.concatenate([net.reshape(S, T), *[members(cp, net)[None] for cp in points]]).ravel(),
         "baseline_kw": np.concatenate([base.reshape(S, T), *[members(cp, base)[None] for cp in points]]).ravel(),
         "import_limit_kw": _nan_inf(np.concatenate([np.repeat([site.import_limit_kw for site in sites], T),
@@ -268,6 +268,16 @@ def _sites_frame(horizon, sites, points, net: np.ndarray, base: np.ndarray) -> p
                                                     no_price]).ravel(),
     })
     return frame[SITE_COLUMNS]
+
+
+def _tiled(index: pd.DatetimeIndex, times: int) -> pd.DatetimeIndex:
+    """The horizon's instants once per entry, kept tz-aware (``np.tile`` would make Timestamp objects)."""
+    return index[np.tile(np.arange(len(index)), times)]
+
+
+def _repeated(labels: list[str], times: int):
+    """Each label ``times`` times, as pandas' string array (converted once per label, not once per row)."""
+    return pd.array(labels, dtype="str").take(np.repeat(np.arange(len(labels)), times))
 
 
 def _nan_inf(a: np.ndarray) -> np.ndarray:
