@@ -67,6 +67,11 @@ def zones(loaded: LoadedPortfolio) -> list[Zone]:
     return out
 
 
+# the first round's gap for each zone (the requested gap when that is looser): most zones then stop at their rounded
+# schedule, and only the few whose gaps keep the merged gap from fitting are solved again at the requested gap
+LOOSE_ZONE_GAP = 0.02
+
+
 def zone_portfolio(loaded: LoadedPortfolio, zone: Zone) -> LoadedPortfolio:
     """The portfolio of one zone: its sites and congestion points, everything else as it is."""
     pf = loaded.portfolio
@@ -108,11 +113,14 @@ def schedule_on_cluster(loaded: LoadedPortfolio, inputs: Inputs, options: SolveO
     with connect(cluster) as client:
         workers = len(client.scheduler_info().get("workers", {}))
         say(f"solving {len(parts)} zones on {cluster} ({workers} workers)")
-        results = _solve(client, parts, [task(z, options.mip_gap) for z in parts])
+        # first every zone at a loose gap (most stop at their rounded schedule), then only the zones whose gaps
+        # keep the sum from fitting, at the requested gap: the zones share one budget, as blocks do in process
+        first_gap = max(options.mip_gap, LOOSE_ZONE_GAP) if len(parts) > 1 else options.mip_gap
+        results = _solve(client, parts, [task(z, first_gap) for z in parts])
         merged_gap = _gap(results)
-        if merged_gap > options.mip_gap and len(parts) > 1:
+        if merged_gap > options.mip_gap:
             tighter = options.mip_gap * _sign_ratio(results)
-            again = [k for k, r in enumerate(results) if r.kpis["solver"]["mip_gap"] > tighter]
+            again = _to_tighten(results, options.mip_gap, tighter)
             say(f"merged gap {100 * merged_gap:.3f}%: {len(again)} zones again at {100 * tighter:.4f}%")
             for k, r in zip(again, _solve(client, [parts[k] for k in again],
                                           [task(parts[k], tighter) for k in again]), strict=True):
@@ -185,6 +193,26 @@ def _gap(results: list[ScheduleResult]) -> float:
     objective = sum(r.kpis["solver"]["objective"] for r in results)
     bound = sum(r.kpis["solver"]["bound"] for r in results)
     return relative_gap(objective, bound)
+
+
+def _to_tighten(results: list[ScheduleResult], mip_gap: float, tighter: float) -> list[int]:
+    """The zones to solve again at ``tighter`` so that the merged gap fits ``mip_gap``: largest saving first (its
+    absolute gap less what it may keep at ``tighter``), until the gaps left add up to 90 % of the budget; every zone
+    above ``tighter`` when that is not enough."""
+    solvers = [r.kpis["solver"] for r in results]
+    budget = 0.9 * mip_gap * abs(sum(s["objective"] for s in solvers))
+    gap = [max(s["objective"] - s["bound"], 0.0) for s in solvers]
+    keeps = [tighter * abs(s["objective"]) for s in solvers]
+    order = sorted(range(len(results)), key=lambda k: -(gap[k] - keeps[k]))
+    left, chosen = sum(gap), []
+    for k in order:
+        if left <= budget or gap[k] <= keeps[k]:
+            break
+        chosen.append(k)
+        left += keeps[k] - gap[k]
+    if left > budget:
+        return [k for k, s in enumerate(solvers) if s["mip_gap"] > tighter]
+    return sorted(chosen)
 
 
 def _sign_ratio(results: list[ScheduleResult]) -> float:
