@@ -10,8 +10,8 @@ imports are not in the figures (the command line adds them: see docs/benchmarks.
   e.g. a replay or a service calling the API), where what was parsed or forecast before is reused.
 
 Stages (kpis.json ``timings_s``): **state** start states from the store, **load** portfolio file and every input
-file checked, **inputs** series read and history forecast on the horizon, **build** the Pyomo model,
-**translate** Pyomo -> HiGHS, **solve**, **extract** schedule frames and KPIs, **write** the run's files; **total**
+file checked, **inputs** series read and history forecast on the horizon, **build** the model (its arrays),
+**translate** the arrays to HiGHS (one model per block), **solve**, **extract** schedule frames and KPIs, **write** the run's files; **total**
 from the call to the run in place. The objective is printed so that a change can be seen not to move it.
 
     .venv/bin/python bench/bench_intraday.py                   # 3 cold and 3 warm runs from 2024-06-25 14:00
