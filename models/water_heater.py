@@ -39,7 +39,7 @@ from flexopt.models.base import (
     PowerTerms,
     ValueReader,
     add_row_arrays,
-    add_rows,
+    add_row_triplets,
     add_var,
     as_matrix,
     interval_violations,
@@ -61,23 +61,6 @@ def draw_kwh(asset, horizon) -> np.ndarray:
         kwh = d.litres * WATER_KWH_PER_L_K * (asset.draw_temp_c - asset.cold_water_temp_c)
         out[instants(horizon, d.at_local)] += kwh
     return out
-
-
-def _chord_low(need: float) -> tuple[float, float] | None:
-    """x integer, y >= 0, x + y >= need  =>  f*x + y >= f*ceil(need) with f = frac(need) (the rounding row);
-    returned as (f, f*ceil(need)), None where the bound is already integral or met at x = 0."""
-    if need <= 0:
-        return None
-    f = need - np.floor(need)
-    return None if f < _EPS or f > 1 - _EPS else (f, f * np.ceil(need))
-
-
-def _chord_high(room: float) -> tuple[float, float] | None:
-    """x integer >= 0, y >= 0, x - y <= room  =>  (1-f)*x - y <= (1-f)*floor(room), f = frac(room)."""
-    if room < 0:
-        return None
-    f = room - np.floor(room)
-    return None if f < _EPS or f > 1 - _EPS else (1 - f, (1 - f) * np.floor(room))
 
 
 @register
@@ -144,61 +127,87 @@ class WaterHeaterFormulation(Formulation):
                        np.column_stack([k_at, self.s]).reshape(-1, 2), np.zeros(at.size), None)
         add_row_arrays(block, "hottest_share", np.column_stack([-np.ones(at.size), n_rep]).reshape(-1, 2),
                        np.column_stack([k_at, self.hot]).reshape(-1, 2), np.zeros(at.size), None)
-        unmet = self._unmet(block)
+        self._unmet(block)
+        cells = np.arange(J * T)
+        st = np.repeat(self.step, T)
+        cold_x = self._cumulative_columns(self.k, self.s).ravel()
+        hot_x = self._cumulative_columns(self.k, self.hot).ravel()
         # minimum, on the coldest tank: step*x + unmet + under >= lo - free, and its rounding row (valid with the
         # unmet draws on the left: they are >= 0 like `under`); the physical floor, hard: step*x + unmet >= floor
-        low, low_rhs, floor, floor_rhs = [], [], [], []
-        for j in range(J):
-            var, off = coldest[j]
-            st = self.step[j]
-            for t in range(T):
-                i = j * T + t
-                u_c, u_v = unmet(j, t)
-                need = self.lo[j] - self.free[j, t]
-                low.append(([st, *u_c, 1.0], [var[off + t], *u_v, self.under[i]]))
-                low_rhs.append(need)
-                chord = None if self.relax_elements else _chord_low(need / st)
-                if chord is not None:
-                    low.append(([st * chord[0], *u_c, 1.0], [var[off + t], *u_v, self.under[i]]))
-                    low_rhs.append(st * chord[1])
-                if self.floor[j] - self.free[j, t] > 0:
-                    floor.append(([st, *u_c], [var[off + t], *u_v]))
-                    floor_rhs.append(self.floor[j] - self.free[j, t])
-        add_rows(block, "min_temp", low, low_rhs, None)
-        add_rows(block, "cold_water_floor", floor, floor_rhs, None)
+        need = (self.lo[:, None] - self.free).ravel()
+        f, ok = self._fractions(need / st, low=True)
+        chord = np.flatnonzero(ok)
+        rows = np.concatenate([cells, np.full(J * T, -1)])
+        rows[J * T + chord] = J * T + np.arange(chord.size)  # cell -> its chord row, after the J*T main rows
+        self._family(block, "min_temp", J * T + chord.size,
+                     [(cells, cold_x, st), (cells, np.asarray(self.under), np.ones(J * T)),
+                      (J * T + np.arange(chord.size), cold_x[chord], st[chord] * f[chord]),
+                      (J * T + np.arange(chord.size), np.asarray(self.under)[chord], np.ones(chord.size))],
+                     [rows[:J * T], rows[J * T:]],
+                     np.concatenate([need, st[chord] * f[chord] * np.ceil(need[chord] / st[chord])]), None)
+        room_floor = (self.floor[:, None] - self.free).ravel()
+        hard = np.flatnonzero(room_floor > 0)
+        floor_rows = np.full(J * T, -1)
+        floor_rows[hard] = np.arange(hard.size)
+        self._family(block, "cold_water_floor", hard.size, [(np.arange(hard.size), cold_x[hard], st[hard])],
+                     [floor_rows], room_floor[hard], None)
         # maximum (cut-out), on the hottest tank: step*y + unmet - over <= hi - free; its rounding row is written
         # without the unmet draws, which it still holds for (they only add to the left-hand side)
-        high, high_rhs = [], []
-        for j in range(J):
-            var, off = hottest[j]
-            st = self.step[j]
-            for t in range(T):
-                i = j * T + t
-                u_c, u_v = unmet(j, t)
-                room = self.hi[j] - self.free[j, t]
-                high.append(([st, *u_c, -1.0], [var[off + t], *u_v, self.over[i]]))
-                high_rhs.append(room)
-                chord = None if self.relax_elements else _chord_high(room / st)
-                if chord is not None:
-                    high.append(([st * chord[0], -1.0], [var[off + t], self.over[i]]))
-                    high_rhs.append(st * chord[1])
-        add_rows(block, "max_temp", high, None, high_rhs)
+        room = (self.hi[:, None] - self.free).ravel()
+        f, ok = self._fractions(room / st, low=False)
+        chord = np.flatnonzero(ok)
+        self._family(block, "max_temp", J * T + chord.size,
+                     [(cells, hot_x, st), (cells, np.asarray(self.over), -np.ones(J * T)),
+                      (J * T + np.arange(chord.size), hot_x[chord], st[chord] * (1 - f[chord])),
+                      (J * T + np.arange(chord.size), np.asarray(self.over)[chord], -np.ones(chord.size))],
+                     [cells], None,
+                     np.concatenate([room, st[chord] * (1 - f[chord]) * np.floor(room[chord] / st[chord])]))
 
-    def _unmet(self, block):
-        """A variable per draw (K of one tank's temperature the draw could not take); returns the terms of the
-        unmet draws up to interval t of entry j."""
+    def _cumulative_columns(self, own, group) -> np.ndarray:
+        """(J, T) columns of each entry's cumulative element-intervals of one tank: the entry's own for a single
+        heater, the group's coldest (or hottest) tank's for a group."""
+        T = self.ctx.n
+        cols = np.asarray(own, dtype=np.int64).reshape(len(self.items), T).copy()
+        if self.multi:
+            cols[self.multi] = np.asarray(group, dtype=np.int64).reshape(len(self.multi), T)
+        return cols
+
+    def _fractions(self, q: np.ndarray, low: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The fractional part ``f`` of ``q`` (element-intervals needed, or room for them) and where a rounding row
+        applies: never with relaxed elements, where ``q`` is integral, or where the bound cannot bind (no need,
+        negative room). The rows (chords of the integer hull, ``x`` integer, ``y >= 0``):
+        ``x + y >= need``  =>  ``f*x + y >= f*ceil(need)``;
+        ``x - y <= room``  =>  ``(1-f)*x - y <= (1-f)*floor(room)``."""
+        f = q - np.floor(q)
+        ok = (f >= _EPS) & (f <= 1 - _EPS) & ((q > 0) if low else (q >= 0)) & (not self.relax_elements)
+        return f, ok
+
+    def _family(self, block, name: str, k: int, terms: list, unmet_rows: list, lower, upper) -> None:
+        """A family of ``k`` rows from its terms ``(row, column, coefficient)``, with the unmet draws up to each
+        row's interval added to the rows ``unmet_rows`` maps each cell to (-1: none)."""
+        r, c, v = (np.concatenate([t[i] for t in terms]) for i in range(3))
+        cell, col = self._unmet_cells
+        extra = [(rows[cell], col) for rows in unmet_rows]
+        ur = np.concatenate([e[0] for e in extra])
+        uc = np.concatenate([e[1] for e in extra])
+        keep = ur >= 0
+        add_row_triplets(block, name, np.concatenate([r, ur[keep]]), np.concatenate([c, uc[keep]]),
+                         np.concatenate([v, np.ones(int(keep.sum()))]), k, lower, upper)
+
+    def _unmet(self, block) -> None:
+        """A variable per draw (K of one tank's temperature the draw could not take); ``_unmet_cells`` lists, for
+        every cell (entry j, interval t) at or after a draw, the cell ``j*T + t`` and the draw's column: the unmet
+        draws up to t count in the temperature at t."""
+        T = self.ctx.n
         self.draw_at = [(j, t) for j in range(len(self.items)) for t in np.flatnonzero(self.draw_k[j] > 0)]
         self.unmet = add_var(block, "unmet_draw_c", np.zeros(len(self.draw_at)),
                              [self.draw_k[j, t] for j, t in self.draw_at])
-        by_entry: dict[int, list[tuple[int, object]]] = {}
-        for (j, t), var in zip(self.draw_at, self.unmet, strict=True):
-            by_entry.setdefault(j, []).append((int(t), var))
-
-        def terms(j: int, t: int) -> tuple[list[float], list]:
-            upto = [var for td, var in by_entry.get(j, []) if td <= t]
-            return [1.0] * len(upto), upto
-
-        return terms
+        dj = np.array([j for j, _t in self.draw_at], dtype=np.int64)
+        dt = np.array([t for _j, t in self.draw_at], dtype=np.int64)
+        lengths = T - dt
+        offset = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        self._unmet_cells = (np.repeat(dj * T + dt, lengths) + offset,
+                             np.repeat(np.asarray(self.unmet, dtype=np.int64), lengths))
 
     def _steps(self, block, name: str, cum: list, entries: int, most: np.ndarray) -> None:
         """0 <= cum[t] - cum[t-1] <= most (the first interval is held by the variable's bound)."""
