@@ -11,8 +11,9 @@ imports are not in the figures (the command line adds them: see docs/benchmarks.
 
 Stages (kpis.json ``timings_s``): **state** start states from the store, **load** portfolio file and every input
 file checked, **inputs** series read and history forecast on the horizon, **build** the model (its arrays),
-**translate** the arrays to HiGHS (one model per block), **solve**, **extract** schedule frames and KPIs, **write** the run's files; **total**
-from the call to the run in place. The objective is printed so that a change can be seen not to move it.
+**translate** the arrays to HiGHS (one model per block), **solve**, **extract** schedule frames and KPIs,
+**write** the run's files; **total** from the call to the run in place. The objective is printed so that a change
+can be seen not to move it.
 
     .venv/bin/python bench/bench_intraday.py                   # 3 cold and 3 warm runs from 2024-06-25 14:00
     .venv/bin/python bench/bench_intraday.py --cold 5 --warm 0 --from 2024-06-25T20:00

@@ -178,7 +178,8 @@ class Formulation(ABC):
 
     @abstractmethod
     def build(self, block: Any) -> None:
-        """Add variables and constraints to ``block`` (a Pyomo Block owned by this formulation)."""
+        """Add variable and row families to ``block`` (an :class:`~flexopt.models.arrays.ArrayBlock` owned by this
+        formulation)."""
 
     @abstractmethod
     def power(self) -> PowerTerms:

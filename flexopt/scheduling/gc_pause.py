@@ -1,9 +1,10 @@
 """Python's cyclic garbage collector paused while a run builds and solves its model.
 
-A run allocates hundreds of thousands of objects that all stay alive until it ends (the Pyomo model and its
-expressions, the frames read back). Each time the collector runs it scans all of them for cycles it cannot free:
-with it on, building the combined pilots' model took about three times as long (docs/benchmarks.md). Reference
-counting still frees everything else at once; the collector resumes afterwards. Pyomo's own writers do the same.
+A run allocates many objects that all stay alive until it ends (the formulations' parameters and irregular rows,
+the frames read back; with the Pyomo-built model hundreds of thousands of components). Each time the collector
+runs it scans all of them for cycles it cannot free: with it on, building the combined pilots' Pyomo model took
+about three times as long (docs/benchmarks.md). Reference counting still frees everything else at once; the
+collector resumes afterwards.
 """
 
 from __future__ import annotations

@@ -21,5 +21,5 @@ class SolveOptions:
     highs_options: dict[str, Any] = field(default_factory=dict)  # passed to HiGHS as they are
     # solve independent parts (congestion points, sites without one) as separate models, gap budget shared
     decompose: bool = True
-    # write the whole model (LP or MPS by the file's extension, with Pyomo's names) before solving, for debugging
+    # write the whole model (LP or MPS by the file's extension, with its families' names) before solving, for debugging
     write_model: str | None = None

@@ -25,8 +25,8 @@ def kpis(out: Path) -> dict:
 
 def test_write_model_is_the_model_that_was_solved(tmp_path):
     """--write-model: the MPS file, read back by a fresh HiGHS and solved to optimality, has the run's optimum
-    (the run stops within its gap, so within that); the LP file names Pyomo's variables; an existing file is never
-    overwritten; kpis.json has the peak memory after every stage."""
+    (the run stops within its gap, so within that); the LP file names the model's variable families; an existing
+    file is never overwritten; kpis.json has the peak memory after every stage."""
     import highspy
 
     out, mps = tmp_path / "run", tmp_path / "model.mps"
