@@ -29,6 +29,7 @@ import pandas as pd
 from flexopt.config.loader import LoadedPortfolio
 from flexopt.data.inputs import Horizon, Inputs
 from flexopt.scheduling.grid import dso_windows
+from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.scheduling.problem import ScheduleResult, schedule
 from flexopt.solver.highs import relative_gap
 from flexopt.solver.options import SolveOptions
@@ -128,6 +129,9 @@ def schedule_on_cluster(loaded: LoadedPortfolio, inputs: Inputs, options: SolveO
     t_merge = time.perf_counter()
     merged = merge(results, parts, cluster, workers, t_merge - t0)
     merged.kpis["timings_s"]["merge"] = round(time.perf_counter() - t_merge, 4)
+    # this process's peak after the zones came back and were merged (build, solve and extract ran on the workers:
+    # the largest worker's peak is solver.components.worker_peak_rss_mb)
+    merged.kpis["peak_rss_mb"] = {"cluster": peak_rss_mb()}
     return merged
 
 

@@ -70,6 +70,8 @@ def test_local_cluster_gives_the_in_process_schedule(tmp_path, in_process):
     assert k["solver"]["mip_gap"] <= 0.005
     components = k["solver"]["components"]
     assert components["workers"] == 2 and components["zones"] >= 8
+    # memory: this process's peak after the merge and the largest worker's
+    assert set(k["peak_rss_mb"]) >= {"inputs", "cluster", "write"} and components["worker_peak_rss_mb"] > 0
     assert json.loads((out / "run.json").read_text())["options"]["cluster"] == "local:2"
     checked = run("check", PILOTS, out)
     assert checked.exit_code == 0, checked.output
