@@ -17,6 +17,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class ModelError(ValueError):
+    """A family that cannot be part of the model (a coefficient or a cost that is not a finite number): named, so
+    that the run fails with the family and the element instead of HiGHS ignoring the entry."""
+
+
+def _finite(name: str, what: str, values: np.ndarray) -> np.ndarray:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ModelError(f"{name}: {what} {values[bad[0]]} at element {int(bad[0])} is not a finite number "
+                         f"({bad.size} such); check the parameters and series of the assets of this type")
+    return values
+
+
 @dataclass(eq=False)
 class VarArray:
     """One family of columns (an indexed variable): ``cols[i]`` is the column of element ``i``."""
@@ -41,17 +54,21 @@ class RowArray:
         return np.arange(self.start, self.stop)
 
 
-def _as_bounds(values, missing: float, k: int) -> np.ndarray:
-    """Row or column bounds as floats: None (the whole argument or an element) and NaN mean ``missing``."""
+def _as_bounds(values, missing: float, k: int, name: str) -> np.ndarray:
+    """Row or column bounds as floats: None (the whole argument or an element) and +-inf mean none; NaN is an
+    error (a series or parameter that is not a number must not silently lift a bound)."""
     if values is None:
         return np.full(k, missing)
     if isinstance(values, np.ndarray) and values.dtype != object:
         out = values.astype(float, copy=True).ravel()
     else:
         out = np.array([missing if v is None else float(v) for v in values], dtype=float)
-    out[np.isnan(out)] = missing
     if out.size != k:
-        raise ValueError(f"{out.size} bounds for {k} elements")
+        raise ValueError(f"{name}: {out.size} bounds for {k} elements")
+    bad = np.flatnonzero(np.isnan(out))
+    if bad.size:
+        raise ModelError(f"{name}: a bound at element {int(bad[0])} is not a number ({bad.size} such); check the "
+                         "parameters and series of the assets of this type")
     return out
 
 
@@ -81,8 +98,8 @@ class ArrayModel:
         return ArrayBlock(self, name)
 
     def new_vars(self, name: str, lower, upper, integer: bool = False) -> VarArray:
-        lo = _as_bounds(lower, -np.inf, len(lower))
-        hi = _as_bounds(upper, np.inf, len(upper))
+        lo = _as_bounds(lower, -np.inf, len(lower), name)
+        hi = _as_bounds(upper, np.inf, len(upper), name)
         if lo.size != hi.size:
             raise ValueError(f"{name}: {lo.size} lower and {hi.size} upper bounds")
         var = VarArray(name, np.arange(self.n_cols, self.n_cols + lo.size, dtype=np.int64))
@@ -99,9 +116,9 @@ class ArrayModel:
         fam = RowArray(name, self.n_rows, self.n_rows + k)
         self._r.append(np.asarray(row, dtype=np.int64) + self.n_rows)
         self._c.append(np.asarray(col, dtype=np.int64))
-        self._v.append(np.asarray(coef, dtype=float))
-        self._row_lower.append(_as_bounds(lower, -np.inf, k))
-        self._row_upper.append(_as_bounds(upper, np.inf, k))
+        self._v.append(_finite(name, "coefficient", np.asarray(coef, dtype=float)))
+        self._row_lower.append(_as_bounds(lower, -np.inf, k, name))
+        self._row_upper.append(_as_bounds(upper, np.inf, k, name))
         self.n_rows += k
         self.row_families.append(fam)
         return fam
@@ -109,8 +126,8 @@ class ArrayModel:
     def add_cost(self, cols, coefs, constant: float = 0.0) -> None:
         """Objective terms ``sum(coefs * x[cols]) + constant`` (terms on one column add up)."""
         self._cost_cols.append(np.asarray(cols, dtype=np.int64))
-        self._cost_coefs.append(np.asarray(coefs, dtype=float))
-        self.offset += float(constant)
+        self._cost_coefs.append(_finite("objective", "cost", np.asarray(coefs, dtype=float)))
+        self.offset += float(_finite("objective", "constant", np.asarray([constant], dtype=float))[0])
 
     def arrays(self) -> dict:
         """The model in one piece: ``a_csc`` (scipy CSC, duplicates summed, zeros dropped), ``cost``, ``lower``,

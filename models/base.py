@@ -220,10 +220,9 @@ class Formulation(ABC):
 
 def add_var(block: Any, name: str, lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray,
             integer: bool = False) -> list[int]:
-    """One family of variables with per-element bounds (inf: none); returns their columns as a list (element
+    """One family of variables with per-element bounds (None or inf: none); returns their columns as a list (element
     ``i`` at position ``i``), which rows and cost terms name. The family is read back as ``block.<name>``."""
-    var = block.model.new_vars(block.qualified(name), np.asarray(lower, dtype=float), np.asarray(upper, dtype=float),
-                               integer)
+    var = block.model.new_vars(block.qualified(name), lower, upper, integer)
     block.add_component(name, var)
     return var.cols.tolist()
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from flexopt.config.loader import LoadedPortfolio
 from flexopt.data.inputs import Inputs
-from flexopt.models.arrays import ArrayModel
+from flexopt.models.arrays import ArrayModel, ModelError
 from flexopt.models.base import AssetItem, CostTerms, Formulation, ModelContext
 from flexopt.models.registry import formulation_for
 from flexopt.models.violations import Violation
@@ -27,7 +27,7 @@ from flexopt.scheduling.memory import peak_rss_mb
 from flexopt.scheduling.setpoints import device_setpoint
 from flexopt.solver.matrix import ModelMatrix
 from flexopt.solver.options import SolveOptions
-from flexopt.solver.solve import solve_model
+from flexopt.solver.solve import SolveError, solve_model
 
 __all__ = ["SCHEDULE_COLUMNS", "SITE_COLUMNS", "STATE_COLUMNS", "ScheduleResult", "schedule"]
 
@@ -80,23 +80,10 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
                        dumping_possible=_dumping_possible(pf, sites, points),
                        mode_binary=options.mode_binary, refill_price_eur_per_kwh=_refill_prices(pf, sites, horizon))
     groups = _group_assets(pf, initial_state or {})
-    m = ArrayModel()
-    forms: list[Formulation] = []
-    acc = SiteTerms.empty(len(sites), T)
-    cost = CostTerms()
-    for asset_type, items in groups.items():
-        form = formulation_for(asset_type)(items, ctx)
-        form.block = m.block(f"asset_{asset_type}")
-        form.build(form.block)
-        acc.add([site_index[it.site.id] for it in items], form.power())
-        cost.extend(form.cost())
-        forms.append(form)
-    grid = GridModel(horizon, sites, points, pf.penalties.limit_eur_per_kwh)
-    grid_block = m.block("grid")
-    grid.build(grid_block, acc)
-    cost.extend(grid.cost())
-    coefs, cols = cost.arrays()
-    m.add_cost(cols, coefs, cost.constant)
+    try:
+        m, forms, grid, grid_block = _state_model(pf, sites, points, ctx, groups, site_index, T)
+    except ModelError as exc:  # a parameter or series that is not a number reached the model
+        raise SolveError(f"the model cannot be stated: {exc}") from None
     build_s = time.perf_counter() - t0
     memory = {"build": peak_rss_mb()}
 
@@ -150,6 +137,29 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
     notes = [n for s in sites for n in s.notes] + grid.margin_notes(values)
     return ScheduleResult(schedule=schedule_df, sites=sites_df, violations=violations, kpis=kpis, notes=notes,
                           states=states_df)
+
+
+def _state_model(pf, sites, points, ctx: ModelContext, groups: dict[str, list[AssetItem]], site_index: dict[str, int],
+                 T: int) -> tuple[ArrayModel, list[Formulation], GridModel, object]:
+    """Every formulation's families, then the grid's, then the objective, in one array model."""
+    m = ArrayModel()
+    forms: list[Formulation] = []
+    acc = SiteTerms.empty(len(sites), T)
+    cost = CostTerms()
+    for asset_type, items in groups.items():
+        form = formulation_for(asset_type)(items, ctx)
+        form.block = m.block(f"asset_{asset_type}")
+        form.build(form.block)
+        acc.add([site_index[it.site.id] for it in items], form.power())
+        cost.extend(form.cost())
+        forms.append(form)
+    grid = GridModel(ctx.horizon, sites, points, pf.penalties.limit_eur_per_kwh)
+    grid_block = m.block("grid")
+    grid.build(grid_block, acc)
+    cost.extend(grid.cost())
+    coefs, cols = cost.arrays()
+    m.add_cost(cols, coefs, cost.constant)
+    return m, forms, grid, grid_block
 
 
 def model_matrix(m: ArrayModel, coupling: tuple = (), names: bool = False) -> ModelMatrix:

@@ -15,6 +15,8 @@ from typing import Any
 import highspy
 import numpy as np
 
+from flexopt.solver.highs import SolveError
+
 
 @dataclass(eq=False)
 class ModelMatrix:
@@ -122,7 +124,8 @@ def pass_model(h: highspy.Highs, a_csc: Any, cost: np.ndarray, lower: np.ndarray
                          np.ascontiguousarray(row_upper, dtype=float), a_csc.indptr.astype(np.int32),
                          a_csc.indices.astype(np.int32), np.ascontiguousarray(a_csc.data, dtype=float), kinds)
     if status == highspy.HighsStatus.kError:
-        raise ValueError("HiGHS refused the model (inconsistent bounds or matrix)")
+        raise SolveError("HiGHS refused the model (a coefficient, cost or bound it cannot take); rerun with "
+                         "--write-model FILE.lp to see it")
 
 
 def highs_lp(a_csc: Any, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray, row_lower: np.ndarray,

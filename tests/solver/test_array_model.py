@@ -11,9 +11,11 @@ import pytest
 
 from flexopt.config.loader import load_portfolio
 from flexopt.data.inputs import Horizon, Inputs
-from flexopt.models.arrays import ArrayModel
+from flexopt.models.arrays import ArrayModel, ModelError
 from flexopt.models.base import add_one_mode_rows, add_row_arrays, add_rows, add_var
 from flexopt.scheduling.problem import schedule
+from flexopt.solver.highs import SolveError
+from flexopt.solver.matrix import pass_model
 from flexopt.solver.options import SolveOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +63,33 @@ def test_bad_statements_are_refused():
         add_row_arrays(a, "bad", np.ones((2, 2)), np.zeros((2, 3), dtype=int), None, None)
     with pytest.raises(ValueError, match="bounds for"):
         add_rows(a, "short", [([1.0], [0]), ([1.0], [1])], [0.0], None)
+
+
+def test_numbers_that_are_not_numbers_are_refused_by_family():
+    """A NaN or infinite coefficient or cost, or a NaN bound, names its family and element (HiGHS would ignore a NaN
+    entry, and a NaN bound taken as none would lift a limit); None and inf bounds mean none."""
+    m = ArrayModel()
+    blk = m.block("asset_x")
+    x = add_var(blk, "p", [0, None], [np.inf, 1])
+    with pytest.raises(ModelError, match=r"asset_x.bad: coefficient nan at element 1"):
+        add_rows(blk, "bad", [([1.0, np.nan], [x[0], x[1]])], [0.0], None)
+    with pytest.raises(ModelError, match=r"asset_x.q: a bound at element 0 is not a number"):
+        add_var(blk, "q", [np.nan], [1.0])
+    with pytest.raises(ModelError, match=r"asset_x.rows: a bound at element 1"):
+        add_row_arrays(blk, "rows", np.ones((2, 1)), np.array([[x[0]], [x[1]]]), np.array([0.0, np.nan]), None)
+    with pytest.raises(ModelError, match="objective: cost inf"):
+        m.add_cost([x[0]], [np.inf])
+
+
+def test_a_model_highs_refuses_is_a_solve_error():
+    import highspy
+    from scipy.sparse import csc_matrix
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    with pytest.raises(SolveError, match="HiGHS refused the model"):
+        pass_model(h, csc_matrix(np.array([[np.inf, 1.0]])), np.ones(2), np.zeros(2), np.ones(2), np.zeros(1),
+                   np.ones(1))
 
 
 def test_one_mode_rows_are_two_rows_per_position():
