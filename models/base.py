@@ -100,13 +100,21 @@ class PowerTerms:
         self.coef.append(coef)
         self.var.append(var)
 
+    def add_many(self, entry: np.ndarray, t: np.ndarray, coef: float | np.ndarray,
+                 cols: Sequence[int] | np.ndarray) -> None:
+        """Terms at once: ``coef[i] * x[cols[i]]`` drawn by entry ``entry[i]`` in interval ``t[i]`` (``coef`` a
+        scalar or one per term)."""
+        cols = np.asarray(cols, dtype=np.int64).ravel()
+        entry, t = np.asarray(entry, dtype=np.int64).ravel(), np.asarray(t, dtype=np.int64).ravel()
+        if not entry.size == t.size == cols.size:
+            raise ValueError(f"power terms: {entry.size} entries, {t.size} intervals and {cols.size} columns")
+        self._chunks.append((entry, t, np.broadcast_to(np.asarray(coef, dtype=float), cols.shape).ravel(), cols))
+
     def add_grid(self, cols: Sequence[int] | np.ndarray, coef: float | np.ndarray) -> None:
-        """Terms for every entry and interval at once: ``cols`` (or its first J*T elements) holds one column per
-        (entry, interval), entry-major as :func:`add_var` numbers them; ``coef`` a scalar or per column."""
+        """Terms for every entry and interval at once: ``cols`` holds one column per (entry, interval),
+        entry-major as :func:`add_var` numbers them; ``coef`` a scalar or per column."""
         J, T = self.const_kw.shape
-        cols = np.asarray(cols, dtype=np.int64)[:J * T]
-        self._chunks.append((np.repeat(np.arange(J), T), np.tile(np.arange(T), J), np.broadcast_to(
-            np.asarray(coef, dtype=float), cols.shape).ravel(), cols))
+        self.add_many(np.repeat(np.arange(J), T), np.tile(np.arange(T), J), coef, cols)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(entry, interval, coefficient, column) of every term, as arrays."""
@@ -237,8 +245,7 @@ def add_rows(block: Any, name: str, rows: list[tuple[list[float], list[int]]],
     lengths = np.fromiter((len(c) for c, _ in rows), dtype=np.int64, count=len(rows))
     coef = np.fromiter(chain.from_iterable(c for c, _ in rows), dtype=float, count=int(lengths.sum()))
     col = np.fromiter(chain.from_iterable(v for _, v in rows), dtype=np.int64, count=int(lengths.sum()))
-    row = np.repeat(np.arange(len(rows)), lengths)
-    block.add_component(name, block.model.new_rows(block.qualified(name), row, col, coef, len(rows), lower, upper))
+    add_row_triplets(block, name, np.repeat(np.arange(len(rows)), lengths), col, coef, len(rows), lower, upper)
 
 
 def add_row_triplets(block: Any, name: str, row: np.ndarray, col: np.ndarray, coef: np.ndarray, k: int,
@@ -260,11 +267,7 @@ def add_row_arrays(block: Any, name: str, coefs: np.ndarray, cols: np.ndarray,
     if coefs.shape != cols.shape or coefs.ndim != 2:
         raise ValueError(f"{name}: coefficients {coefs.shape} and columns {cols.shape} must be (rows, terms)")
     k, w = coefs.shape
-    if k == 0:
-        return
-    row = np.repeat(np.arange(k), w)
-    block.add_component(name, block.model.new_rows(block.qualified(name), row, cols.ravel(), coefs.ravel(), k,
-                                                   lower, upper))
+    add_row_triplets(block, name, np.repeat(np.arange(k), w), cols.ravel(), coefs.ravel(), k, lower, upper)
 
 
 def add_one_mode_rows(block: Any, name: str, first: Sequence[Any], second: Sequence[Any], binary: Sequence[Any],

@@ -267,12 +267,10 @@ class EvChargerFormulation(Formulation):
         if not self.visits:
             return p
         entry = np.concatenate([np.full(v.idx.size, v.entry) for v in self.visits])
-        t = np.concatenate([v.idx for v in self.visits]).astype(np.int64)
+        t = np.concatenate([v.idx for v in self.visits])
         v2g = np.concatenate([np.full(v.idx.size, v.discharge_kw > 0) for v in self.visits])
-        p.entry += entry.tolist() + entry[v2g].tolist()
-        p.t += t.tolist() + t[v2g].tolist()
-        p.coef += [1.0] * entry.size + [-1.0] * int(v2g.sum())
-        p.var += list(self.c) + np.asarray(self.d)[v2g].tolist()
+        p.add_many(entry, t, 1.0, self.c)
+        p.add_many(entry[v2g], t[v2g], -1.0, np.asarray(self.d)[v2g])
         return p
 
     def cost(self) -> CostTerms:

@@ -81,7 +81,7 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
                        mode_binary=options.mode_binary, refill_price_eur_per_kwh=_refill_prices(pf, sites, horizon))
     groups = _group_assets(pf, initial_state or {})
     try:
-        m, forms, grid, grid_block = _state_model(pf, sites, points, ctx, groups, site_index, T)
+        m, forms, grid = _state_model(pf, sites, points, ctx, groups, site_index, T)
     except ModelError as exc:  # a parameter or series that is not a number reached the model
         raise SolveError(f"the model cannot be stated: {exc}") from None
     build_s = time.perf_counter() - t0
@@ -92,7 +92,7 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
         return [pair for form in forms for pair in form.round_integers(values)]
 
     t_matrix = time.perf_counter()
-    matrix = model_matrix(m, coupling=(getattr(grid_block, "balance", None),), names=options.write_model is not None)
+    matrix = model_matrix(m, coupling=(getattr(grid.block, "balance", None),), names=options.write_model is not None)
     matrix_s = time.perf_counter() - t_matrix
     out = solve_model(matrix, options, rounder)
     out.translate_s += matrix_s  # the matrix in one piece, then in HiGHS
@@ -140,7 +140,7 @@ def _schedule(loaded: LoadedPortfolio, inputs: Inputs, options: SolveOptions | N
 
 
 def _state_model(pf, sites, points, ctx: ModelContext, groups: dict[str, list[AssetItem]], site_index: dict[str, int],
-                 T: int) -> tuple[ArrayModel, list[Formulation], GridModel, object]:
+                 T: int) -> tuple[ArrayModel, list[Formulation], GridModel]:
     """Every formulation's families, then the grid's, then the objective, in one array model."""
     m = ArrayModel()
     forms: list[Formulation] = []
@@ -154,12 +154,11 @@ def _state_model(pf, sites, points, ctx: ModelContext, groups: dict[str, list[As
         cost.extend(form.cost())
         forms.append(form)
     grid = GridModel(ctx.horizon, sites, points, pf.penalties.limit_eur_per_kwh)
-    grid_block = m.block("grid")
-    grid.build(grid_block, acc)
+    grid.build(m.block("grid"), acc)
     cost.extend(grid.cost())
     coefs, cols = cost.arrays()
     m.add_cost(cols, coefs, cost.constant)
-    return m, forms, grid, grid_block
+    return m, forms, grid
 
 
 def model_matrix(m: ArrayModel, coupling: tuple = (), names: bool = False) -> ModelMatrix:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from flexopt.solver.matrix import ModelMatrix, highs_lp, integer_blocks
+from flexopt.solver.matrix import ModelMatrix, integer_blocks, pass_model
 
 SUB_REL_GAP = 1e-4
 SUB_TIME_LIMIT_S = 10.0
@@ -43,10 +43,9 @@ class LagrangianResult:
     mips: int = 0  # of those, the ones whose LP was fractional (solved as MIPs)
 
 
-def _highs(lp: highspy.HighsLp, time_limit_s: float) -> highspy.Highs:
+def _highs(time_limit_s: float) -> highspy.Highs:
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.passModel(lp)
     h.setOptionValue("mip_rel_gap", SUB_REL_GAP)
     h.setOptionValue("mip_abs_gap", 1e-7)
     h.setOptionValue("time_limit", max(time_limit_s, 1e-3))
@@ -80,13 +79,11 @@ def lagrangian(model: ModelMatrix, row_dual: np.ndarray, deadline: float | None 
         left = SUB_TIME_LIMIT_S if deadline is None else min(SUB_TIME_LIMIT_S, deadline - time.perf_counter())
         if left <= 0:
             return None
-        lp = highs_lp(a_k_csr[rows][:, cols].tocsc(), priced[cols], model.lower[cols], model.upper[cols],
-                      model.row_lower[keep[rows]], model.row_upper[keep[rows]],
-                      model.integrality[cols] if has_int else None)
-        h = _highs(lp, left if has_int else np.inf)
+        h = _highs(left if has_int else np.inf)
+        # the LP first (see the module docstring); its integers are marked only when it leaves them fractional
+        pass_model(h, a_k_csr[rows][:, cols].tocsc(), priced[cols], model.lower[cols], model.upper[cols],
+                   model.row_lower[keep[rows]], model.row_upper[keep[rows]])
         ints = np.flatnonzero(model.integrality[cols]).astype(np.int32) if has_int else np.zeros(0, np.int32)
-        if ints.size:  # the LP first (see the module docstring)
-            h.changeColsIntegrality(ints.size, ints, np.full(ints.size, highspy.HighsVarType.kContinuous))
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
