@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexopt.forecasts.api import backtest_series, forecast_series
+from flexopt.forecasts.api import BACKTEST_DAYS, backtest_series, forecast_series
 from flexopt.forecasts.hygiene import clean_history
 from flexopt.forecasts.metrics import coverage, error_metrics
 from flexopt.forecasts.timefeatures import shift_local
@@ -73,7 +73,8 @@ def household_load_evaluation(path: str | Path, start: str = "2025-01-30", end: 
 
 
 def choice_study(history: pd.Series, kind: str, periods: dict[str, tuple[str, str]], local_tz: str = "UTC",
-                 train_days: int = 28, backtest_days: int = 14, models: list[str] | None = None) -> pd.DataFrame:
+                 train_days: int = 28, backtest_days: int | None = None,
+                 models: list[str] | None = None) -> pd.DataFrame:
     """Does the combination lose against single models? Per period: MAE of the best naive baseline, of the best
     single model in hindsight, of the single model the backtest would pick, and of the combination.
 
@@ -84,6 +85,7 @@ def choice_study(history: pd.Series, kind: str, periods: dict[str, tuple[str, st
     from flexopt.forecasts.ensemble import members
     from flexopt.forecasts.selection import candidate_models, metrics_columns_for, run_windows
 
+    backtest_days = BACKTEST_DAYS[kind] if backtest_days is None else backtest_days
     first = min(pd.Timestamp(a) for a, _ in periods.values()) - pd.Timedelta(days=backtest_days)
     last = max(pd.Timestamp(b) for _, b in periods.values())
     data, windows, origins = day_windows(history, kind, local_tz, first, last, train_days)
