@@ -86,7 +86,7 @@ def forecast_series(
     if late.any():
         notes.append(f"{int(late.sum())} history points at or after the forecast start were ignored")
         history = history[~late]
-    keep_days = train_days + backtest_days + LAG_DAYS + 1
+    keep_days = 2 * train_days + backtest_days + LAG_DAYS + 1  # profile_median_reg_long: twice the window
     history = history[history.index >= index[0] - pd.Timedelta(days=keep_days)]
     cleaned, report = clean_history(history, step, local_tz, kind=kind, until=index[0])
     notes += report.messages()

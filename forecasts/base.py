@@ -51,19 +51,27 @@ def profile(data: SeriesData, column: str, rows: np.ndarray, fallback: float) ->
     return values
 
 
-def filled(data: SeriesData, column: str) -> np.ndarray:
+def filled(data: SeriesData, name: str) -> np.ndarray:
     """A lagged feature on the whole grid with gaps filled from the 4-week then the 7-day mean (computed once
     per series: every backtest origin slices the same array)."""
-    cache = data.features.attrs.setdefault("filled", {})
-    if column not in cache:
-        values = data.features[column].to_numpy(dtype=float).copy()
+    key = ("filled", name)
+    if key not in data.cache:
+        values = column(data, name).copy()
         for backup in ("mean_4w", "mean_7d"):
             missing = ~np.isfinite(values)
             if not missing.any():
                 break
-            values[missing] = data.features[backup].to_numpy()[missing]
-        cache[column] = values
-    return cache[column]
+            values[missing] = column(data, backup)[missing]
+        data.cache[key] = values
+    return data.cache[key]
+
+
+def column(data: SeriesData, name: str) -> np.ndarray:
+    """A feature as a float array on the whole grid, made once per series (a pandas column lookup per backtest
+    origin and model cost more than the median regressions' arithmetic)."""
+    if name not in data.cache:
+        data.cache[name] = data.features[name].to_numpy(dtype=float)
+    return data.cache[name]
 
 
 def level(data: SeriesData, window: Window) -> float:

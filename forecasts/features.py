@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ class SeriesData:
     tz: str
     kind: str
     lead_days: int
+    cache: dict = field(default_factory=dict, repr=False)  # feature arrays, see forecasts.base.column
 
     @property
     def steps_per_day(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flexopt.forecasts.base import Model, Prediction, Window, train_rows
+from flexopt.forecasts.base import Model, Prediction, Window, column, train_rows
 from flexopt.forecasts.features import SeriesData
 from flexopt.forecasts.regression import design, fit_linear, informative
 
@@ -16,7 +16,7 @@ NIGHT_SHARE = 0.01
 
 def night_mask(data: SeriesData, rows: np.ndarray) -> np.ndarray:
     """Rows at which the recent history never produced: forced to 0 (unknown history is not night)."""
-    env = data.features["envelope"].to_numpy()[rows]
+    env = column(data, "envelope")[rows]
     peak = np.nanmax(env) if np.isfinite(env).any() else 0.0
     return np.isfinite(env) & (env <= NIGHT_SHARE * peak)
 
@@ -34,8 +34,8 @@ class PvClearSky(Model):
     kinds = ("pv",)
 
     def _shape(self, data: SeriesData, rows: np.ndarray) -> np.ndarray:
-        env = np.nan_to_num(data.features["envelope"].to_numpy()[rows], nan=0.0)
-        recent = np.nan_to_num(data.features["mean_3d"].to_numpy()[rows], nan=0.0)
+        env = np.nan_to_num(column(data, "envelope")[rows], nan=0.0)
+        recent = np.nan_to_num(column(data, "mean_3d")[rows], nan=0.0)
         frame = pd.DataFrame({"day": local_day_key(data, rows), "env": env, "recent": recent})
         sums = frame.groupby("day")[["env", "recent"]].transform("sum")
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,7 +78,7 @@ class ExternalForecast(Model):
     kinds = ("pv",)
 
     def predict(self, data: SeriesData, window: Window) -> Prediction:
-        external = data.features["external"].to_numpy()
+        external = column(data, "external")
         rows = train_rows(data, window)
         fitted = np.clip(np.nan_to_num(external[rows], nan=0.0), 0.0, None)
         point = np.clip(np.nan_to_num(external[window.target], nan=0.0), 0.0, None)
@@ -98,7 +98,7 @@ class PvRecentMean(Model):
 
     def predict(self, data: SeriesData, window: Window) -> Prediction:
         rows = train_rows(data, window)
-        values = data.features[self.column].to_numpy()
+        values = column(data, self.column)
         return Prediction(np.nan_to_num(values[window.target], nan=0.0), data.y[rows] - np.nan_to_num(values[rows]))
 
 
@@ -115,8 +115,8 @@ class PvPersistenceBlend(Model):
         rows = train_rows(data, window)
 
         def blend(at: np.ndarray) -> np.ndarray:
-            recent = np.nan_to_num(data.features["mean_7d"].to_numpy()[at], nan=0.0)
-            yesterday = data.features["lag_day"].to_numpy()[at]
+            recent = np.nan_to_num(column(data, "mean_7d")[at], nan=0.0)
+            yesterday = column(data, "lag_day")[at]
             return 0.5 * np.where(np.isfinite(yesterday), yesterday, recent) + 0.5 * recent
 
         return Prediction(blend(window.target), data.y[rows] - blend(rows))
@@ -139,11 +139,11 @@ class PvWeather(Model):
         self.needs = (regressor,)
 
     def _design(self, data: SeriesData, rows: np.ndarray, peak: float) -> np.ndarray:
-        env = np.nan_to_num(data.features["envelope"].to_numpy()[rows], nan=0.0)
+        env = np.nan_to_num(column(data, "envelope")[rows], nan=0.0)
         if self.needs[0] == "irradiance":
-            irr = np.nan_to_num(data.features["irradiance"].to_numpy()[rows], nan=0.0) / 1000.0
+            irr = np.nan_to_num(column(data, "irradiance")[rows], nan=0.0) / 1000.0
             return np.column_stack([np.ones(len(rows)), irr, irr * env / max(peak, 1e-9), env])
-        cover = np.nan_to_num(data.features["cloud_cover"].to_numpy()[rows], nan=50.0) / 100.0
+        cover = np.nan_to_num(column(data, "cloud_cover")[rows], nan=50.0) / 100.0
         return np.column_stack([np.ones(len(rows)), env * (1.0 - 0.75 * cover**3.4), env])
 
     def predict(self, data: SeriesData, window: Window) -> Prediction:
@@ -152,7 +152,7 @@ class PvWeather(Model):
         point = np.zeros(len(window.target))
         if len(rows) < 10:
             return Prediction(point, np.array([]))
-        peak = float(np.nanmax(data.features["envelope"].to_numpy()[rows], initial=0.0))
+        peak = float(np.nanmax(column(data, "envelope")[rows], initial=0.0))
         x = self._design(data, rows, peak)
         keep = informative(x)
         params = fit_linear(x[:, keep], data.y[rows], "median")

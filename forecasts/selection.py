@@ -35,6 +35,7 @@ def all_models() -> list[Model]:
     return [
         *naive_models(),
         ProfileRegression("profile_median_reg", "median"),
+        ProfileRegression("profile_median_reg_long", "median", window_factor=2),
         ProfileRegression("profile_ols_reg", "ols"),
         FourierAR("fourier_ar2", ar=2),
         KernelMedian(),
