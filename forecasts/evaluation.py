@@ -74,21 +74,22 @@ def household_load_evaluation(path: str | Path, start: str = "2025-01-30", end: 
 
 def choice_study(history: pd.Series, kind: str, periods: dict[str, tuple[str, str]], local_tz: str = "UTC",
                  train_days: int = 28, backtest_days: int | None = None,
-                 models: list[str] | None = None) -> pd.DataFrame:
+                 models: list[str] | None = None, exog_history: pd.DataFrame | None = None) -> pd.DataFrame:
     """Does the combination lose against single models? Per period: MAE of the best naive baseline, of the best
     single model in hindsight, of the single model the backtest would pick, and of the combination.
 
     Every candidate forecasts every day once (day-ahead from local midnight, ``train_days`` of training); the
     choice at each day uses only the ``backtest_days`` days before it, by the same rule as ``forecast_series``
-    (:func:`flexopt.forecasts.ensemble.members`), so the figures are out of sample.
+    (:func:`flexopt.forecasts.ensemble.choose`), so the figures are out of sample. ``exog_history``: regressors over
+    the whole span (weather as it was forecast for each day), as for :func:`backtest_series`.
     """
-    from flexopt.forecasts.ensemble import members
+    from flexopt.forecasts.ensemble import choose, members
     from flexopt.forecasts.selection import candidate_models, metrics_columns_for, run_windows
 
     backtest_days = BACKTEST_DAYS[kind] if backtest_days is None else backtest_days
     first = min(pd.Timestamp(a) for a, _ in periods.values()) - pd.Timedelta(days=backtest_days)
     last = max(pd.Timestamp(b) for _, b in periods.values())
-    data, windows, origins = day_windows(history, kind, local_tz, first, last, train_days)
+    data, windows, origins = day_windows(history, kind, local_tz, first, last, train_days, exog_history)
     pool = candidate_models(kind, models, features=data.features)
     runs = {k: r for k, r in run_windows(data, pool, windows).items() if r.error is None and r.rows}
     actual = [data.y[w.target] for w in windows]
@@ -107,7 +108,8 @@ def choice_study(history: pd.Series, kind: str, periods: dict[str, tuple[str, st
                      "mae": float(np.nanmean(np.concatenate(e[i - backtest_days : i])))} for n, e in errors.items()]
             table = metrics_columns_for(past)
             best_one = members(table, size=1)
-            choice = members(table)
+            past_forecasts = {n: np.concatenate(runs[n].forecasts[i - backtest_days : i]) for n in runs}
+            choice, _ = choose(table, np.concatenate(actual[i - backtest_days : i]), past_forecasts)
             forecasts = {n: runs[n].forecasts[i] for n in choice.weights}
             picked.append(errors[best_one.name][i])
             combined.append(np.abs(choice.combine(forecasts) - actual[i]))
@@ -120,15 +122,19 @@ def choice_study(history: pd.Series, kind: str, periods: dict[str, tuple[str, st
 
 
 def day_windows(history: pd.Series, kind: str, local_tz: str, first: pd.Timestamp, last: pd.Timestamp,
-                train_days: int):
+                train_days: int, exog_history: pd.DataFrame | None = None):
     """The cleaned series with its features, and one day-ahead window per local midnight from first to last."""
+    from flexopt.forecasts import regressors
     from flexopt.forecasts.base import Window
     from flexopt.forecasts.features import SeriesData, build_features
 
     step = _step(history)
     cleaned, _ = clean_history(history, step, local_tz, kind=kind)
     y = cleaned.to_numpy()
-    data = SeriesData(cleaned.index, y, build_features(cleaned.index, y, local_tz, 1, kind), step, local_tz, kind, 1)
+    grid = cleaned.index
+    exog = regressors.on_grid(regressors.join(exog_history, None), grid, len(grid), np.array([], dtype=int),
+                              local_tz, None, len(grid), [])
+    data = SeriesData(grid, y, build_features(grid, y, local_tz, 1, kind, exog), step, local_tz, kind, 1)
     windows, origins = [], []
     for origin in pd.date_range(first.tz_localize(local_tz) if first.tz is None else first,
                                 last.tz_localize(local_tz) if last.tz is None else last, freq="D"):
