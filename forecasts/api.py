@@ -14,10 +14,20 @@ from flexopt.forecasts.ensemble import Choice, choose
 from flexopt.forecasts.features import SeriesData, build_features
 from flexopt.forecasts.hygiene import HygieneReport, clean_history, infer_step
 from flexopt.forecasts.intervals import residual_offsets
-from flexopt.forecasts.selection import METRIC_COLUMNS, candidate_models, metrics_table, postprocess, run_windows
+from flexopt.forecasts.selection import (
+    METRIC_COLUMNS,
+    all_models,
+    candidate_models,
+    metrics_table,
+    postprocess,
+    run_windows,
+)
 from flexopt.forecasts.timefeatures import local_day_fraction, require_utc_index, shift_local
 
-DEFAULT_MODEL = {"load": "profile_median_reg", "pv": "pv_clearsky_scaled"}
+DEFAULT_MODEL = {"load": "profile_median_reg", "pv": "pv_daytime_regression"}
+SHORT_HISTORY_MODELS = {"load": ("naive_mean_4w", "naive_yesterday"),
+                        "pv": ("pv_yesterday_7d_blend", "naive_yesterday")}
+"""Without model choice and with too little history for the default: the first of these the history allows."""
 LAG_DAYS = 35  # the longest same-time lag (4 weeks after a lead of up to a week)
 MIN_BACKTEST_WINDOWS = 3
 BACKTEST_DAYS = {"load": 14, "pv": 28}
@@ -295,17 +305,17 @@ def _choose(data: SeriesData, runs: dict, table: pd.DataFrame):
 
 
 def _find(pool: list[Model], name: str) -> Model:
-    return next(m for m in pool + candidate_models("load") + candidate_models("pv") if m.name == name)
+    return next(m for m in pool + all_models() if m.name == name)
 
 
 def _default(data: SeriesData, pool: list[Model], cutoff: int, notes: list[str]) -> str | None:
-    """Without selection: the kind's default model, or the longest naive lag the history allows."""
+    """Without selection: the kind's default model, or the first short-history model the history allows."""
     days = _history_days(data, cutoff)
     wanted = pool[0] if len(pool) == 1 else next((m for m in pool if m.name == DEFAULT_MODEL[data.kind]), None)
     if wanted is not None and wanted.min_days <= days:
         return wanted.name
-    for name, need in (("naive_mean_4w", 7.0), ("naive_yesterday", 1.0)):
-        if days >= need:
+    for name in SHORT_HISTORY_MODELS[data.kind]:
+        if days >= _find(pool, name).min_days:
             if wanted is not None:
                 notes.append(f"history of {days:.1f} days too short for {wanted.name} "
                              f"(needs {wanted.min_days:g}); using {name}")
