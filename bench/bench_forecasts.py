@@ -201,7 +201,7 @@ def main() -> None:
     points = len(next(iter(histories.values())))
     print(f"series: {len(results)}, history points each: {points} (15 min, {args.weeks} weeks), "
           f"forecast points: {len(index)}, processes: {args.jobs}, cpu count: {os.cpu_count()}")
-    print(f"fit + 14-origin backtest, combination + forecast: {elapsed:.1f} s total, "
+    print(f"fit + backtest (14 origins), combination + forecast: {elapsed:.1f} s total, "
           f"{1000 * elapsed / len(results):.0f} ms per series")
     print("models chosen: " + ", ".join(f"{k} {v}" for k, v in chosen.most_common()))
     print(f"bar: < 60 s -> {'PASS' if elapsed < 60 else 'FAIL'}")
