@@ -14,6 +14,7 @@ BENCHES = [
     ["bench_intraday.py"],
     ["bench_forecasts.py"],
     ["bench_forecasts.py", "--household", str(ROOT / "examples" / "data" / "household_fr_2024_30min.csv")],
+    ["bench_forecast_blocks.py"],
     ["bench_ocpp_load.py"],
     ["bench_uftp_offer.py"],
 ]
