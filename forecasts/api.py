@@ -14,6 +14,7 @@ from flexopt.forecasts.ensemble import Choice, choose
 from flexopt.forecasts.features import SeriesData, build_features
 from flexopt.forecasts.hygiene import HygieneReport, clean_history, infer_step
 from flexopt.forecasts.intervals import residual_offsets
+from flexopt.forecasts.regression import LONG_WINDOW_FACTOR
 from flexopt.forecasts.selection import (
     METRIC_COLUMNS,
     all_models,
@@ -96,7 +97,7 @@ def forecast_series(
     if late.any():
         notes.append(f"{int(late.sum())} history points at or after the forecast start were ignored")
         history = history[~late]
-    keep_days = 2 * train_days + backtest_days + LAG_DAYS + 1  # profile_median_reg_long: twice the window
+    keep_days = LONG_WINDOW_FACTOR * train_days + backtest_days + LAG_DAYS + 1
     history = history[history.index >= index[0] - pd.Timedelta(days=keep_days)]
     cleaned, report = clean_history(history, step, local_tz, kind=kind, until=index[0])
     notes += report.messages()
@@ -134,14 +135,9 @@ def backtest_series(
     require_utc_index(origins, "origins")
     require_utc_index(history.index, "history")
     step = infer_step(history.index) or pd.Timedelta(hours=1)
-    cleaned, _ = clean_history(history, step, local_tz, kind=kind)
     has_external = exog_history is not None and "pv_forecast_kw" in exog_history
-    grid, notes = cleaned.index, []
-    exog = regressors.on_grid(regressors.join(exog_history, None), grid, len(grid), np.array([], dtype=int),
-                              local_tz, country, len(grid), notes, keep_partial=("pv_forecast_kw",))
-    y = cleaned.to_numpy()
-    features = build_features(cleaned.index, y, local_tz, 1, kind, exog)
-    data = SeriesData(cleaned.index, y, features, step, local_tz, kind, 1)
+    data = day_ahead_data(history, step, kind, local_tz, exog_history, country)
+    features = data.features
     windows = []
     for origin in origins.sort_values():
         end = shift_local(pd.DatetimeIndex([origin]), -1, local_tz)[0]
@@ -155,6 +151,17 @@ def backtest_series(
     days = _history_days(data, windows[0].cutoff)
     pool = [m for m in pool if m.min_days <= days]
     return metrics_table(data, run_windows(data, pool, windows), len(windows))
+
+
+def day_ahead_data(history: pd.Series, step: pd.Timedelta, kind: str, local_tz: str,
+                   exog_history: pd.DataFrame | None = None, country: str | None = None) -> SeriesData:
+    """A whole history cleaned, with its regressors (over the whole span) and day-ahead features, for backtests
+    that slice it per origin (:func:`backtest_series`, :func:`flexopt.forecasts.evaluation.choice_study`)."""
+    cleaned, _ = clean_history(history, step, local_tz, kind=kind)
+    grid, y = cleaned.index, cleaned.to_numpy()
+    exog = regressors.on_grid(regressors.join(exog_history, None), grid, len(grid), np.array([], dtype=int),
+                              local_tz, country, len(grid), [], keep_partial=("pv_forecast_kw",))
+    return SeriesData(grid, y, build_features(grid, y, local_tz, 1, kind, exog), step, local_tz, kind, 1)
 
 
 def _check_index(index: pd.DatetimeIndex, kind: str) -> pd.DatetimeIndex:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexopt.forecasts.api import BACKTEST_DAYS, backtest_series, forecast_series
+from flexopt.forecasts.api import BACKTEST_DAYS, backtest_series, day_ahead_data, forecast_series
 from flexopt.forecasts.hygiene import clean_history
 from flexopt.forecasts.metrics import coverage, error_metrics
 from flexopt.forecasts.timefeatures import shift_local
@@ -124,17 +124,9 @@ def choice_study(history: pd.Series, kind: str, periods: dict[str, tuple[str, st
 def day_windows(history: pd.Series, kind: str, local_tz: str, first: pd.Timestamp, last: pd.Timestamp,
                 train_days: int, exog_history: pd.DataFrame | None = None):
     """The cleaned series with its features, and one day-ahead window per local midnight from first to last."""
-    from flexopt.forecasts import regressors
     from flexopt.forecasts.base import Window
-    from flexopt.forecasts.features import SeriesData, build_features
 
-    step = _step(history)
-    cleaned, _ = clean_history(history, step, local_tz, kind=kind)
-    y = cleaned.to_numpy()
-    grid = cleaned.index
-    exog = regressors.on_grid(regressors.join(exog_history, None), grid, len(grid), np.array([], dtype=int),
-                              local_tz, None, len(grid), [])
-    data = SeriesData(grid, y, build_features(grid, y, local_tz, 1, kind, exog), step, local_tz, kind, 1)
+    data = day_ahead_data(history, _step(history), kind, local_tz, exog_history)
     windows, origins = [], []
     for origin in pd.date_range(first.tz_localize(local_tz) if first.tz is None else first,
                                 last.tz_localize(local_tz) if last.tz is None else last, freq="D"):

@@ -21,6 +21,8 @@ CALENDAR = ("weekend", "day_sin1", "day_cos1", "day_sin2", "day_cos2")
 EXOG = ("temperature_c", "heating_deg", "cooling_deg", "heating_deg_24h", "holiday")
 FOURIER = ("day_sin1", "day_cos1", "day_sin2", "day_cos2", "day_sin3", "day_cos3")
 WEEKLY = ("week_sin1", "week_cos1", "week_sin2", "week_cos2", "weekend")
+LONG_WINDOW_FACTOR = 2
+"""``profile_median_reg_long`` fits on this many training windows (a forecast keeps that much history)."""
 QUANTREG_ITERATIONS = 15
 """IRLS steps of the median regressions (statsmodels stops earlier when the fit converges). A household's fit
 rarely converges to 1e-4; out of sample 12 steps forecast as well as 30 (within 0.2 points against the best naive

@@ -24,7 +24,7 @@ from flexopt.forecasts.pv import (
     PvRegression,
     PvWeather,
 )
-from flexopt.forecasts.regression import FourierAR, ProfileRegression
+from flexopt.forecasts.regression import LONG_WINDOW_FACTOR, FourierAR, ProfileRegression
 from flexopt.forecasts.smoothing import HoltWinters
 
 METRIC_COLUMNS = ["model", "family", "n", "n_origins", "mae", "rmse", "wape", "bias"]
@@ -35,7 +35,7 @@ def all_models() -> list[Model]:
     return [
         *naive_models(),
         ProfileRegression("profile_median_reg", "median"),
-        ProfileRegression("profile_median_reg_long", "median", window_factor=2),
+        ProfileRegression("profile_median_reg_long", "median", window_factor=LONG_WINDOW_FACTOR),
         ProfileRegression("profile_ols_reg", "ols"),
         FourierAR("fourier_ar2", ar=2),
         KernelMedian(),
